@@ -1,0 +1,118 @@
+"""TruthNet: tell real face videos from deepfakes (MobileNetV2 + LSTM, after the TruthNet paper).
+
+Quick start::
+
+    import truthnet
+    det = truthnet.load_detector("model.keras")
+    verdict = det.score_video("clip.mp4")
+    print(verdict.label, verdict.score, verdict.status)
+
+Importing this package is cheap: TensorFlow, Keras and Textual are imported only by the code
+that needs them.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from .config import PipelineConfig, list_presets
+from .errors import (
+    ConfigError,
+    DatasetError,
+    DecodeError,
+    EmptyFileError,
+    ModelError,
+    NoFaceError,
+    NotAVideoError,
+    PluginError,
+    TooFewFramesError,
+    TruthnetError,
+    UnknownNameError,
+    UnreadableFileError,
+    UnsafeModelError,
+    VideoError,
+)
+
+__version__ = "0.1.0"
+
+# FFmpeg prints "moov atom not found" and the like to stderr for every broken file; TruthNet
+# reports those files itself with a status and reason.  Must be set before cv2 is imported.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
+# name -> module that defines it; resolved on first attribute access (PEP 562)
+_LAZY = {
+    "Detector": "detector",
+    "Verdict": "detector",
+    "load_detector": "detector",
+    "new_detector": "detector",
+    "FacePipeline": "pipeline",
+    "FaceSequence": "pipeline",
+    "VideoInfo": "video",
+    "probe": "video",
+    "read_frames": "video",
+    "Face": "faces",
+    "build_model": "model",
+    "save_model": "model",
+    "load_model": "model",
+    "create_sampler": "plugins",
+    "create_face_detector": "plugins",
+    "create_backbone": "plugins",
+    "list_samplers": "plugins",
+    "list_face_detectors": "plugins",
+    "list_backbones": "plugins",
+    "hookimpl": "plugins",
+}
+
+__all__ = [
+    "__version__",
+    "PipelineConfig",
+    "list_presets",
+    "ConfigError",
+    "DatasetError",
+    "DecodeError",
+    "EmptyFileError",
+    "ModelError",
+    "NoFaceError",
+    "NotAVideoError",
+    "PluginError",
+    "TooFewFramesError",
+    "TruthnetError",
+    "UnknownNameError",
+    "UnreadableFileError",
+    "UnsafeModelError",
+    "VideoError",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'truthnet' has no attribute {name!r}")
+    value = getattr(import_module(f".{mod}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .detector import Detector, Verdict, load_detector, new_detector  # noqa: F401
+    from .faces import Face  # noqa: F401
+    from .model import build_model, load_model, save_model  # noqa: F401
+    from .pipeline import FacePipeline, FaceSequence  # noqa: F401
+    from .plugins import (  # noqa: F401
+        create_backbone,
+        create_face_detector,
+        create_sampler,
+        hookimpl,
+        list_backbones,
+        list_face_detectors,
+        list_samplers,
+    )
+    from .video import VideoInfo, probe, read_frames  # noqa: F401

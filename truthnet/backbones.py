@@ -1,0 +1,50 @@
+"""The backbone contract: what a frame CNN must tell the pipeline and the model builder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ModelError
+
+
+@dataclass
+class Backbone:
+    """A frame CNN.
+
+    * ``input_size``: the side it was designed for (the pipeline's ``image_size`` may differ);
+    * ``feature_dim``: channels of its last feature map (= embedding size after pooling);
+    * ``pooling``: ``"avg"`` (GlobalAveragePooling2D, the paper) or ``"max"``;
+    * ``preprocess``: its own input preprocessing, from float pixels in [0, 255];
+    * ``builder(input_size, weights)``: a Keras model ``(H, W, 3) -> (h, w, feature_dim)``.
+      ``weights`` is ``"imagenet"``, ``None`` (random init) or a path to a weights file.
+    """
+
+    name: str
+    input_size: int
+    feature_dim: int
+    builder: Callable[[int, str | None], object]
+    preprocess: Callable[[np.ndarray], np.ndarray]
+    pooling: str = "avg"
+    pretrained: tuple[str, ...] = ()  # weight names this backbone can load, e.g. ("imagenet",)
+
+    def build(self, input_size: int | None = None, weights: str | None = None):
+        size = int(input_size or self.input_size)
+        if weights not in (None, *self.pretrained) and not os.path.exists(str(weights)):
+            known = ", ".join(["None", *self.pretrained, "a path to a weights file"])
+            raise ModelError(f"backbone {self.name!r}: unknown weights {weights!r}; expected {known}")
+        try:
+            return self.builder(size, weights)
+        except ModelError:
+            raise
+        except Exception as exc:
+            msg = str(exc)
+            if weights == "imagenet" and ("URL fetch failure" in msg or "download" in msg.lower()):
+                raise ModelError(
+                    f"backbone {self.name!r}: ImageNet weights are not in the Keras cache and cannot be downloaded",
+                    hint="put the weights file into $KERAS_HOME/models (default ~/.keras/models) or use weights=None",
+                ) from exc
+            raise ModelError(f"backbone {self.name!r} could not be built with weights={weights!r}: {msg}") from exc

@@ -1,0 +1,236 @@
+"""``truthnet``: thin commands over the Python API.
+
+Data goes to stdout (``--json`` for machines), progress and messages to stderr.  Only this
+module exits the process; exit codes are :class:`ExitCode`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from enum import IntEnum
+from typing import Any
+
+from . import __version__
+from .errors import ModelError, TruthnetError
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of every ``truthnet`` command."""
+
+    OK = 0  #: success
+    FAKES_FOUND = 1  #: ``scan --fail-on-fake`` found at least one fake
+    SOME_FAILED = 2  #: some files could not be scored (each has a status and reason)
+    USAGE = 3  #: bad command line, configuration or dataset
+    MODEL = 4  #: the model could not be loaded or does not fit
+    INTERRUPTED = 130  #: stopped by Ctrl-C / SIGTERM; work done so far is kept
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    # soft_wrap: a message is one line however narrow the terminal (grep-able logs)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _error(exc: BaseException) -> None:
+    from rich.markup import escape
+
+    _stderr_console().print(f"[red]error:[/] {escape(str(exc))}")
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, default=str) + "\n")
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from . import plugins
+
+    entries = plugins.list_entries()
+    errors = plugins.plugin_load_errors()
+    if args.json:
+        _print_json(
+            {
+                "plugins": [
+                    {"kind": e.kind, "name": e.name, "source": e.source, "description": e.description}
+                    for e in entries
+                ],
+                "load_errors": errors,
+            }
+        )
+        return ExitCode.OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="TruthNet plugins", title_justify="left")
+    for col in ("kind", "name", "provided by", "description"):
+        table.add_column(col)
+    for e in entries:
+        table.add_row(e.kind.replace("_", " "), e.name, e.source, e.description)
+    Console().print(table)
+    for name, err in errors.items():
+        _stderr_console().print(f"[red]plugin {name!r} failed to load:[/] {err}")
+    return ExitCode.OK
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from .config import PRESETS
+
+    data = {name: cfg.to_dict() for name, cfg in sorted(PRESETS.items())}
+    if args.name:
+        from .config import PipelineConfig
+
+        data = {args.name: PipelineConfig.preset(args.name).to_dict()}
+    if args.json:
+        _print_json(data)
+        return ExitCode.OK
+    from rich.console import Console
+    from rich.table import Table
+
+    names = list(data)
+    table = Table(title="Pipeline presets", title_justify="left")
+    table.add_column("setting")
+    for n in names:
+        table.add_column(n)
+    for key in data[names[0]]:
+        table.add_row(key, *(json.dumps(data[n][key]) for n in names))
+    Console().print(table)
+    return ExitCode.OK
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from .video import probe
+
+    failed = False
+    for path in args.videos:
+        try:
+            info = probe(path).to_dict()
+            out = {"path": path, "status": "ok", **info}
+        except TruthnetError as exc:
+            failed = True
+            out = {"path": path, "status": exc.status, "reason": getattr(exc, "reason", str(exc))}
+        if args.json:
+            _print_json(out)
+        else:
+            if out["status"] == "ok":
+                print(
+                    f"{path}: {out['frame_count']} frames, {out['fps']:.2f} fps, "
+                    f"{out['width']}x{out['height']}, {out['duration']:.2f} s, codec {out['codec'] or '?'}"
+                )
+            else:
+                print(f"{path}: {out['status']}: {out['reason']}")
+    return ExitCode.SOME_FAILED if failed else ExitCode.OK
+
+
+def _config_from_args(args: argparse.Namespace):
+    from .config import PipelineConfig
+
+    return PipelineConfig.preset(args.preset) if getattr(args, "preset", None) else None
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from .detector import load_detector
+
+    det = load_detector(args.model, _config_from_args(args), threshold=args.threshold)
+    failed = 0
+    for v in det.score_videos(args.videos, batch_size=args.batch_size):
+        failed += not v.ok
+        if args.json:
+            _print_json(v.to_dict())
+        elif v.ok:
+            print(f"{v.label.upper():4s}  {v.score:.4f}  {v.path}")
+        else:
+            print(f"{v.status.upper()}  -  {v.path}: {v.reason}")
+    return ExitCode.SOME_FAILED if failed else ExitCode.OK
+
+
+def cmd_new_model(args: argparse.Namespace) -> int:
+    from .config import PipelineConfig
+    from .detector import new_detector
+
+    cfg = PipelineConfig.preset(args.preset)
+    if args.weights is not None:
+        cfg = cfg.replace(backbone_weights=None if args.weights == "none" else args.weights)
+    det = new_detector(cfg, seed=args.seed)
+    path = det.save(args.output, {"trained": False})
+    _stderr_console().print(f"wrote untrained {args.preset} model to {path} (train it with `truthnet train`)")
+    return ExitCode.OK
+
+
+# --- parser --------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="truthnet",
+        description="Tell real face videos from deepfakes (MobileNetV2 + LSTM).",
+        epilog="Exit codes: " + ", ".join(f"{int(c)} {c.name.lower()}" for c in ExitCode),
+    )
+    parser.add_argument("--version", action="version", version=f"truthnet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("plugins", help="list installed samplers, face detectors, backbones and dataset layouts")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("presets", help="show the pipeline presets (the paper's configuration and others)")
+    p.add_argument("name", nargs="?", help="show only this preset")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_presets)
+
+    p = sub.add_parser("probe", help="show frame count, fps, size and duration of video files")
+    p.add_argument("videos", nargs="+", metavar="VIDEO")
+    p.add_argument("--json", action="store_true", help="one JSON object per file")
+    p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("score", help="score a few video files with a model (see `scan` for folders)")
+    p.add_argument("videos", nargs="+", metavar="VIDEO")
+    p.add_argument("--model", "-m", required=True, help="a .keras/.h5 model file")
+    p.add_argument("--preset", help="pipeline preset for a bare model file that carries no configuration")
+    p.add_argument("--threshold", type=float, help="override the model's decision threshold")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--json", action="store_true", help="one JSON object per video")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("new-model", help="write an untrained model for a preset (for experiments)")
+    p.add_argument("--preset", default="paper")
+    p.add_argument("--weights", help="backbone weights: imagenet, none, or a file (default: the preset's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", "-o", required=True)
+    p.set_defaults(func=cmd_new_model)
+
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+#: hooks for command modules added later (train, evaluate, scan, ...): each adds its subparser
+_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return ExitCode.USAGE
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        _stderr_console().print("[yellow]interrupted[/]")
+        return ExitCode.INTERRUPTED
+    except ModelError as exc:
+        _error(exc)
+        return ExitCode.MODEL
+    except TruthnetError as exc:  # ConfigError, DatasetError, PluginError ...
+        _error(exc)
+        return ExitCode.USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

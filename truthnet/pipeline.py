@@ -1,0 +1,172 @@
+"""Video -> face sequence: sample, decode only the sampled frames, detect, crop, resize, normalise."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import PipelineConfig
+from .errors import NoFaceError, TooFewFramesError
+from .faces import Face, crop_box, select_face
+from .video import VideoInfo, count_frames, probe, read_frames
+
+
+@dataclass
+class FaceSequence:
+    """The model's input for one video, and what was found on the way.
+
+    ``crops`` holds the resized face crops as uint8 RGB, shape ``(num_frames, S, S, 3)``; padded
+    frames (video shorter than ``num_frames``) are black and come last.  ``faces_found[i]`` is the
+    number of faces detected in sampled frame ``i`` (``None`` when the detector does not look for
+    faces); ``face_used[i]`` says whether frame ``i``'s crop is a detected face.
+    """
+
+    path: str
+    info: VideoInfo
+    frame_indices: list[int]
+    crops: np.ndarray
+    faces_found: list[int] | None
+    face_used: list[bool]
+    boxes: list[tuple[int, int, int, int] | None]
+    padded: int
+    normalization: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def frames_used(self) -> int:
+        return len(self.frame_indices)
+
+    def inputs(self, preprocess=None) -> np.ndarray:
+        """The crops as float32 model input, normalised as the pipeline says."""
+        x = self.crops.astype(np.float32)
+        if self.normalization == "unit":
+            return x / np.float32(255.0)
+        return preprocess(x).astype(np.float32)
+
+
+class FacePipeline:
+    """Turns a video path into a :class:`FaceSequence` following a :class:`PipelineConfig`.
+
+    The sampler, detector and backbone preprocessing are created once, by name, through the
+    plugin registry.  The detector is created lazily: the ``none`` and ``haar`` detectors never
+    import TensorFlow.
+    """
+
+    def __init__(self, config: PipelineConfig, *, device: str | None = None) -> None:
+        from . import plugins
+
+        self.config = config
+        self.sampler = plugins.create_sampler(config.sampler, **config.sampler_options)
+        self._device = device
+        self._detector = None
+        self._preprocess = None
+        if config.normalization == "backbone":
+            self._preprocess = plugins.create_backbone(config.backbone, **config.backbone_options).preprocess
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            from . import plugins
+
+            opts = dict(self.config.detector_options)
+            if self._device and self.config.detector == "mtcnn":
+                opts.setdefault("device", self._device)
+            self._detector = plugins.create_face_detector(self.config.detector, **opts)
+        return self._detector
+
+    def sample(self, info: VideoInfo) -> list[int]:
+        idx = self.sampler.sample(info, self.config.num_frames)
+        idx = sorted({int(i) for i in idx if 0 <= int(i) < max(info.frame_count, 0)})
+        return idx[: self.config.num_frames]
+
+    def prepare(self, path: str | os.PathLike, info: VideoInfo | None = None) -> FaceSequence:
+        """Build the model input for one video.
+
+        Raises the :mod:`truthnet.errors` video errors (``NotAVideoError``, ``DecodeError``,
+        ``TooFewFramesError``, ``NoFaceError`` ...) for files that cannot be scored.
+        """
+        cfg = self.config
+        path = os.fspath(path)
+        t0 = time.perf_counter()
+        info = info or probe(path)
+        wanted = self.sample(info)
+        frames, got = read_frames(path, wanted, info)
+        if len(got) < len(wanted):
+            # The header overstated the length: resample over the frames that really exist.
+            info = dataclasses.replace(info, frame_count=count_frames(path), counted=True)
+            wanted = self.sample(info)
+            frames, got = read_frames(path, wanted, info)
+        t1 = time.perf_counter()
+        if len(got) < cfg.min_frames:
+            raise TooFewFramesError(path, f"{len(got)} decodable frame(s), the pipeline needs at least {cfg.min_frames}")
+
+        detector = self.detector
+        detections: list[list[Face]] = detector.detect(frames)
+        t2 = time.perf_counter()
+        finds = getattr(detector, "finds_faces", True)
+        faces_found = [len(d) for d in detections] if finds else None
+        chosen = [select_face(d, cfg.face_selection) for d in detections]
+        n_face = sum(c is not None for c in chosen)
+        if finds and cfg.min_face_frames > 0 and n_face < cfg.min_face_frames:
+            err = NoFaceError(
+                path,
+                f"no face in {len(frames) - n_face} of {len(frames)} sampled frames "
+                f"(needs a face in at least {cfg.min_face_frames})",
+            )
+            err.faces_found = faces_found
+            raise err
+
+        size = cfg.image_size
+        crops = np.zeros((cfg.num_frames, size, size, 3), dtype=np.uint8)
+        boxes: list[tuple[int, int, int, int] | None] = []
+        used: list[bool] = []
+        face_positions = [i for i, c in enumerate(chosen) if c is not None]
+        for i, (frame, face) in enumerate(zip(frames, chosen)):
+            h, w = frame.shape[:2]
+            box = None
+            if face is not None:
+                box = crop_box(face.box, w, h, cfg.face_margin, cfg.square_crop)
+            elif cfg.no_face_policy == "nearest" and face_positions:
+                j = min(face_positions, key=lambda p: abs(p - i))
+                fh, fw = frames[j].shape[:2]
+                if (fh, fw) == (h, w):
+                    box = crop_box(chosen[j].box, w, h, cfg.face_margin, cfg.square_crop)
+            if box is None and cfg.no_face_policy == "black" and finds:
+                boxes.append(None)
+                used.append(False)
+                continue  # stays black
+            if box is None:
+                box = (0, 0, w, h)
+            boxes.append(box)
+            used.append(face is not None)
+            x0, y0, x1, y1 = box
+            crops[i] = _resize(frame[y0:y1, x0:x1], size)
+        t3 = time.perf_counter()
+        return FaceSequence(
+            path=path,
+            info=info,
+            frame_indices=got,
+            crops=crops,
+            faces_found=faces_found,
+            face_used=used,
+            boxes=boxes,
+            padded=cfg.num_frames - len(got),
+            normalization=cfg.normalization,
+            timings={"decode": t1 - t0, "detect": t2 - t1, "crop": t3 - t2},
+        )
+
+    def inputs(self, seq: FaceSequence) -> np.ndarray:
+        return seq.inputs(self._preprocess)
+
+
+def _resize(img: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    if img.shape[0] == size and img.shape[1] == size:
+        return img
+    # cv2.resize's default (bilinear) is what the paper's script used
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)

@@ -1,0 +1,73 @@
+"""The hook specifications of TruthNet's plugin system (pluggy project name ``truthnet``).
+
+Every hook is a *registration callback*: TruthNet calls it once, with a ``register`` function,
+and the plugin calls ``register(name, factory, description=...)`` for each thing it provides.
+Nothing is built at registration time: a factory runs only when its name is asked for, so an
+installed plugin costs nothing until it is used.
+
+A plugin is any module or object with functions decorated by :data:`hookimpl`; a pip package
+exposes it through the entry-point group ``truthnet``::
+
+    [project.entry-points.truthnet]
+    my_plugin = "my_package.truthnet_plugin"
+
+See ``docs/plugins.md`` and ``examples/truthnet-plugin-example`` for the contracts in full.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+import pluggy
+
+PROJECT = "truthnet"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+#: ``register(name, factory, description="")``
+Register = Callable[..., None]
+
+
+@hookspec
+def truthnet_register_samplers(register: Register) -> None:
+    """Register frame samplers.
+
+    ``factory(**options)`` returns an object with
+    ``sample(info: VideoInfo, num_frames: int) -> list[int]``: sorted, unique frame indices in
+    ``[0, info.frame_count)``.  Returning fewer than ``num_frames`` indices is allowed (short
+    videos); the pipeline pads the sequence with black frames, as the paper does.
+    """
+
+
+@hookspec
+def truthnet_register_face_detectors(register: Register) -> None:
+    """Register face detectors.
+
+    ``factory(**options)`` returns an object with ``detect(frames) -> list[list[Face]]``: for a
+    batch of RGB uint8 frames, the faces found in each (:class:`truthnet.faces.Face`: box
+    ``(x, y, w, h)`` in pixels, confidence, optional keypoints).  The attribute
+    ``finds_faces = False`` marks a detector that does not look for faces (``none``): the
+    pipeline then uses whole frames and reports faces as not applicable.
+    """
+
+
+@hookspec
+def truthnet_register_backbones(register: Register) -> None:
+    """Register frame backbones (CNNs that turn a face crop into an embedding).
+
+    ``factory(**options)`` returns a :class:`truthnet.backbones.Backbone`: default input size,
+    pooling, its own input preprocessing, and ``build(input_size, weights)`` returning a Keras
+    model from ``(H, W, 3)`` to a feature map.
+    """
+
+
+@hookspec
+def truthnet_register_dataset_layouts(register: Register) -> None:
+    """Register dataset layouts.
+
+    ``factory(**options)`` returns an object with ``detect(root) -> bool`` and
+    ``read(root) -> list[ManifestRow]``.
+    """
+
+
