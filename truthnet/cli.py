@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from enum import IntEnum
 from typing import Any
 
@@ -204,13 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", required=True)
     p.set_defaults(func=cmd_new_model)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    from . import cli_experiment
+
+    cli_experiment.register(sub)
     return parser
-
-
-#: hooks for command modules added later (train, evaluate, scan, ...): each adds its subparser
-_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,207 @@
+"""``truthnet train / evaluate / calibrate / synth / demo``: the paper's experiment."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _pipeline_config(args):
+    from .config import PipelineConfig
+
+    over = {}
+    if getattr(args, "backbone", None):
+        over["backbone"] = args.backbone
+    if getattr(args, "weights", None):
+        over["backbone_weights"] = None if args.weights == "none" else args.weights
+    if getattr(args, "detector", None):
+        over["detector"] = args.detector
+    if getattr(args, "image_size", None):
+        over["image_size"] = args.image_size
+    return PipelineConfig.preset(args.preset, **over)
+
+
+def cmd_train(args) -> int:
+    from .training import TrainConfig, train
+
+    if args.device:
+        _use_device(args.device)
+    tcfg = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+        patience=None if args.patience < 0 else args.patience, class_weight=args.class_weight,
+        split_protocol=args.split, workers=args.workers,
+    )
+    res = train(args.dataset, args.output, _pipeline_config(args), tcfg, layout=args.layout, cache_dir=args.cache)
+    print(json.dumps({"model": str(res.model_path), "counts": res.counts, "failed": len(res.failed),
+                      "seconds": round(res.seconds, 1), "final": {k: v[-1] for k, v in res.history.items()}}))
+    return 0
+
+
+def _use_device(device: str) -> None:
+    """Restrict TensorFlow to one device: "cpu" hides the GPUs, "gpu:N" keeps only GPU N."""
+    from ._lazy import import_tensorflow
+    from .errors import ConfigError
+
+    tf = import_tensorflow()
+    gpus = tf.config.list_physical_devices("GPU")
+    d = device.lower()
+    if d == "cpu":
+        tf.config.set_visible_devices([], "GPU")
+    elif d.startswith("gpu"):
+        idx = int(d.split(":")[1]) if ":" in d else 0
+        if idx >= len(gpus):
+            raise ConfigError(f"device {device!r} not found; TensorFlow sees {len(gpus)} GPU(s)")
+        tf.config.set_visible_devices([gpus[idx]], "GPU")
+    else:
+        raise ConfigError(f"device must be cpu or gpu[:N], got {device!r}")
+
+
+def _print_metrics(m: dict, out_dir) -> None:
+    from .reports import table_one
+
+    print(table_one(m))
+    if m.get("failed"):
+        print(f"{len(m['failed'])} video(s) could not be scored and are left out: " +
+              ", ".join(f"{Path(p).name} ({s})" for p, s in list(m["failed"].items())[:5]))
+    if out_dir:
+        print(f"reports: {out_dir}/metrics.json, predictions.csv, roc.png, confusion_matrix.png")
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluation import evaluate
+
+    m = evaluate(args.model, args.dataset, args.output, split=args.split, layout=args.layout, threshold=args.threshold)
+    if args.json:
+        print(json.dumps(m))
+    else:
+        _print_metrics(m, args.output)
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from .evaluation import calibrate
+
+    r = calibrate(args.model, args.dataset, real_recall=args.real_recall, max_fpr=args.max_fpr, split=args.split,
+                  layout=args.layout, output=args.output)
+    print(json.dumps(r))
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from .synth import make_dataset
+
+    paths = make_dataset(
+        args.output, n_real=args.real, n_fake=args.fake, n_frames=args.frames, width=args.width, height=args.height,
+        methods=tuple(args.methods.split(",")), faces_dir=args.faces, real_videos_dir=args.from_videos, seed=args.seed,
+        progress=lambda i, n: _log(f"synth: {i}/{n}") if i % 10 == 0 or i == n else None,
+    )
+    _log(f"wrote {len(paths)} videos to {args.output} (folder layout: real/ and fake/)")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """Synthetic data -> train (tiny CNN, CPU) -> evaluate on the held-out split -> scan it."""
+    from .config import PipelineConfig
+    from .evaluation import evaluate
+    from .synth import make_dataset
+    from .training import TrainConfig, train
+
+    t0 = time.perf_counter()
+    out = Path(args.output)
+    data = out / "data"
+    _log(f"[1/4] generating {args.videos} real and {args.videos} fake clips (self-blended faces) in {data}")
+    make_dataset(data, n_real=args.videos, n_fake=args.videos, seed=args.seed)
+    cfg = PipelineConfig.preset("tiny", image_size=64)
+    tcfg = TrainConfig(epochs=args.epochs, batch_size=8, learning_rate=1e-3, seed=args.seed, patience=None)
+    _log("[2/4] training the tiny CNN-LSTM on the training split (MTCNN face crops)")
+    res = train(data, out / "run", cfg, tcfg, cache_dir=out / "cache")
+    _log("[3/4] evaluating on the held-out test split")
+    m = evaluate(res.model_path, data, out / "run" / "eval", split="test")
+    _print_metrics(m, out / "run" / "eval")
+    _log("[4/4] scanning the test split with the saved model")
+    from .detector import load_detector
+
+    det = load_detector(res.model_path)
+    rows = [r.split(",")[0] for r in (out / "run" / "eval" / "predictions.csv").read_text().splitlines()[1:]]
+    for v in det.score_videos(rows[: args.show]):
+        score = "-" if v.score is None else f"{v.score:.3f}"
+        print(f"  {v.status:8s} {(v.label or '-'):5s} {score:>6s}  {Path(v.path).parent.name}/{Path(v.path).name}")
+    total = time.perf_counter() - t0
+    summary = {"roc_auc": m["roc_auc"], "accuracy": m["accuracy"], "test_videos": m["n"], "seconds": round(total, 1),
+               "model": str(res.model_path)}
+    print(json.dumps(summary))
+    return 0
+
+
+def register(sub) -> None:
+    from .config import list_presets
+
+    p = sub.add_parser("train", help="train the CNN-LSTM on a dataset (paper hyperparameters by default)")
+    p.add_argument("dataset", help="dataset folder (layout auto-detected) or a manifest CSV")
+    p.add_argument("--output", "-o", default="runs/train", help="output folder (model.keras, manifest.csv, curves)")
+    p.add_argument("--preset", default="paper", choices=list_presets())
+    p.add_argument("--backbone", help="backbone name (see `truthnet plugins`)")
+    p.add_argument("--weights", help="backbone weights: imagenet, none, or a file")
+    p.add_argument("--detector", help="face detector name")
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--layout", help="dataset layout (default: auto-detect)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs; -1 disables")
+    p.add_argument("--class-weight", action="store_true", help="weight classes inversely to their frequency")
+    p.add_argument("--split", default="group", choices=["group", "paper"], help="split protocol when the dataset has none")
+    p.add_argument("--device", help="cpu or gpu[:N]")
+    p.add_argument("--workers", type=int, default=2, help="threads decoding videos")
+    p.add_argument("--cache", help="embedding/crop cache folder (default: the user cache dir)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="Table I, confusion matrix, ROC-AUC and plots on a dataset split")
+    p.add_argument("model")
+    p.add_argument("dataset", help="dataset folder or the manifest CSV written by train")
+    p.add_argument("--output", "-o", help="folder for metrics.json, predictions.csv, roc.png, confusion_matrix.png")
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
+    p.add_argument("--layout")
+    p.add_argument("--threshold", type=float)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("calibrate", help="pick a threshold on validation data and store it in the model")
+    p.add_argument("model")
+    p.add_argument("dataset")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--real-recall", type=float, help="fraction of real videos that must be called real")
+    g.add_argument("--max-fpr", type=float, help="largest fraction of real videos called fake")
+    p.add_argument("--split", default="val", choices=["train", "val", "test", "all"])
+    p.add_argument("--layout")
+    p.add_argument("--output", help="write the calibrated model here instead of in place")
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("synth", help="write a labelled synthetic dataset (folder layout)")
+    p.add_argument("output")
+    p.add_argument("--real", type=int, default=40)
+    p.add_argument("--fake", type=int, default=40)
+    p.add_argument("--frames", type=int, default=12)
+    p.add_argument("--width", type=int, default=160)
+    p.add_argument("--height", type=int, default=120)
+    p.add_argument("--methods", default="sbi", help="comma list of sbi (self-blending) and swap (face swap)")
+    p.add_argument("--faces", help="folder of real face photos to use instead of the astronaut")
+    p.add_argument("--from-videos", help="folder of your own real videos: make fakes from them")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("demo", help="synthetic data -> train -> evaluate -> scan, on a CPU in minutes")
+    p.add_argument("--output", "-o", default="demo-out")
+    p.add_argument("--videos", type=int, default=50, help="real clips (and as many fakes)")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--show", type=int, default=8, help="test videos to list in the scan step")
+    p.set_defaults(func=cmd_demo)
