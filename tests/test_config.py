@@ -34,3 +34,12 @@ def test_unknown_preset_lists_known():
 def test_invalid_values_rejected(field, value):
     with pytest.raises(ConfigError):
         PipelineConfig.preset("paper", **{field: value})
+
+
+def test_switching_a_plugin_drops_the_old_plugins_options():
+    c = PipelineConfig.preset("tiny", detector="none")
+    assert c.detector_options == {}
+    assert PipelineConfig.preset("tiny", detector="mtcnn").detector_options == {"max_side": 640}
+    assert PipelineConfig.preset("tiny", detector="haar", detector_options={"min_neighbors": 3}).detector_options == {
+        "min_neighbors": 3
+    }

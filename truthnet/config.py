@@ -109,6 +109,11 @@ class PipelineConfig:
         unknown = sorted(set(changes) - known)
         if unknown:
             raise ConfigError(f"unknown pipeline setting(s): {', '.join(unknown)}")
+        # options belong to the plugin they were written for: a new sampler/detector/backbone
+        # starts from its own defaults unless options are given with it
+        for kind in ("sampler", "detector", "backbone"):
+            if kind in changes and changes[kind] != getattr(self, kind) and f"{kind}_options" not in changes:
+                changes[f"{kind}_options"] = {}
         return dataclasses.replace(self, **changes)
 
     @classmethod
