@@ -84,7 +84,7 @@ def build_encoder(model):
     from ._lazy import import_keras
 
     keras = import_keras()
-    return keras.Model(model.inputs, model.get_layer("pool").output, name="truthnet_encoder")
+    return keras.Model(model.inputs[0], model.get_layer("pool").output, name="truthnet_encoder")
 
 
 def copy_head_weights(src, dst) -> None:
