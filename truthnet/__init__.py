@@ -40,7 +40,7 @@ __version__ = "0.1.0"
 # FFmpeg prints "moov atom not found" and the like to stderr for every broken file; TruthNet
 # reports those files itself with a status and reason.  Must be set before cv2 is imported.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
 
 # name -> module that defines it; resolved on first attribute access (PEP 562)
 _LAZY = {

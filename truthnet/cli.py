@@ -204,9 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", required=True)
     p.set_defaults(func=cmd_new_model)
 
-    from . import cli_experiment
+    from . import cli_experiment, cli_scan
 
     cli_experiment.register(sub)
+    cli_scan.register(sub)
     return parser
 
 

@@ -83,23 +83,57 @@ class FacePipeline:
         idx = sorted({int(i) for i in idx if 0 <= int(i) < max(info.frame_count, 0)})
         return idx[: self.config.num_frames]
 
+    def window_indices(self, info: VideoInfo, windows: int = 1) -> list[list[int]]:
+        """Frame indices of ``windows`` sequences spread over the video: the sampler runs on
+        each of ``windows`` equal segments.  ``windows=1`` is the sampler over the whole video."""
+        n = max(info.frame_count, 0)
+        k = max(1, min(int(windows), max(n, 1)))
+        out = []
+        for w in range(k):
+            lo, hi = (w * n) // k, ((w + 1) * n) // k
+            sub = dataclasses.replace(info, frame_count=hi - lo)
+            out.append([lo + i for i in self.sample(sub)])
+        return out
+
+    def decode(
+        self, path: str | os.PathLike, info: VideoInfo | None = None, windows: int = 1
+    ) -> tuple[VideoInfo, list[tuple[list[np.ndarray], list[int]]], float]:
+        """Probe and read the sampled frames of each window (one pass over the file).
+
+        Uses OpenCV only (no TensorFlow), so the scanner can run it in an isolated process.
+        Returns ``(info, [(frames, indices) per window], seconds)``.
+        """
+        path = os.fspath(path)
+        t0 = time.perf_counter()
+        info = info or probe(path)
+        wanted = self.window_indices(info, windows)
+        flat = sorted({i for w in wanted for i in w})
+        frames, got = read_frames(path, flat, info)
+        if len(got) < len(flat):
+            # The header overstated the length: resample over the frames that really exist.
+            info = dataclasses.replace(info, frame_count=count_frames(path), counted=True)
+            wanted = self.window_indices(info, windows)
+            flat = sorted({i for w in wanted for i in w})
+            frames, got = read_frames(path, flat, info)
+        by_index = dict(zip(got, frames))
+        per_window = [([by_index[i] for i in w if i in by_index], [i for i in w if i in by_index]) for w in wanted]
+        return info, per_window, time.perf_counter() - t0
+
     def prepare(self, path: str | os.PathLike, info: VideoInfo | None = None) -> FaceSequence:
         """Build the model input for one video.
 
         Raises the :mod:`truthnet.errors` video errors (``NotAVideoError``, ``DecodeError``,
         ``TooFewFramesError``, ``NoFaceError`` ...) for files that cannot be scored.
         """
+        info, windows, seconds = self.decode(path, info)
+        frames, got = windows[0]
+        return self.build(os.fspath(path), info, frames, got, decode_seconds=seconds)
+
+    def build(
+        self, path: str, info: VideoInfo, frames: list[np.ndarray], got: list[int], *, decode_seconds: float = 0.0
+    ) -> FaceSequence:
+        """Detect, crop, resize: decoded frames -> :class:`FaceSequence`."""
         cfg = self.config
-        path = os.fspath(path)
-        t0 = time.perf_counter()
-        info = info or probe(path)
-        wanted = self.sample(info)
-        frames, got = read_frames(path, wanted, info)
-        if len(got) < len(wanted):
-            # The header overstated the length: resample over the frames that really exist.
-            info = dataclasses.replace(info, frame_count=count_frames(path), counted=True)
-            wanted = self.sample(info)
-            frames, got = read_frames(path, wanted, info)
         t1 = time.perf_counter()
         if len(got) < cfg.min_frames:
             raise TooFewFramesError(path, f"{len(got)} decodable frame(s), the pipeline needs at least {cfg.min_frames}")
@@ -156,7 +190,7 @@ class FacePipeline:
             boxes=boxes,
             padded=cfg.num_frames - len(got),
             normalization=cfg.normalization,
-            timings={"decode": t1 - t0, "detect": t2 - t1, "crop": t3 - t2},
+            timings={"decode": decode_seconds, "detect": t2 - t1, "crop": t3 - t2},
         )
 
     def inputs(self, seq: FaceSequence) -> np.ndarray:

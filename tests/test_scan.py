@@ -1,0 +1,199 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from truthnet.scanning import Scanner, collect_files
+from truthnet.store import Store
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    import truthnet
+
+    d = tmp_path_factory.mktemp("model")
+    det = truthnet.new_detector(truthnet.PipelineConfig.preset("tiny", image_size=32), seed=0)
+    return det.save(d / "tiny.keras")
+
+
+def env(tmp_path, **extra):
+    e = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TRUTHNET_CONFIG": str(tmp_path / "settings.json")}
+    e.pop("TRUTHNET_MODEL", None)
+    e.update(extra)
+    return e
+
+
+def scan_cmd(*args):
+    return [sys.executable, "-m", "truthnet.cli", "scan", *map(str, args)]
+
+
+@pytest.fixture(scope="module")
+def messy(tmp_path_factory, media):
+    """Good videos with and without faces, and every kind of bad file."""
+    d = tmp_path_factory.mktemp("messy")
+    face = media["face_avi"].read_bytes()
+    expect = {}
+
+    def put(rel, data, status):
+        p = d / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+        expect[str(p)] = status
+
+    put("good face.mp4", media["face"].read_bytes(), "ok")
+    put("sub/ünïcode-видео.avi", face, "ok")
+    put("sub/-leading-dash.avi", face, "ok")
+    put("sub/new\nline.avi", face, "ok")
+    put("sub/<script>alert(1)</script>.mp4", face, "ok")
+    put("no_face.mp4", media["noface"].read_bytes(), "no_face")
+    put("truncated.mp4", media["truncated"].read_bytes(), "decode_error")
+    put("zero.mp4", b"", "not_a_video")
+    put("random.mp4", media["random"].read_bytes(), "not_a_video")
+    put("notes.mkv", media["text"].read_bytes(), "not_a_video")
+    put("codec.avi", face.replace(b"MJPG", b"ZZZZ"), "decode_error")  # an unsupported codec
+    os.symlink(d / "gone.mp4", d / "dangling.mp4")  # unreadable, even for root
+    expect[str(d / "dangling.mp4")] = "unreadable"
+    os.symlink(d, d / "sub" / "loop")  # a directory symlink loop
+    (d / "readme.txt").write_text("not listed: not a video extension")
+    return d, expect
+
+
+def test_every_file_once_with_the_right_status(messy, model, tmp_path):
+    d, expect = messy
+    db = tmp_path / "r.sqlite"
+    html = tmp_path / "report.html"
+    r = subprocess.run(scan_cmd(d, "-r", "--model", model, "--db", db, "--json", "--html", html),
+                       capture_output=True, text=True, env=env(tmp_path), timeout=600)
+    assert r.returncode == 2, r.stderr  # some files could not be scored
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    rows, summary = lines[:-1], lines[-1]
+    assert summary["summary"] is True and summary["files"] == len(expect)
+    got = {x["path"]: x for x in rows}
+    assert len(rows) == len(got) == len(expect)
+    assert {p: x["status"] for p, x in got.items()} == expect
+    for x in rows:
+        assert (x["score"] is None) == (x["status"] != "ok")
+        assert x["reason"] or x["status"] == "ok"
+        assert x["scan_id"] == summary["scan_id"]
+    assert summary["failed"] == sum(s != "ok" for s in expect.values())
+    # the report escapes every file name
+    page = html.read_text()
+    assert "<script>alert(1)" not in page
+    assert "&lt;script&gt;alert(1)&lt;" in page and "data:image/jpeg;base64," in page
+    # the store holds the same, and `truthnet results` exports it
+    assert {x.path: x.status for x in Store(db).results(summary["scan_id"])} == expect
+    r2 = subprocess.run([sys.executable, "-m", "truthnet.cli", "results", "--db", db, "--json"],
+                        capture_output=True, text=True, env=env(tmp_path))
+    assert {json.loads(x)["path"] for x in r2.stdout.splitlines()} == set(expect)
+
+
+def test_json_fields_are_documented(messy, model, tmp_path):
+    d, _ = messy
+    r = subprocess.run(scan_cmd(d / "good face.mp4", "--model", model, "--db", tmp_path / "r.sqlite", "--json"),
+                       capture_output=True, text=True, env=env(tmp_path), timeout=300)
+    assert r.returncode == 0, r.stderr
+    doc = (ROOT / "docs" / "scan.md").read_text()
+    for line in r.stdout.splitlines():
+        for key in json.loads(line):
+            assert f"`{key}`" in doc, f"field {key} is not documented in docs/scan.md"
+
+
+def test_exit_codes_fail_on_fake_and_no_model(messy, model, tmp_path):
+    d, _ = messy
+    good = d / "good face.mp4"
+    r = subprocess.run(scan_cmd(good, "--model", model, "--db", tmp_path / "r.sqlite", "--threshold", "0", "--fail-on-fake", "-q"),
+                       capture_output=True, text=True, env=env(tmp_path), timeout=300)
+    assert r.returncode == 1, r.stderr
+    assert "FAKE" in r.stdout
+    r = subprocess.run(scan_cmd(good, "--db", tmp_path / "r.sqlite"), capture_output=True, text=True, env=env(tmp_path))
+    assert r.returncode == 4
+    assert "truthnet demo" in r.stderr and "Traceback" not in r.stderr
+
+
+def _clips(folder, n):
+    from truthnet.synth import make_face_clip
+
+    folder.mkdir(parents=True, exist_ok=True)
+    return [make_face_clip(folder / f"clip{i:03d}.mp4", n_frames=10, seed=100 + i, width=160, height=120, face_size=70)[0]
+            for i in range(n)]
+
+
+def test_killed_scan_resumes_without_loss_or_repeats(model, tmp_path):
+    clips = _clips(tmp_path / "videos", 24)
+    db = tmp_path / "r.sqlite"
+    proc = subprocess.Popen(scan_cmd(tmp_path / "videos", "--model", model, "--db", db, "--json", "--batch-size", "1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env(tmp_path))
+    first = []
+    for line in proc.stdout:
+        first.append(json.loads(line))
+        if len(first) >= 6:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(30)
+    stored = Store(db).results()
+    assert 6 <= len(stored) < len(clips)  # everything printed was committed; the kill left work undone
+    r = subprocess.run(scan_cmd(tmp_path / "videos", "--model", model, "--db", db, "--json"),
+                       capture_output=True, text=True, env=env(tmp_path), timeout=600)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in r.stdout.splitlines()][:-1]
+    summary = json.loads(r.stdout.splitlines()[-1])
+    assert sorted(x["path"] for x in rows) == sorted(map(str, clips))  # no file lost
+    reused = [x for x in rows if x["timings"].get("reused")]
+    assert summary["reused"] == len(reused) == len(stored)  # none scored twice
+    assert {x["path"] for x in reused} == {x.path for x in stored}
+
+
+def test_decoder_crash_and_hang_cost_one_file_each(model, tmp_path, media):
+    import truthnet
+
+    folder = tmp_path / "v"
+    folder.mkdir()
+    for name in ("a.mp4", "crash.mp4", "b.mp4", "hang.mp4", "c.mp4"):
+        (folder / name).write_bytes(media["face"].read_bytes() + name.encode())  # distinct fingerprints
+    det = truthnet.load_detector(model)
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fault_decoders import faulty
+
+    store = Store(tmp_path / "r.sqlite")
+    files = collect_files([folder]).files
+    s = Scanner(det, store, model_path=str(model), workers=2, timeout=4, decode_fn=faulty).scan(files)
+    got = {Path(r.path).name: r for r in store.results(s.scan_id)}
+    assert {k: v.status for k, v in got.items()} == {
+        "a.mp4": "ok", "b.mp4": "ok", "c.mp4": "ok", "crash.mp4": "decode_error", "hang.mp4": "timeout"}
+    assert "crashed" in got["crash.mp4"].reason and "signal" in got["crash.mp4"].reason
+    assert "4 s" in got["hang.mp4"].reason
+
+
+def test_two_scans_share_one_database(model, tmp_path):
+    a = _clips(tmp_path / "a", 6)
+    b = _clips(tmp_path / "b", 6)
+    db = tmp_path / "shared.sqlite"
+    procs = [subprocess.Popen(scan_cmd(tmp_path / x, "--model", model, "--db", db, "--json", "--batch-size", "1"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(tmp_path))
+             for x in ("a", "b")]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    store = Store(db)
+    scans = store.scans()
+    assert len(scans) == 2 and all(s["state"] == "done" for s in scans)
+    paths = {r.path for r in store.results()}
+    assert paths == {str(p) for p in a + b}
+
+
+def test_windows_keep_per_window_scores(model, tmp_path, media):
+    import truthnet
+
+    det = truthnet.load_detector(model)
+    store = Store(tmp_path / "r.sqlite")
+    s = Scanner(det, store, model_path=str(model), windows=3).scan([str(media["face"])])
+    (row,) = store.results(s.scan_id)
+    assert row.status == "ok" and len(row.window_scores) == 3
+    assert row.score == pytest.approx(sum(row.window_scores) / 3)
+    assert row.frames_sampled == 30  # 3 windows x 10 frames of a 30-frame clip

@@ -1,0 +1,253 @@
+"""``truthnet scan``, ``truthnet results`` and ``truthnet default-model``."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+
+from .errors import ModelError
+
+NO_MODEL_HELP = (
+    "no model given and no default model configured. Get one with `truthnet demo` (a small model "
+    "trained on synthetic data, in minutes) or `truthnet train DATASET`, then pass --model PATH or "
+    "set it once with `truthnet default-model PATH` (or $TRUTHNET_MODEL)."
+)
+
+
+def _resolve_model(arg: str | None) -> str:
+    from .settings import default_model
+
+    model = arg or default_model()
+    if not model:
+        raise ModelError(NO_MODEL_HELP)
+    return model
+
+
+def _sigterm_as_interrupt() -> None:
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (embedded use)
+        pass
+
+
+def cmd_scan(args) -> int:
+    from .cli import ExitCode
+    from .scanning import Scanner, collect_files
+    from .store import Store
+
+    from .config import PipelineConfig
+    from .detector import load_detector
+
+    model = _resolve_model(args.model)
+    if args.device:
+        from .cli_experiment import _use_device
+
+        _use_device(args.device)
+    collected = collect_files(args.paths, recursive=args.recursive, include=args.include, exclude=args.exclude)
+    cfg = PipelineConfig.preset(args.preset) if args.preset else None
+    det = load_detector(model, cfg, threshold=args.threshold)
+    store = Store(args.db)
+    options = {k: v for k, v in vars(args).items() if k not in ("func",)}
+    total = len(collected.files) + len(collected.problems)
+
+    from rich.console import Console
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    progress = None
+    task = None
+    if not args.json and not args.quiet:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        progress = Progress(
+            TextColumn("scanning"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:.2f} files/s"), TextColumn("ETA"), TimeRemainingColumn(),
+            console=err, transient=True,
+        )
+        task = progress.add_task("scan", total=total, rate=0.0)
+
+    import time
+
+    t0 = time.perf_counter()
+    done = 0
+
+    def on_result(row) -> None:
+        nonlocal done
+        done += 1
+        if args.json:
+            d = row.to_dict()
+            d.pop("model_key", None)
+            sys.stdout.write(json.dumps(d) + "\n")
+            sys.stdout.flush()
+        else:
+            line = (
+                f"{row.label.upper():4s} {row.score:.4f}  {row.path}" if row.status == "ok"
+                else f"{row.status.upper()}  {row.path}: {row.reason}"
+            )
+            print(line, flush=True)
+        if progress is not None:
+            el = max(time.perf_counter() - t0, 1e-6)
+            progress.update(task, advance=1, rate=done / el)
+
+    _sigterm_as_interrupt()
+    scanner = Scanner(
+        det, store, model_path=str(model), windows=args.windows, workers=args.workers, timeout=args.timeout,
+        force=args.force, batch_size=args.batch_size,
+    )
+    if progress is not None:
+        progress.start()
+    try:
+        summary = scanner.scan(
+            collected.files, problems=collected.problems, roots=[str(p) for p in args.paths], options=options,
+            on_result=on_result,
+        )
+    finally:
+        if progress is not None:
+            progress.stop()
+    rows = store.results(summary.scan_id, with_thumbs=bool(args.html))
+    if args.csv:
+        from .htmlreport import write_csv
+
+        write_csv(rows, args.csv)
+    if args.html:
+        from .htmlreport import write_html
+
+        write_html(rows, args.html, scan=store.scan(summary.scan_id))
+    if args.json:
+        sys.stdout.write(json.dumps(summary.to_dict()) + "\n")
+    else:
+        _print_summary(err, summary, store.path, args)
+    if summary.interrupted:
+        return ExitCode.INTERRUPTED
+    if args.fail_on_fake and summary.fakes:
+        return ExitCode.FAKES_FOUND
+    if summary.failed:
+        return ExitCode.SOME_FAILED
+    return ExitCode.OK
+
+
+def _print_summary(console, summary, db, args) -> None:
+    from rich.table import Table
+
+    d = summary.to_dict()
+    t = Table(title=f"scan #{summary.scan_id}: {d['files']} files in {d['seconds']:.1f} s", title_justify="left")
+    t.add_column("outcome")
+    t.add_column("files", justify="right")
+    t.add_row("[red]fake[/]", str(d["fake"]))
+    t.add_row("[green]real[/]", str(d["real"]))
+    for status, n in sorted(d["statuses"].items()):
+        if status != "ok":
+            t.add_row(f"[yellow]{status}[/]", str(n))
+    console.print(t)
+    extra = f"; {d['reused']} reused from earlier scans (--force redoes them)" if d["reused"] else ""
+    console.print(f"results stored in {db} (scan #{summary.scan_id}){extra}")
+    if summary.interrupted:
+        console.print("[yellow]interrupted:[/] run the same command again to finish the remaining files")
+
+
+def cmd_results(args) -> int:
+    from .store import Store
+
+    store = Store(args.db)
+    if args.scan is None and not (args.csv or args.html or args.json):
+        scans = store.scans(limit=args.limit)
+        from rich.console import Console
+        from rich.table import Table
+        import time
+
+        t = Table(title=f"scans in {store.path}", title_justify="left")
+        for col in ("id", "started", "state", "files", "fake", "real", "failed", "model"):
+            t.add_column(col)
+        for s in scans:
+            c = s["counts"] or {}
+            failed = sum(v for k, v in c.items() if k not in ("ok", "real", "fake"))
+            t.add_row(str(s["id"]), time.strftime("%Y-%m-%d %H:%M", time.localtime(s["started"])), s["state"],
+                      str(s["n"]), str(c.get("fake", 0)), str(c.get("real", 0)), str(failed), str(s["model"] or "-"))
+        Console().print(t)
+        return 0
+    scan_id = args.scan
+    if scan_id is None:
+        scans = store.scans(limit=1)
+        if not scans:
+            from .errors import TruthnetError
+
+            raise TruthnetError(f"no scans in {store.path} yet")
+        scan_id = scans[0]["id"]
+    if store.scan(scan_id) is None:
+        from .errors import ConfigError
+
+        raise ConfigError(f"no scan #{scan_id} in {store.path}")
+    rows = store.results(scan_id, with_thumbs=bool(args.html))
+    if args.csv:
+        from .htmlreport import write_csv
+
+        write_csv(rows, args.csv)
+    if args.html:
+        from .htmlreport import write_html
+
+        write_html(rows, args.html, scan=store.scan(scan_id))
+    if args.json:
+        for r in rows:
+            d = r.to_dict()
+            d.pop("model_key", None)
+            sys.stdout.write(json.dumps(d) + "\n")
+    return 0
+
+
+def cmd_default_model(args) -> int:
+    from .settings import default_model, set_default_model
+
+    if args.clear:
+        set_default_model(None)
+        print("default model cleared")
+    elif args.path:
+        from .model import read_metadata
+
+        read_metadata(args.path)  # refuse a file that is not a model now, not at scan time
+        p = set_default_model(args.path)
+        print(f"default model: {Path(args.path).resolve()} (saved in {p})")
+    else:
+        print(default_model() or "no default model (set one: truthnet default-model PATH)")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("scan", help="score every video under the given paths, headless (results stored in SQLite)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files and folders")
+    p.add_argument("--model", "-m", help="model file (default: `truthnet default-model` or $TRUTHNET_MODEL)")
+    p.add_argument("--preset", help="pipeline preset for a bare model file without TruthNet metadata")
+    p.add_argument("--recursive", "-r", action="store_true", help="descend into sub-folders")
+    p.add_argument("--include", action="append", metavar="GLOB", help="only files matching (repeatable)")
+    p.add_argument("--exclude", action="append", metavar="GLOB", help="skip files matching (repeatable)")
+    p.add_argument("--threshold", type=float, help="override the model's decision threshold")
+    p.add_argument("--workers", type=int, default=2, help="decoder processes (default 2)")
+    p.add_argument("--device", help="cpu or gpu[:N]")
+    p.add_argument("--windows", type=int, default=1, help="score K sequences spread over each video (score = mean)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds allowed to decode one file")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--json", action="store_true", help="one JSON object per video, then a summary object")
+    p.add_argument("--csv", metavar="FILE", help="also write the results as CSV")
+    p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
+    p.add_argument("--db", metavar="FILE", help="results database (default: the user data folder)")
+    p.add_argument("--force", action="store_true", help="rescore files already scored with this model")
+    p.add_argument("--fail-on-fake", action="store_true", help="exit 1 when any video is fake")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser("results", help="list past scans, or export one as JSON/CSV/HTML")
+    p.add_argument("--scan", type=int, help="scan id (default: the latest, when exporting)")
+    p.add_argument("--json", action="store_true", help="print the scan's results, one JSON object per line")
+    p.add_argument("--csv", metavar="FILE")
+    p.add_argument("--html", metavar="FILE")
+    p.add_argument("--db", metavar="FILE")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser("default-model", help="show or set the model used when --model is not given")
+    p.add_argument("path", nargs="?")
+    p.add_argument("--clear", action="store_true")
+    p.set_defaults(func=cmd_default_model)

@@ -1,0 +1,451 @@
+"""``truthnet scan``: score every file it is given, survive anything, lose nothing.
+
+Decoding runs in separate worker processes (OpenCV only, no TensorFlow): a native crash or a
+hang inside a decoder costs that one file (status ``decode_error`` or ``timeout``), not the
+scan.  The main process detects faces and runs the model on the decoded frames, and writes
+each result to the store the moment it exists.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from pathlib import Path
+
+import numpy as np
+
+from .config import PipelineConfig
+from .errors import TooFewFramesError, VideoError
+from .store import ResultRow, Store
+from .video import is_video_path
+
+#: decode function run in the worker: (config_dict, path, windows) -> (info, per_window, seconds)
+DecodeFn = Callable[[dict, str, int], tuple]
+
+
+def default_decode(config: dict, path: str, windows: int):
+    """The worker's job: probe the file and read the sampled frames of each window."""
+    from .pipeline import FacePipeline
+
+    pipe = _pipeline_cache.get(json.dumps(config, sort_keys=True))
+    if pipe is None:
+        pipe = FacePipeline(PipelineConfig.from_dict(config))
+        _pipeline_cache[json.dumps(config, sort_keys=True)] = pipe
+    return pipe.decode(path, windows=windows)
+
+
+_pipeline_cache: dict = {}
+
+
+# --- collecting files ----------------------------------------------------------------------
+
+
+@dataclass
+class Collected:
+    files: list[str]
+    problems: list[tuple[str, str, str]] = field(default_factory=list)  # (path, status, reason)
+
+
+def collect_files(
+    paths: Iterable[str | os.PathLike],
+    *,
+    recursive: bool = False,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+) -> Collected:
+    """The files to scan, in a stable order, each once.
+
+    A file named on the command line is always scanned (whatever its extension); inside
+    folders only video extensions (or ``include`` globs) count.  Folder symlinks are followed
+    once: a symlink loop ends there.  A named path that does not exist is reported as a problem.
+    """
+    out: list[str] = []
+    seen: set[str] = set()
+    problems: list[tuple[str, str, str]] = []
+
+    def wanted(p: str) -> bool:
+        name = os.path.basename(p)
+        if exclude and any(fnmatch.fnmatch(name, g) or fnmatch.fnmatch(p, g) for g in exclude):
+            return False
+        if include:
+            return any(fnmatch.fnmatch(name, g) or fnmatch.fnmatch(p, g) for g in include)
+        return is_video_path(p)
+
+    def add(p: str) -> None:
+        key = os.path.abspath(p)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+
+    for raw in paths:
+        p = os.fspath(raw)
+        if os.path.isdir(p):
+            visited_dirs: set[str] = set()
+            stack = [p]
+            while stack:
+                d = stack.pop()
+                real = os.path.realpath(d)
+                if real in visited_dirs:
+                    continue  # symlink loop or a folder reached twice
+                visited_dirs.add(real)
+                try:
+                    entries = sorted(os.scandir(d), key=lambda e: e.name)
+                except OSError as exc:
+                    problems.append((d, "unreadable", f"cannot list folder: {exc.strerror or exc}"))
+                    continue
+                subdirs = []
+                for e in entries:
+                    try:
+                        is_dir = e.is_dir(follow_symlinks=True)
+                    except OSError:
+                        is_dir = False
+                    if is_dir:
+                        subdirs.append(e.path)
+                    elif wanted(e.path):
+                        add(e.path)
+                if recursive:
+                    stack.extend(reversed(subdirs))
+        elif os.path.lexists(p):
+            if not exclude or not any(fnmatch.fnmatch(os.path.basename(p), g) for g in exclude):
+                add(p)
+        else:
+            problems.append((p, "unreadable", "file does not exist"))
+    return Collected(out, problems)
+
+
+# --- isolated decoding ---------------------------------------------------------------------
+
+
+def _worker_main(conn, decode_fn: DecodeFn) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            return
+        if task is None:
+            return
+        key, config, path, windows = task
+        try:
+            info, per_window, seconds = decode_fn(config, path, windows)
+            conn.send((key, "ok", (info, per_window, seconds)))
+        except VideoError as exc:
+            conn.send((key, "error", (exc.status, exc.reason)))
+        except Exception as exc:  # an unexpected decoder failure is this file's problem only
+            conn.send((key, "error", ("decode_error", f"{type(exc).__name__}: {exc}")))
+
+
+class _Worker:
+    def __init__(self, ctx, decode_fn: DecodeFn) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, decode_fn), daemon=True)
+        self.proc.start()
+        child.close()
+        self.task = None
+        self.started = 0.0
+
+    def kill(self) -> None:
+        try:
+            self.proc.kill()
+            self.proc.join(2)
+        except Exception:
+            pass
+        self.conn.close()
+
+
+class IsolatedDecoder:
+    """A pool of decode processes with a per-file time limit.
+
+    ``run(tasks)`` yields ``(key, "ok", payload)`` or ``(key, "error", (status, reason))`` as
+    files finish, in completion order; at most ``lookahead`` decoded files wait unconsumed.
+    """
+
+    def __init__(self, workers: int = 2, timeout: float = 120.0, decode_fn: DecodeFn = default_decode) -> None:
+        self.n = max(1, int(workers))
+        self.timeout = float(timeout)
+        self.decode_fn = decode_fn
+        self.ctx = mp.get_context("spawn")  # never fork a process that may hold TensorFlow threads
+        self.workers: list[_Worker] = []
+        self.restarts = 0
+
+    def __enter__(self) -> IsolatedDecoder:
+        self.workers = [_Worker(self.ctx, self.decode_fn) for _ in range(self.n)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for w in self.workers:
+            try:
+                w.conn.send(None)
+            except Exception:
+                pass
+        for w in self.workers:
+            w.proc.join(1)
+            if w.proc.is_alive():
+                w.kill()
+        self.workers = []
+
+    def _replace(self, w: _Worker) -> None:
+        w.kill()
+        self.restarts += 1
+        self.workers[self.workers.index(w)] = _Worker(self.ctx, self.decode_fn)
+
+    def run(self, tasks: Iterable[tuple]) -> Iterator[tuple]:
+        """``tasks``: ``(key, config_dict, path, windows)``."""
+        todo = deque(tasks)
+        while todo or any(w.task for w in self.workers):
+            for w in self.workers:
+                if w.task is None and todo:
+                    w.task = todo.popleft()
+                    w.started = time.monotonic()
+                    try:
+                        w.conn.send(w.task)
+                    except (BrokenPipeError, OSError):
+                        task = w.task
+                        self._replace(w)
+                        todo.appendleft(task)
+            busy = [w for w in self.workers if w.task is not None]
+            if not busy:
+                continue
+            ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=0.2)
+            now = time.monotonic()
+            for w in busy:
+                key = w.task[0]
+                if w.conn in ready:
+                    try:
+                        msg = w.conn.recv()
+                    except (EOFError, OSError):
+                        msg = None
+                    if msg is not None:
+                        w.task = None
+                        yield msg
+                        continue
+                if not w.proc.is_alive() or (w.proc.sentinel in ready and w.conn not in ready):
+                    code = w.proc.exitcode
+                    w.task = None
+                    self._replace(w)
+                    how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                    yield (key, "error", ("decode_error", f"the decoder crashed ({how}) on this file"))
+                elif now - w.started > self.timeout:
+                    w.task = None
+                    self._replace(w)
+                    yield (key, "error", ("timeout", f"decoding took longer than {self.timeout:g} s"))
+
+
+# --- the scan ------------------------------------------------------------------------------
+
+
+def model_key(model_path: str | None, config: PipelineConfig, windows: int) -> str:
+    from .features import file_fingerprint
+
+    fp = file_fingerprint(model_path) if model_path and os.path.exists(model_path) else "in-memory"
+    return hashlib.sha256(f"{fp}|{config.to_json()}|w{windows}".encode()).hexdigest()[:20]
+
+
+def thumbnail_strip(crops: np.ndarray, size: int = 64) -> bytes | None:
+    """The face crops side by side as one small JPEG (for reports and the TUI)."""
+    import cv2
+
+    if crops is None or not len(crops):
+        return None
+    tiles = [cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in crops]
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.hstack(tiles), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return buf.tobytes() if ok else None
+
+
+@dataclass
+class ScanSummary:
+    scan_id: int
+    counts: Counter
+    total: int
+    skipped: int
+    seconds: float
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> int:
+        return sum(n for s, n in self.counts.items() if s not in ("ok", "real", "fake"))
+
+    @property
+    def fakes(self) -> int:
+        return self.counts.get("fake", 0)
+
+    def to_dict(self) -> dict:
+        statuses = {k: v for k, v in self.counts.items() if k not in ("real", "fake")}
+        return {
+            "summary": True,
+            "scan_id": self.scan_id,
+            "files": self.total,
+            "real": self.counts.get("real", 0),
+            "fake": self.counts.get("fake", 0),
+            "failed": self.failed,
+            "statuses": statuses,
+            "reused": self.skipped,
+            "seconds": round(self.seconds, 2),
+            "interrupted": self.interrupted,
+        }
+
+
+class Scanner:
+    """Runs one scan of many files with a :class:`~truthnet.detector.Detector`."""
+
+    def __init__(
+        self,
+        detector,
+        store: Store,
+        *,
+        model_path: str | None = None,
+        windows: int = 1,
+        workers: int = 2,
+        timeout: float = 120.0,
+        force: bool = False,
+        batch_size: int = 8,
+        decode_fn: DecodeFn = default_decode,
+    ) -> None:
+        self.det = detector
+        self.store = store
+        self.windows = max(1, int(windows))
+        self.workers = workers
+        self.timeout = timeout
+        self.force = force
+        self.batch_size = max(1, batch_size)
+        self.decode_fn = decode_fn
+        self.model_path = model_path
+        self.key = model_key(model_path, detector.config, self.windows)
+
+    def scan(
+        self,
+        files: list[str],
+        *,
+        problems: list[tuple[str, str, str]] = (),
+        roots: list[str] | None = None,
+        options: dict | None = None,
+        on_result: Callable[[ResultRow], None] | None = None,
+    ) -> ScanSummary:
+        """Score ``files``; each ends as exactly one stored result.  Ctrl-C/SIGTERM stop it
+        cleanly (the scan is marked ``interrupted``; a re-run does the rest)."""
+        from .features import file_fingerprint
+
+        t0 = time.perf_counter()
+        scan_id = self.store.start_scan(self.model_path, self.key, roots or files, options or {})
+        counts: Counter = Counter()
+        skipped = 0
+
+        def emit(row: ResultRow) -> None:
+            row.model_key = self.key
+            row.scan_id = scan_id
+            row.scanned_at = time.time()
+            row.threshold = self.det.threshold if row.threshold is None else row.threshold
+            self.store.add_result(scan_id, row)
+            counts[row.status] += 1
+            if row.label:
+                counts[row.label] += 1
+            if on_result:
+                on_result(row)
+
+        state = "done"
+        try:
+            for path, status, reason in problems:
+                emit(ResultRow(path=path, status=status, reason=reason))
+            tasks = []
+            meta: dict[int, tuple[str, int | None, str | None]] = {}
+            for i, path in enumerate(files):
+                try:
+                    size = os.path.getsize(path)
+                    fp = file_fingerprint(path)
+                except PermissionError:
+                    emit(ResultRow(path=path, status="unreadable", reason="permission denied"))
+                    continue
+                except OSError as exc:
+                    emit(ResultRow(path=path, status="unreadable", reason=f"cannot read the file: {exc.strerror or exc}"))
+                    continue
+                if os.path.isdir(path):
+                    emit(ResultRow(path=path, status="unreadable", reason="is a directory"))
+                    continue
+                if not self.force:
+                    prev = self.store.previous(fp, self.key)
+                    if prev is not None:
+                        prev.path, prev.size = path, size
+                        prev.timings = {**prev.timings, "reused": 1.0}
+                        thumbs = self.store.thumbs(path)
+                        prev.thumbs = thumbs
+                        emit(prev)
+                        skipped += 1
+                        continue
+                meta[i] = (path, size, fp)
+                tasks.append((i, self.det.config.to_dict(), path, self.windows))
+            self._run(tasks, meta, emit)
+        except KeyboardInterrupt:
+            state = "interrupted"
+        finally:
+            self.store.finish_scan(scan_id, state, dict(counts))
+        summary = ScanSummary(scan_id, counts, len(files) + len(problems), skipped, time.perf_counter() - t0)
+        summary.interrupted = state == "interrupted"
+        return summary
+
+    def _run(self, tasks, meta, emit) -> None:
+        pipe = self.det.pipeline
+        pending: list[tuple] = []  # (row, [FaceSequence per window])
+
+        def flush() -> None:
+            seqs = [s for _, ss in pending for s in ss]
+            t = time.perf_counter()
+            scores = self.det.predict_sequences(seqs) if seqs else []
+            per = (time.perf_counter() - t) / max(len(seqs), 1)
+            it = iter(scores)
+            for row, ss in pending:
+                ws = [float(next(it)) for _ in ss]
+                row.window_scores = ws if self.windows > 1 else None
+                row.score = float(np.mean(ws))
+                row.label = "fake" if row.score >= self.det.threshold else "real"
+                row.timings["classify"] = round(per * len(ss), 4)
+                emit(row)
+            pending.clear()
+
+        with IsolatedDecoder(self.workers, self.timeout, self.decode_fn) as pool:
+            for key, kind, payload in pool.run(tasks):
+                path, size, fp = meta.pop(key)
+                row = ResultRow(path=path, status="ok", size=size, fingerprint=fp)
+                if kind == "error":
+                    row.status, row.reason = payload
+                    emit(row)
+                    continue
+                info, per_window, dec_seconds = payload
+                row.duration = info.duration
+                seqs, faces, errors = [], [], []
+                t = time.perf_counter()
+                for frames, got in per_window:
+                    try:
+                        seq = pipe.build(path, info, frames, got, decode_seconds=dec_seconds)
+                        seqs.append(seq)
+                        faces.extend(seq.faces_found or [])
+                    except (TooFewFramesError, VideoError) as exc:
+                        errors.append(exc)
+                        faces.extend(getattr(exc, "faces_found", None) or [])
+                row.frames_sampled = sum(len(g) for _, g in per_window)
+                finds = getattr(pipe.detector, "finds_faces", True)
+                row.faces_found = faces if finds else None
+                row.timings = {"decode": round(dec_seconds, 4), "detect": round(time.perf_counter() - t, 4)}
+                if not seqs:
+                    row.status, row.reason = errors[0].status, errors[0].reason
+                    emit(row)
+                    continue
+                if errors:
+                    row.reason = f"{len(errors)} of {len(per_window)} windows skipped: {errors[0].reason}"
+                row.thumbs = thumbnail_strip(seqs[0].crops[: seqs[0].frames_used])
+                pending.append((row, seqs))
+                if sum(len(s) for _, s in pending) >= self.batch_size:
+                    flush()
+            flush()

@@ -1,0 +1,256 @@
+"""The results store: SQLite, shared by ``truthnet scan``, ``truthnet results`` and the TUI.
+
+Every result is committed as soon as it exists, so a scan killed at any moment (Ctrl-C,
+SIGTERM, SIGKILL) keeps everything scored so far.  WAL journaling and a busy timeout let two
+scans write the same database at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS scans (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started REAL NOT NULL,
+    finished REAL,
+    state TEXT NOT NULL DEFAULT 'running',      -- running | done | interrupted | failed
+    model TEXT,
+    model_key TEXT,
+    roots TEXT,                                  -- JSON list of the paths given
+    options TEXT,                                -- JSON of the command's options
+    counts TEXT                                  -- JSON {status: n, "fake": n, "real": n}
+);
+CREATE TABLE IF NOT EXISTS results (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    scan_id INTEGER NOT NULL REFERENCES scans(id),
+    path TEXT NOT NULL,
+    size INTEGER,
+    fingerprint TEXT,
+    model_key TEXT,
+    status TEXT NOT NULL,
+    reason TEXT,
+    score REAL,
+    label TEXT,
+    threshold REAL,
+    duration REAL,
+    frames_sampled INTEGER,
+    faces_found TEXT,                            -- JSON list per sampled frame, or null
+    window_scores TEXT,                          -- JSON list, or null
+    timings TEXT,                                -- JSON
+    thumbs BLOB,                                 -- JPEG strip of the face crops
+    scanned_at REAL NOT NULL,
+    UNIQUE (scan_id, path)
+);
+CREATE INDEX IF NOT EXISTS results_fp ON results (fingerprint, model_key);
+CREATE INDEX IF NOT EXISTS results_path ON results (path);
+"""
+
+#: statuses that a re-scan does not retry (the same file and model give the same answer);
+#: ``timeout`` and ``unreadable`` may be transient and are retried.
+FINAL_STATUSES = ("ok", "no_face", "too_few_frames", "decode_error", "not_a_video")
+
+
+@dataclass
+class ResultRow:
+    path: str
+    status: str
+    reason: str = ""
+    score: float | None = None
+    label: str | None = None
+    threshold: float | None = None
+    size: int | None = None
+    fingerprint: str | None = None
+    duration: float | None = None
+    frames_sampled: int = 0
+    faces_found: list[int] | None = None
+    window_scores: list[float] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    thumbs: bytes | None = None
+    scan_id: int | None = None
+    scanned_at: float | None = None
+    model_key: str | None = None
+
+    def to_dict(self, *, with_thumbs: bool = False) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "thumbs"}
+        if with_thumbs:
+            d["thumbs"] = self.thumbs
+        return d
+
+
+def default_db_path() -> Path:
+    env = os.environ.get("TRUTHNET_DB")
+    if env:
+        return Path(env)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("truthnet")) / "results.sqlite"
+
+
+class Store:
+    """A connection to the results database (thread-safe: one connection per thread)."""
+
+    def __init__(self, path: str | os.PathLike | None = None) -> None:
+        self.path = Path(path) if path else default_db_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self.con.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
+        with self._tx() as con:
+            con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    @property
+    def con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            con.row_factory = sqlite3.Row
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            con.execute("PRAGMA busy_timeout=60000")
+            self._local.con = con
+        return con
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        con = self.con
+        # BEGIN IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout
+        # instead of failing with "database is locked" halfway through a transaction
+        for attempt in range(50):
+            try:
+                con.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        else:
+            con.execute("COMMIT")
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+
+    # -- scans ----------------------------------------------------------------------------
+    def start_scan(self, model: str | None, model_key: str | None, roots: list[str], options: dict) -> int:
+        with self._tx() as con:
+            cur = con.execute(
+                "INSERT INTO scans (started, model, model_key, roots, options) VALUES (?, ?, ?, ?, ?)",
+                (time.time(), model, model_key, json.dumps(roots), json.dumps(options, default=str)),
+            )
+            return int(cur.lastrowid)
+
+    def finish_scan(self, scan_id: int, state: str, counts: dict) -> None:
+        with self._tx() as con:
+            con.execute(
+                "UPDATE scans SET finished = ?, state = ?, counts = ? WHERE id = ?",
+                (time.time(), state, json.dumps(counts), scan_id),
+            )
+
+    def scans(self, limit: int | None = None) -> list[dict]:
+        q = "SELECT s.*, (SELECT COUNT(*) FROM results r WHERE r.scan_id = s.id) AS n FROM scans s ORDER BY s.id DESC"
+        if limit:
+            q += f" LIMIT {int(limit)}"
+        out = []
+        for r in self.con.execute(q):
+            d = dict(r)
+            for k in ("roots", "options", "counts"):
+                d[k] = json.loads(d[k]) if d[k] else None
+            out.append(d)
+        return out
+
+    def scan(self, scan_id: int) -> dict | None:
+        return next((s for s in self.scans() if s["id"] == scan_id), None)
+
+    # -- results --------------------------------------------------------------------------
+    def add_result(self, scan_id: int, row: ResultRow) -> None:
+        with self._tx() as con:
+            con.execute(
+                """INSERT OR REPLACE INTO results (scan_id, path, size, fingerprint, model_key, status, reason,
+                   score, label, threshold, duration, frames_sampled, faces_found, window_scores, timings,
+                   thumbs, scanned_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    scan_id, row.path, row.size, row.fingerprint, row.model_key, row.status, row.reason,
+                    row.score, row.label, row.threshold, row.duration, row.frames_sampled,
+                    None if row.faces_found is None else json.dumps(row.faces_found),
+                    None if row.window_scores is None else json.dumps(row.window_scores),
+                    json.dumps(row.timings), row.thumbs, row.scanned_at or time.time(),
+                ),
+            )
+
+    def previous(self, fingerprint: str, model_key: str) -> ResultRow | None:
+        """The latest final result for this file content and model, from any scan."""
+        q = (
+            "SELECT * FROM results WHERE fingerprint = ? AND model_key = ? AND status IN (%s) "
+            "ORDER BY scanned_at DESC LIMIT 1" % ",".join("?" * len(FINAL_STATUSES))
+        )
+        r = self.con.execute(q, (fingerprint, model_key, *FINAL_STATUSES)).fetchone()
+        return _row(r) if r else None
+
+    def results(self, scan_id: int | None = None, *, with_thumbs: bool = False) -> list[ResultRow]:
+        cols = "*" if with_thumbs else "*, NULL AS thumbs"
+        if scan_id is None:
+            q = f"SELECT {cols} FROM results ORDER BY id"
+            rows = self.con.execute(q)
+        else:
+            rows = self.con.execute(f"SELECT {cols} FROM results WHERE scan_id = ? ORDER BY id", (scan_id,))
+        return [_row(r, with_thumbs) for r in rows]
+
+    def latest_for_paths(self, paths: list[str]) -> dict[str, ResultRow]:
+        """The most recent result of each path (from any scan)."""
+        out: dict[str, ResultRow] = {}
+        for i in range(0, len(paths), 500):
+            chunk = paths[i : i + 500]
+            q = (
+                "SELECT r.*, NULL AS thumbs FROM results r JOIN (SELECT path, MAX(id) AS id FROM results "
+                "WHERE path IN (%s) GROUP BY path) m ON r.id = m.id" % ",".join("?" * len(chunk))
+            )
+            for r in self.con.execute(q, chunk):
+                out[r["path"]] = _row(r)
+        return out
+
+    def thumbs(self, path: str) -> bytes | None:
+        r = self.con.execute(
+            "SELECT thumbs FROM results WHERE path = ? AND thumbs IS NOT NULL ORDER BY id DESC LIMIT 1", (path,)
+        ).fetchone()
+        return r["thumbs"] if r else None
+
+
+def _row(r: sqlite3.Row, with_thumbs: bool = False) -> ResultRow:
+    return ResultRow(
+        path=r["path"],
+        status=r["status"],
+        reason=r["reason"] or "",
+        score=r["score"],
+        label=r["label"],
+        threshold=r["threshold"],
+        size=r["size"],
+        fingerprint=r["fingerprint"],
+        duration=r["duration"],
+        frames_sampled=r["frames_sampled"] or 0,
+        faces_found=json.loads(r["faces_found"]) if r["faces_found"] else None,
+        window_scores=json.loads(r["window_scores"]) if r["window_scores"] else None,
+        timings=json.loads(r["timings"]) if r["timings"] else {},
+        thumbs=r["thumbs"] if with_thumbs else None,
+        scan_id=r["scan_id"],
+        scanned_at=r["scanned_at"],
+        model_key=r["model_key"],
+    )
