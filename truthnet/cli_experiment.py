@@ -133,6 +133,11 @@ def cmd_demo(args) -> int:
     for v in det.score_videos(rows[: args.show]):
         score = "-" if v.score is None else f"{v.score:.3f}"
         print(f"  {v.status:8s} {(v.label or '-'):5s} {score:>6s}  {Path(v.path).parent.name}/{Path(v.path).name}")
+    from .settings import default_model, set_default_model
+
+    if not default_model():
+        set_default_model(res.model_path)
+        _log(f"set {res.model_path} as the default model: `truthnet scan DIR` and `truthnet-tui` use it")
     total = time.perf_counter() - t0
     summary = {"roc_auc": m["roc_auc"], "accuracy": m["accuracy"], "test_videos": m["n"], "seconds": round(total, 1),
                "model": str(res.model_path)}

@@ -145,11 +145,38 @@ def _worker_main(conn, decode_fn: DecodeFn) -> None:
             conn.send((key, "error", ("decode_error", f"{type(exc).__name__}: {exc}")))
 
 
+def _usable_fd(stream) -> bool:
+    try:
+        return stream is not None and stream.fileno() >= 0
+    except Exception:
+        return False
+
+
+class _real_std_streams:
+    """Starting a process hands it sys.stderr's descriptor; inside a Textual app sys.stderr is a
+    capture object without a real one ("bad value(s) in fds_to_keep"): use the originals."""
+
+    def __enter__(self):
+        import sys
+
+        self.saved = sys.stdout, sys.stderr
+        if not _usable_fd(sys.stdout):
+            sys.stdout = sys.__stdout__ if _usable_fd(sys.__stdout__) else open(os.devnull, "w")
+        if not _usable_fd(sys.stderr):
+            sys.stderr = sys.__stderr__ if _usable_fd(sys.__stderr__) else open(os.devnull, "w")
+
+    def __exit__(self, *exc):
+        import sys
+
+        sys.stdout, sys.stderr = self.saved
+
+
 class _Worker:
     def __init__(self, ctx, decode_fn: DecodeFn) -> None:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main, args=(child, decode_fn), daemon=True)
-        self.proc.start()
+        with _real_std_streams():
+            self.proc.start()
         child.close()
         self.task = None
         self.started = 0.0

@@ -1,0 +1,70 @@
+"""One video: verdict, status, the face crops the model looked at, faces per frame, windows."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Sparkline, Static
+
+from ...store import ResultRow
+from ..widgets.pictures import half_block, split_strip
+
+
+class DetailsScreen(Screen):
+    BINDINGS = [("escape", "app.pop_screen", "Back"), ("q", "app.pop_screen", "Back")]
+
+    def __init__(self, path: str, row: ResultRow | None, thumbs: bytes | None) -> None:
+        super().__init__()
+        self.path, self.row, self.thumbs = path, row, thumbs
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="details"):
+            yield Static(self._summary(), id="details-summary")
+            crops = split_strip(self.thumbs) if self.thumbs else []
+            if crops:
+                yield Static(Text("Face crops the model looked at (sampled frames, in order)", style="bold"))
+                with Horizontal(id="crops"):
+                    faces = (self.row.faces_found if self.row else None) or []
+                    for i, c in enumerate(crops):
+                        caption = f"#{i + 1}" + (f" {faces[i]}f" if i < len(faces) else "")
+                        yield Static(Text.assemble(half_block(c, 12), "\n", caption), classes="crop")
+            else:
+                yield Static("No face crops stored for this video (not scanned yet, or it failed).", id="no-crops")
+            if self.row and self.row.window_scores:
+                yield Static(Text("Score per window over the video (timeline)", style="bold"))
+                yield Sparkline(self.row.window_scores, id="windows")
+                yield Static("  ".join(f"{s:.2f}" for s in self.row.window_scores))
+        yield Footer()
+
+    def _summary(self) -> Text:
+        t = Text()
+        t.append(Path(self.path).name + "\n", style="bold")
+        t.append(self.path + "\n\n", style="dim")
+        r = self.row
+        if r is None:
+            t.append("Not scanned yet. Press s on its folder to queue a scan.")
+            return t
+        if r.status == "ok":
+            colour = "bold red" if r.label == "fake" else "bold green"
+            t.append(f"{r.label.upper()}", style=colour)
+            t.append(f"   score {r.score:.4f}  (threshold {r.threshold:.2f})\n")
+        else:
+            t.append(f"{r.status}", style="bold yellow")
+            t.append(f": {r.reason}\n")
+        if r.faces_found is not None:
+            found = sum(1 for f in r.faces_found if f)
+            t.append(f"faces found in {found} of {len(r.faces_found)} sampled frames: {r.faces_found}\n")
+        if r.duration:
+            t.append(f"duration {r.duration:.1f} s, {r.frames_sampled} frames sampled\n")
+        if r.scanned_at:
+            t.append(f"scanned {time.strftime('%Y-%m-%d %H:%M', time.localtime(r.scanned_at))} (scan #{r.scan_id})\n")
+        if r.timings:
+            t.append("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in r.timings.items() if k != "reused") + "\n",
+                     style="dim")
+        return t
