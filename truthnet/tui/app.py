@@ -158,11 +158,19 @@ class TruthnetApp(App):
             table.add_row(*cells, key=p)
         arrow = "▼" if self.sort_reverse else "▲"
         n_all = len(self.folder_videos())
+        shown = self.shown(self.folder)
         self.query_one("#folder-label", Label).update(
-            f"{self.folder}  —  {len(rows)} of {n_all} videos  —  filter: {self.filter}"
+            f"{shown}  —  {len(rows)} of {n_all} videos  —  filter: {self.filter}"
             + (f"  —  search: {self.search!r}" if self.search else "")
             + f"  —  sort: {COLUMNS[self.sort_col]} {arrow}"
         )
+
+    def shown(self, path: Path) -> str:
+        """A path as the user thinks of it: relative to the folder the app was opened on."""
+        try:
+            return str(path.relative_to(self.root.parent))
+        except ValueError:
+            return str(path)
 
     @on(VideoTree.DirectorySelected)
     def _dir_selected(self, event: VideoTree.DirectorySelected) -> None:
@@ -236,7 +244,7 @@ class TruthnetApp(App):
         from .screens.details import DetailsScreen
 
         row = self.store.latest_for_paths([path]).get(path)
-        self.push_screen(DetailsScreen(path, row, self.store.thumbs(path)))
+        self.push_screen(DetailsScreen(path, row, self.store.thumbs(path), self.shown(Path(path))))
 
     def action_export(self) -> None:
         from ..htmlreport import write_html

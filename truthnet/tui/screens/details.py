@@ -18,9 +18,10 @@ from ..widgets.pictures import half_block, split_strip
 class DetailsScreen(Screen):
     BINDINGS = [("escape", "app.pop_screen", "Back"), ("q", "app.pop_screen", "Back")]
 
-    def __init__(self, path: str, row: ResultRow | None, thumbs: bytes | None) -> None:
+    def __init__(self, path: str, row: ResultRow | None, thumbs: bytes | None, shown_path: str | None = None) -> None:
         super().__init__()
         self.path, self.row, self.thumbs = path, row, thumbs
+        self.shown_path = shown_path or path
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -45,7 +46,7 @@ class DetailsScreen(Screen):
     def _summary(self) -> Text:
         t = Text()
         t.append(Path(self.path).name + "\n", style="bold")
-        t.append(self.path + "\n\n", style="dim")
+        t.append(self.shown_path + "\n\n", style="dim")
         r = self.row
         if r is None:
             t.append("Not scanned yet. Press s on its folder to queue a scan.")

@@ -18,8 +18,8 @@ from ..widgets.pictures import line_plot
 
 def confusion_grid(cm: list[list[int]]) -> Table:
     """The 2x2 confusion matrix with counts and row rates, correct cells green, errors red."""
-    t = Table(title="Confusion matrix", show_lines=True, title_justify="left")
-    t.add_column("true \\ predicted")
+    t = Table(title="Confusion matrix (rows: true, columns: predicted)", title_justify="left", show_lines=True)
+    t.add_column("")
     t.add_column("real", justify="center")
     t.add_column("fake", justify="center")
     for i, name in enumerate(("real", "fake")):
@@ -27,7 +27,7 @@ def confusion_grid(cm: list[list[int]]) -> Table:
         cells = []
         for j in range(2):
             style = "bold white on dark_green" if i == j else "bold white on dark_red"
-            cells.append(Text(f" {cm[i][j]} \n {cm[i][j] / total:.0%} ", style=style))
+            cells.append(Text(f" {cm[i][j]:>4d}  {cm[i][j] / total:>4.0%} ", style=style))
         t.add_row(name, *cells)
     return t
 
@@ -67,7 +67,8 @@ class ResultsScreen(Screen):
                                  id="training-curves")
             if m.get("failed"):
                 yield Static(f"{len(m['failed'])} video(s) could not be scored and are left out of these numbers.")
-            yield Static(Text(f"metrics: {self.metrics_path}", style="dim"))
+            where = Path(self.metrics_path)
+            yield Static(Text(f"metrics: {where.parent.name}/{where.name}  (x: export report.json beside it)", style="dim"))
         yield Footer()
 
     def action_export(self) -> None:

@@ -1,0 +1,222 @@
+"""The real Textual app driven through Pilot, on generated videos and a real results store."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from truthnet.store import ResultRow, Store
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    import truthnet
+
+    det = truthnet.new_detector(truthnet.PipelineConfig.preset("tiny", image_size=32), seed=0)
+    return str(det.save(tmp_path_factory.mktemp("m") / "tiny.keras"))
+
+
+@pytest.fixture
+def videos(tmp_path):
+    from truthnet.synth import make_dataset
+
+    make_dataset(tmp_path / "videos", n_real=3, n_fake=3, n_frames=10, seed=2)
+    return tmp_path / "videos"
+
+
+def make(root, db, model, **kw):
+    from truthnet.tui.app import make_app
+
+    return make_app(root, model=model, db=str(db), **kw)
+
+
+async def wait_for(pilot, cond, timeout=240.0):
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError("timed out waiting for the app")
+        await pilot.pause(0.2)
+
+
+def table_rows(app, table_id="#videos"):
+    from textual.widgets import DataTable
+
+    t = app.query_one(table_id, DataTable)
+    return [[str(c) for c in t.get_row_at(i)] for i in range(t.row_count)]
+
+
+async def queue(pilot, app, kind, folder):
+    app.folder = Path(folder)
+    app.refresh_videos()
+    await pilot.press(kind[0])
+    await pilot.pause(0.3)
+    await pilot.click("#ok")
+
+
+async def test_scan_from_tree_fills_verdicts_then_details_show_crops(videos, model, tmp_path):
+    from truthnet.tui.screens.details import DetailsScreen
+
+    db = tmp_path / "r.sqlite"
+    app = make(videos, db, model)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await pilot.press("b", "down", "down")  # the tree cursor onto real/: its videos show at once
+        await pilot.pause(0.3)
+        assert app.folder == videos / "real"
+        assert all(r[3] == "not scanned" for r in table_rows(app)) and len(table_rows(app)) == 3
+        await pilot.press("s")
+        await pilot.pause(0.3)
+        await pilot.click("#ok")
+        await wait_for(pilot, lambda: any(j["state"] == "done" for j in Store(db).jobs()))
+        await pilot.pause(0.5)
+        rows = table_rows(app)
+        assert len(rows) == 3 and all(r[1] in ("real", "fake") and r[3] == "ok" for r in rows)
+        await pilot.press("tab", "tab", "tab")  # focus the videos table
+        app.query_one("#videos").focus()
+        await pilot.press("d")
+        await pilot.pause(0.5)
+        assert isinstance(app.screen, DetailsScreen)
+        assert len(app.screen.query(".crop")) == 10
+        summary = str(app.screen.query_one("#details-summary").render())
+        assert "score" in summary and "faces found in" in summary
+
+
+async def test_evaluation_opens_confusion_matrix(videos, model, tmp_path):
+    from truthnet.tui.screens.results import ResultsScreen
+
+    db = tmp_path / "r.sqlite"
+    app = make(videos, db, model)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await queue(pilot, app, "evaluate", videos)
+        await wait_for(pilot, lambda: any(j["state"] in ("done", "failed") for j in Store(db).jobs()))
+        job = Store(db).jobs()[-1]
+        assert job["state"] == "done", job["message"]
+        await pilot.pause(0.3)
+        app.query_one("#jobs").focus()
+        await pilot.press("v")
+        await pilot.pause(0.5)
+        assert isinstance(app.screen, ResultsScreen)
+        cm = app.screen.metrics["confusion_matrix"]
+        assert sum(map(sum, cm)) == 6
+        assert app.screen.query_one("#confusion") and app.screen.query_one("#table-one")
+
+
+async def test_cancel_a_running_job_and_history_survives_reopen(model, tmp_path):
+    from truthnet.synth import make_face_clip
+
+    folder = tmp_path / "many"
+    for i in range(40):
+        make_face_clip(folder / f"c{i:02d}.mp4", n_frames=10, seed=i, width=160, height=120, face_size=70)
+    db = tmp_path / "r.sqlite"
+    app = make(folder, db, model)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await queue(pilot, app, "scan", folder)
+        await wait_for(pilot, lambda: (Store(db).jobs() or [{}])[-1].get("progress", 0) > 0)
+        app.query_one("#jobs").focus()
+        await pilot.press("c")
+        await wait_for(pilot, lambda: Store(db).jobs()[-1]["state"] == "cancelled")
+        assert len(Store(db).results()) < 40  # it stopped early
+    # reopen: the job history is still there
+    app2 = make(folder, db, model, start_jobs=False)
+    async with app2.run_test(size=(140, 44)) as pilot:
+        await pilot.pause(0.3)
+        rows = table_rows(app2, "#jobs")
+        assert rows and rows[-1][1] == "scan" and rows[-1][4] == "cancelled"
+
+
+async def test_missing_model_is_an_error_dialog(videos, tmp_path, monkeypatch):
+    from truthnet.tui.screens.dialogs import ErrorDialog
+
+    monkeypatch.setenv("TRUTHNET_CONFIG", str(tmp_path / "none.json"))
+    monkeypatch.delenv("TRUTHNET_MODEL", raising=False)
+    app = make(videos, tmp_path / "r.sqlite", None)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("s")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, ErrorDialog)
+        assert "truthnet demo" in str(app.screen.query_one("#error-message").render())
+
+
+# --- snapshots at a fixed terminal size, from a store with fixed contents --------------------
+
+
+@pytest.fixture
+def fixed(tmp_path, monkeypatch):
+    """A folder and store whose contents (times included) are the same on every run."""
+    from truthnet.scanning import thumbnail_strip
+    from truthnet.synth import astronaut_face
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    monkeypatch.setenv("TRUTHNET_CONFIG", str(tmp_path / "settings.json"))
+    root = tmp_path / "case-42"
+    (root / "incoming").mkdir(parents=True)
+    names = ["interview.mp4", "press-call.mp4", "street.mp4", "broken.mp4"]
+    for n in names:
+        (root / "incoming" / n).write_bytes(b"x")
+    store = Store(tmp_path / "r.sqlite")
+    sid = store.start_scan("model.keras", "k", [str(root)], {})
+    face = astronaut_face(64)[:64, :64]
+    crops = np.stack([np.roll(face, 3 * i, axis=1) for i in range(10)])
+    rows = [
+        ResultRow(str(root / "incoming" / "interview.mp4"), "ok", score=0.9312, label="fake", threshold=0.5,
+                  faces_found=[1] * 10, duration=12.0, frames_sampled=10, thumbs=thumbnail_strip(crops),
+                  window_scores=[0.91, 0.95, 0.93], timings={"decode": 0.1, "detect": 0.5, "classify": 0.05}),
+        ResultRow(str(root / "incoming" / "press-call.mp4"), "ok", score=0.0712, label="real", threshold=0.5,
+                  faces_found=[1] * 9 + [0], duration=30.0, frames_sampled=10),
+        ResultRow(str(root / "incoming" / "broken.mp4"), "decode_error", reason="truncated or corrupt"),
+    ]
+    for r in rows:
+        r.scanned_at = 1_790_000_000.0
+        store.add_result(sid, r)
+    return root, tmp_path / "r.sqlite"
+
+
+def _fixed_app(fixed):
+    root, db = fixed
+    app = make(root, db, "model.keras", start_jobs=False)
+    app.find_devices = lambda: None  # no TensorFlow import in snapshot runs
+    return app, root
+
+
+def test_snapshot_main_screen(fixed, snap_compare):
+    app, root = _fixed_app(fixed)
+
+    async def run_before(pilot):
+        await pilot.press("b", "down")  # the tree cursor onto incoming/
+        await pilot.pause(0.3)
+        await pilot.press("tab", "tab")  # back to the table
+
+    assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)
+
+
+def test_snapshot_details_screen(fixed, snap_compare):
+    app, root = _fixed_app(fixed)
+
+    async def run_before(pilot):
+        app.show_details(str(root / "incoming" / "interview.mp4"))
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)
+
+
+def test_snapshot_results_screen(fixed, snap_compare, tmp_path):
+    from truthnet.evaluation import compute_metrics
+    from truthnet.tui.screens.results import ResultsScreen
+
+    app, _ = _fixed_app(fixed)
+    m = compute_metrics([0, 0, 0, 0, 1, 1, 1, 1, 1, 1], [0.1, 0.6, 0.3, 0.2, 0.9, 0.8, 0.4, 0.7, 0.85, 0.95])
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(m))
+    meta = {"history": {"loss": [0.7, 0.5, 0.3, 0.2], "val_loss": [0.7, 0.6, 0.4, 0.3],
+                        "accuracy": [0.5, 0.7, 0.85, 0.9], "val_accuracy": [0.5, 0.6, 0.8, 0.85]}}
+
+    async def run_before(pilot):
+        app.push_screen(ResultsScreen(str(path), meta))
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
