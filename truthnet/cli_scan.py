@@ -94,10 +94,16 @@ def cmd_scan(args) -> int:
             progress.update(task, advance=1, rate=done / el)
 
     _sigterm_as_interrupt()
-    scanner = Scanner(
-        det, store, model_path=str(model), windows=args.windows, workers=args.workers, timeout=args.timeout,
-        force=args.force, batch_size=args.batch_size,
-    )
+    common = dict(model_path=str(model), windows=args.windows, workers=args.workers, timeout=args.timeout,
+                  force=args.force, batch_size=args.batch_size)
+    if args.engine == "ray":
+        from .ray_engine import RayScanner, import_ray
+
+        import_ray()  # fail now, with the install hint, not after the plan
+        scanner = RayScanner(det, store, address=args.ray_address, num_workers=args.num_workers,
+                             gpus_per_worker=args.gpus_per_worker, **common)
+    else:
+        scanner = Scanner(det, store, **common)
     if progress is not None:
         progress.start()
     try:
@@ -236,6 +242,11 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="rescore files already scored with this model")
     p.add_argument("--fail-on-fake", action="store_true", help="exit 1 when any video is fake")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="ray: spread the files over a Ray cluster (pip install 'truthnet[ray]')")
+    p.add_argument("--ray-address", help="an existing Ray cluster (default: start a local one)")
+    p.add_argument("--num-workers", type=int, default=2, help="Ray workers (each loads the model once)")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0)
     p.set_defaults(func=cmd_scan)
 
     p = sub.add_parser("results", help="list past scans, or export one as JSON/CSV/HTML")

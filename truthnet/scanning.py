@@ -363,12 +363,9 @@ class Scanner:
     ) -> ScanSummary:
         """Score ``files``; each ends as exactly one stored result.  Ctrl-C/SIGTERM stop it
         cleanly (the scan is marked ``interrupted``; a re-run does the rest)."""
-        from .features import file_fingerprint
-
         t0 = time.perf_counter()
         scan_id = self.store.start_scan(self.model_path, self.key, roots or files, options or {})
         counts: Counter = Counter()
-        skipped = 0
 
         def emit(row: ResultRow) -> None:
             row.model_key = self.key
@@ -383,37 +380,12 @@ class Scanner:
                 on_result(row)
 
         state = "done"
+        skipped = 0
         try:
             for path, status, reason in problems:
                 emit(ResultRow(path=path, status=status, reason=reason))
-            tasks = []
-            meta: dict[int, tuple[str, int | None, str | None]] = {}
-            for i, path in enumerate(files):
-                try:
-                    size = os.path.getsize(path)
-                    fp = file_fingerprint(path)
-                except PermissionError:
-                    emit(ResultRow(path=path, status="unreadable", reason="permission denied"))
-                    continue
-                except OSError as exc:
-                    emit(ResultRow(path=path, status="unreadable", reason=f"cannot read the file: {exc.strerror or exc}"))
-                    continue
-                if os.path.isdir(path):
-                    emit(ResultRow(path=path, status="unreadable", reason="is a directory"))
-                    continue
-                if not self.force:
-                    prev = self.store.previous(fp, self.key)
-                    if prev is not None:
-                        prev.path, prev.size = path, size
-                        prev.timings = {**prev.timings, "reused": 1.0}
-                        thumbs = self.store.thumbs(path)
-                        prev.thumbs = thumbs
-                        emit(prev)
-                        skipped += 1
-                        continue
-                meta[i] = (path, size, fp)
-                tasks.append((i, self.det.config.to_dict(), path, self.windows))
-            self._run(tasks, meta, emit)
+            tasks, meta, skipped = self._plan(files, emit)
+            self.execute(tasks, meta, emit)
         except KeyboardInterrupt:
             state = "interrupted"
         finally:
@@ -422,7 +394,62 @@ class Scanner:
         summary.interrupted = state == "interrupted"
         return summary
 
-    def _run(self, tasks, meta, emit) -> None:
+    def _plan(self, files: list[str], emit) -> tuple[list[tuple], dict, int]:
+        """Fingerprint each file; emit what needs no work (unreadable, already scored with this
+        model); return the decode tasks for the rest."""
+        from .features import file_fingerprint
+
+        tasks = []
+        meta: dict[int, tuple[str, int | None, str | None]] = {}
+        skipped = 0
+        for i, path in enumerate(files):
+            try:
+                size = os.path.getsize(path)
+                fp = file_fingerprint(path)
+            except PermissionError:
+                emit(ResultRow(path=path, status="unreadable", reason="permission denied"))
+                continue
+            except OSError as exc:
+                emit(ResultRow(path=path, status="unreadable", reason=f"cannot read the file: {exc.strerror or exc}"))
+                continue
+            if os.path.isdir(path):
+                emit(ResultRow(path=path, status="unreadable", reason="is a directory"))
+                continue
+            if not self.force:
+                prev = self.store.previous(fp, self.key)
+                if prev is not None:
+                    prev.path, prev.size = path, size
+                    prev.timings = {**prev.timings, "reused": 1.0}
+                    prev.thumbs = self.store.thumbs(path)
+                    emit(prev)
+                    skipped += 1
+                    continue
+            meta[i] = (path, size, fp)
+            tasks.append((i, self.det.config.to_dict(), path, self.windows))
+        return tasks, meta, skipped
+
+    def execute(self, tasks: list[tuple], meta: dict, emit) -> None:
+        """Decode, detect and score ``tasks`` on this machine (engines override this)."""
+        execute_local(
+            self.det, tasks, meta, emit, windows=self.windows, workers=self.workers, timeout=self.timeout,
+            batch_size=self.batch_size, decode_fn=self.decode_fn,
+        )
+
+
+def execute_local(det, tasks, meta, emit, *, windows: int = 1, workers: int = 2, timeout: float = 120.0,
+                  batch_size: int = 8, decode_fn: DecodeFn = default_decode) -> None:
+    """The local engine: isolated decoding in worker processes, detection and batched scoring
+    here; ``emit(row)`` is called once per task."""
+    runner = _LocalRun(det, windows, workers, timeout, batch_size, decode_fn)
+    runner.run(tasks, meta, emit)
+
+
+class _LocalRun:
+    def __init__(self, det, windows, workers, timeout, batch_size, decode_fn) -> None:
+        self.det, self.windows, self.workers = det, windows, workers
+        self.timeout, self.batch_size, self.decode_fn = timeout, batch_size, decode_fn
+
+    def run(self, tasks, meta, emit) -> None:
         pipe = self.det.pipeline
         pending: list[tuple] = []  # (row, [FaceSequence per window])
 
