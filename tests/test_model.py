@@ -67,6 +67,12 @@ def test_bare_paper_script_h5_loads_with_stated_config(tmp_path, media):
     L = k.layers
     k.utils.set_random_seed(1)
     base = k.applications.MobileNetV2(weights=None, include_top=False, input_shape=(224, 224, 3))
+    from truthnet.model import recalibrate_batchnorm
+    from truthnet.pipeline import FacePipeline
+
+    # without ImageNet weights every frame would embed to ~0 and score 0.5: give BN real statistics
+    calib = FacePipeline(PipelineConfig.preset("paper", detector="none"))
+    recalibrate_batchnorm(base, calib.inputs(calib.prepare(media["face"])))
     base.trainable = False
     model = k.Sequential(
         [
@@ -90,6 +96,8 @@ def test_bare_paper_script_h5_loads_with_stated_config(tmp_path, media):
     expected = float(np.asarray(model(x, training=False))[0, 0])
     v = det.score_video(media["face"])
     assert v.ok and v.score == pytest.approx(expected, abs=1e-6)
+    other = det.score_video(media["short"])
+    assert abs(other.score - v.score) > 1e-4  # the scores depend on the video
 
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])

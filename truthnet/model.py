@@ -93,6 +93,39 @@ def copy_head_weights(src, dst) -> None:
         dst.get_layer(name).set_weights(src.get_layer(name).get_weights())
 
 
+def recalibrate_batchnorm(model, x) -> None:
+    """Set every BatchNormalization layer's moving statistics to those of the batch ``x``.
+
+    A randomly initialised MobileNetV2 (no ImageNet weights: offline machines, tests,
+    benchmarks) shrinks its activations to ~1e-12, so every video scores the same.  One forward
+    pass in training mode with momentum 0 gives each layer the statistics of real inputs.
+    """
+    from ._lazy import import_keras
+
+    keras = import_keras()
+    bns = list({id(l): l for l in _all_layers(model) if isinstance(l, keras.layers.BatchNormalization)}.values())
+    saved = [(l, l.momentum, l.trainable) for l in bns]
+    for l in bns:
+        l.momentum = 0.0
+        l.trainable = True
+    try:
+        model(x, training=True)
+    finally:
+        for l, m, t in saved:
+            l.momentum = m
+            l.trainable = t
+
+
+def _all_layers(model):
+    """Every layer, looking inside nested models and TimeDistributed wrappers."""
+    for layer in getattr(model, "layers", []):
+        yield layer
+        inner = getattr(layer, "layer", None)  # TimeDistributed
+        for sub in (inner, layer):
+            if sub is not None and hasattr(sub, "layers"):
+                yield from _all_layers(sub)
+
+
 def compile_model(model, learning_rate: float = 1e-4) -> None:
     """Adam(lr) + binary cross-entropy, metrics accuracy and AUC (paper 3.4.4)."""
     from ._lazy import import_keras
