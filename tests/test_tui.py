@@ -1,7 +1,6 @@
 """The real Textual app driven through Pilot, on generated videos and a real results store."""
 
 import json
-import os
 import time
 from pathlib import Path
 

@@ -281,8 +281,6 @@ def make_dataset(
 
 
 def _fakes_from_user_videos(src: Path, out: Path, seed: int, progress=None) -> list[Path]:
-    import cv2
-
     from .plugins import create_face_detector
     from .video import VideoInfo, is_video_path, probe, read_frames
 
