@@ -197,3 +197,20 @@ def test_windows_keep_per_window_scores(model, tmp_path, media):
     assert row.status == "ok" and len(row.window_scores) == 3
     assert row.score == pytest.approx(sum(row.window_scores) / 3)
     assert row.frames_sampled == 30  # 3 windows x 10 frames of a 30-frame clip
+
+
+def test_scanning_from_a_script_without_main_guard(model, media, tmp_path):
+    """Decode workers are plain subprocesses: they never re-run the user's script."""
+    script = tmp_path / "myscan.py"
+    script.write_text(
+        "import truthnet\n"
+        "from truthnet.scanning import Scanner\n"
+        "from truthnet.store import Store\n"
+        f"det = truthnet.load_detector({str(model)!r})\n"
+        f"store = Store({str(tmp_path / 'r.sqlite')!r})\n"
+        f"s = Scanner(det, store).scan([{str(media['face'])!r}, {str(media['short'])!r}])\n"
+        "print('SCANS', len(store.scans()), dict(s.counts))\n"
+    )
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env(tmp_path), timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("SCANS") == 1 and "SCANS 1 " in r.stdout

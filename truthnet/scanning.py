@@ -11,7 +11,6 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-import multiprocessing as mp
 import os
 import time
 from collections import Counter, deque
@@ -123,67 +122,48 @@ def collect_files(
 # --- isolated decoding ---------------------------------------------------------------------
 
 
-def _worker_main(conn, decode_fn: DecodeFn) -> None:
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    while True:
-        try:
-            task = conn.recv()
-        except (EOFError, KeyboardInterrupt):
-            return
-        if task is None:
-            return
-        key, config, path, windows = task
-        try:
-            info, per_window, seconds = decode_fn(config, path, windows)
-            conn.send((key, "ok", (info, per_window, seconds)))
-        except VideoError as exc:
-            conn.send((key, "error", (exc.status, exc.reason)))
-        except Exception as exc:  # an unexpected decoder failure is this file's problem only
-            conn.send((key, "error", ("decode_error", f"{type(exc).__name__}: {exc}")))
-
-
-def _usable_fd(stream) -> bool:
-    try:
-        return stream is not None and stream.fileno() >= 0
-    except Exception:
-        return False
-
-
-class _real_std_streams:
-    """Starting a process hands it sys.stderr's descriptor; inside a Textual app sys.stderr is a
-    capture object without a real one ("bad value(s) in fds_to_keep"): use the originals."""
-
-    def __enter__(self):
-        import sys
-
-        self.saved = sys.stdout, sys.stderr
-        if not _usable_fd(sys.stdout):
-            sys.stdout = sys.__stdout__ if _usable_fd(sys.__stdout__) else open(os.devnull, "w")
-        if not _usable_fd(sys.stderr):
-            sys.stderr = sys.__stderr__ if _usable_fd(sys.__stderr__) else open(os.devnull, "w")
-
-    def __exit__(self, *exc):
-        import sys
-
-        sys.stdout, sys.stderr = self.saved
+def _spec(fn: DecodeFn) -> str:
+    """``module:qualname`` of a decode function, importable in the worker process."""
+    spec = f"{fn.__module__}:{fn.__qualname__}"
+    if "<" in spec:
+        raise ValueError(f"decode functions must be importable module-level functions, got {spec}")
+    return spec
 
 
 class _Worker:
-    def __init__(self, ctx, decode_fn: DecodeFn) -> None:
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, decode_fn), daemon=True)
-        with _real_std_streams():
-            self.proc.start()
+    """One decode subprocess, talking over a socket pair."""
+
+    def __init__(self, spec: str) -> None:
+        import socket
+        import subprocess
+        import sys
+        from multiprocessing.connection import Connection
+
+        parent, child = socket.socketpair()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "truthnet._decode_worker", str(child.fileno()), spec],
+            pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, env=env,
+        )
         child.close()
+        self.conn = Connection(parent.detach())
         self.task = None
         self.started = 0.0
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def exitcode(self) -> int | None:
+        try:
+            return self.proc.wait(2)
+        except Exception:
+            return None
 
     def kill(self) -> None:
         try:
             self.proc.kill()
-            self.proc.join(2)
+            self.proc.wait(2)
         except Exception:
             pass
         self.conn.close()
@@ -199,13 +179,12 @@ class IsolatedDecoder:
     def __init__(self, workers: int = 2, timeout: float = 120.0, decode_fn: DecodeFn = default_decode) -> None:
         self.n = max(1, int(workers))
         self.timeout = float(timeout)
-        self.decode_fn = decode_fn
-        self.ctx = mp.get_context("spawn")  # never fork a process that may hold TensorFlow threads
+        self.spec = _spec(decode_fn)
         self.workers: list[_Worker] = []
         self.restarts = 0
 
     def __enter__(self) -> IsolatedDecoder:
-        self.workers = [_Worker(self.ctx, self.decode_fn) for _ in range(self.n)]
+        self.workers = [_Worker(self.spec) for _ in range(self.n)]
         return self
 
     def __exit__(self, *exc) -> None:
@@ -218,15 +197,17 @@ class IsolatedDecoder:
             except Exception:
                 pass
         for w in self.workers:
-            w.proc.join(1)
-            if w.proc.is_alive():
+            try:
+                w.proc.wait(1)
+            except Exception:
                 w.kill()
+            w.conn.close()
         self.workers = []
 
     def _replace(self, w: _Worker) -> None:
         w.kill()
         self.restarts += 1
-        self.workers[self.workers.index(w)] = _Worker(self.ctx, self.decode_fn)
+        self.workers[self.workers.index(w)] = _Worker(self.spec)
 
     def run(self, tasks: Iterable[tuple]) -> Iterator[tuple]:
         """``tasks``: ``(key, config_dict, path, windows)``."""
@@ -245,7 +226,7 @@ class IsolatedDecoder:
             busy = [w for w in self.workers if w.task is not None]
             if not busy:
                 continue
-            ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=0.2)
+            ready = wait([w.conn for w in busy], timeout=0.2)
             now = time.monotonic()
             for w in busy:
                 key = w.task[0]
@@ -253,13 +234,12 @@ class IsolatedDecoder:
                     try:
                         msg = w.conn.recv()
                     except (EOFError, OSError):
-                        msg = None
+                        msg = None  # the socket closed: the worker died
                     if msg is not None:
                         w.task = None
                         yield msg
                         continue
-                if not w.proc.is_alive() or (w.proc.sentinel in ready and w.conn not in ready):
-                    code = w.proc.exitcode
+                    code = w.exitcode()
                     w.task = None
                     self._replace(w)
                     how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
