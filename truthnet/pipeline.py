@@ -42,10 +42,16 @@ class FaceSequence:
 
     def inputs(self, preprocess=None) -> np.ndarray:
         """The crops as float32 model input, normalised as the pipeline says."""
-        x = self.crops.astype(np.float32)
-        if self.normalization == "unit":
-            return x / np.float32(255.0)
-        return preprocess(x).astype(np.float32)
+        return normalise(self.crops, self.normalization, preprocess)
+
+
+def normalise(crops: np.ndarray, normalization: str, preprocess=None) -> np.ndarray:
+    """uint8 crops -> float32 model input: ``"unit"`` divides by 255 (the paper), ``"backbone"``
+    applies the backbone's own ``preprocess``."""
+    x = crops.astype(np.float32)
+    if normalization == "unit":
+        return x / np.float32(255.0)
+    return preprocess(x).astype(np.float32)
 
 
 class FacePipeline:
@@ -195,6 +201,9 @@ class FacePipeline:
 
     def inputs(self, seq: FaceSequence) -> np.ndarray:
         return seq.inputs(self._preprocess)
+
+    def normalise(self, crops: np.ndarray) -> np.ndarray:
+        return normalise(crops, self.config.normalization, self._preprocess)
 
 
 def _resize(img: np.ndarray, size: int) -> np.ndarray:

@@ -124,20 +124,14 @@ def prepare_crops(
     return crops, fps, failed
 
 
-def _normalise(cfg: PipelineConfig, crops: np.ndarray) -> np.ndarray:
-    x = crops.astype(np.float32)
-    if cfg.normalization == "unit":
-        return x / np.float32(255.0)
-    from . import plugins
-
-    return plugins.create_backbone(cfg.backbone, **cfg.backbone_options).preprocess(x).astype(np.float32)
-
-
 def embed_crops(
     encoder, cfg: PipelineConfig, crops: dict[str, np.ndarray], fps: dict[str, str], cache: FeatureCache,
     weights_tag: str, *, batch_videos: int = 8, progress: Progress | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-frame embeddings ``(T, D)`` of each video, computed once and cached."""
+    from .pipeline import FacePipeline
+
+    norm = FacePipeline(cfg).normalise
     key = embedding_key(cfg, weights_tag)
     out: dict[str, np.ndarray] = {}
     todo = []
@@ -150,7 +144,7 @@ def embed_crops(
     t0 = time.perf_counter()
     for i in range(0, len(todo), batch_videos):
         chunk = todo[i : i + batch_videos]
-        x = np.stack([_normalise(cfg, crops[p]) for p in chunk])
+        x = np.stack([norm(crops[p]) for p in chunk])
         emb = np.asarray(encoder(x, training=False), dtype=np.float32)
         for p, e in zip(chunk, emb):
             cache.put_embedding(key, fps[p], e)
@@ -306,8 +300,11 @@ def train(
     model = build_model(cfg)
     if cfg.trainable_backbone:
         progress(f"training end to end ({cfg.backbone} trainable): {len(train_rows)} train, {len(val_rows)} val")
-        x_tr = np.stack([_normalise(cfg, crops[r.path]) for r in train_rows])
-        x_va = np.stack([_normalise(cfg, crops[r.path]) for r in val_rows]) if val_rows else None
+        from .pipeline import FacePipeline
+
+        norm = FacePipeline(cfg).normalise
+        x_tr = np.stack([norm(crops[r.path]) for r in train_rows])
+        x_va = np.stack([norm(crops[r.path]) for r in val_rows]) if val_rows else None
         history = fit(model, x_tr, y_tr, tcfg, val=(x_va, y_va) if val_rows else None, work_dir=out, progress=progress)
     else:
         encoder = build_encoder(model)
