@@ -155,3 +155,31 @@ def test_score_videos_streams_in_order(media, tiny_detector):
     assert [v.status for v in out] == ["ok", "not_a_video", "ok", "ok", "not_a_video"]
     single = tiny_detector.score_video(media["short"])
     assert out[2].score == pytest.approx(single.score, abs=1e-5)
+
+
+def test_a_failing_detector_costs_one_video_not_the_run(media, tmp_path):
+    """A detector plugin that raises: that video gets status detector_error, the others score."""
+    from truthnet import plugins
+    from truthnet.plugins import hookimpl
+
+    class Flaky:
+        finds_faces = True
+
+        def detect(self, frames):
+            if frames[0].shape[1] == 320 and len(frames) == 4:  # only the 4-frame clip
+                raise ValueError("The convolution operation resulted in an empty output")
+            return plugins.create_face_detector("none").detect(frames)
+
+    class P:
+        @hookimpl
+        def truthnet_register_face_detectors(self, register):
+            register("flaky", Flaky)
+
+    try:
+        plugins.register_plugin(P(), name="flaky-test", source="test")
+        det = truthnet.new_detector(PipelineConfig.preset("tiny", detector="flaky", image_size=32), seed=0)
+        out = list(det.score_videos([media["face"], media["short"], media["face_avi"]]))
+        assert [v.status for v in out] == ["ok", "detector_error", "ok"]
+        assert "flaky" in out[1].reason and "empty output" in out[1].reason and out[1].score is None
+    finally:
+        plugins.reset()

@@ -104,6 +104,13 @@ class NoFaceError(VideoError):
     status = "no_face"
 
 
+class DetectorError(VideoError):
+    """The face detector raised on this video's frames (a plugin bug, or a frame size it cannot
+    handle); the video is not scored, the scan goes on."""
+
+    status = "detector_error"
+
+
 class VideoTimeoutError(VideoError):
     """Processing one file took longer than its time limit."""
 

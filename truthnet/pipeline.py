@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import PipelineConfig
-from .errors import NoFaceError, TooFewFramesError
+from .errors import DetectorError, NoFaceError, TooFewFramesError
 from .faces import Face, crop_box, select_face
 from .video import VideoInfo, count_frames, probe, read_frames
 
@@ -145,7 +145,12 @@ class FacePipeline:
             raise TooFewFramesError(path, f"{len(got)} decodable frame(s), the pipeline needs at least {cfg.min_frames}")
 
         detector = self.detector
-        detections: list[list[Face]] = detector.detect(frames)
+        try:
+            detections: list[list[Face]] = detector.detect(frames)
+        except Exception as exc:  # one video's detector failure must not stop a scan
+            raise DetectorError(
+                path, f"face detector {cfg.detector!r} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            ) from exc
         t2 = time.perf_counter()
         finds = getattr(detector, "finds_faces", True)
         faces_found = [len(d) for d in detections] if finds else None
