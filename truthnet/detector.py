@@ -65,6 +65,7 @@ class Detector:
         self.metadata = metadata or {}
         self.device = device
         self.pipeline = FacePipeline(config, device=device)
+        self._parts: tuple | None | bool = False  # compiled (encoder, head), built on first use
 
     @property
     def threshold(self) -> float:
@@ -107,7 +108,7 @@ class Detector:
         return np.asarray(head(emb, training=False), dtype=np.float32).reshape(-1)
 
     def _split(self):
-        if getattr(self, "_parts", False) is not False:
+        if self._parts is not False:
             return self._parts
         self._parts = None
         try:
@@ -220,7 +221,10 @@ class Detector:
     def with_threshold(self, threshold: float) -> Detector:
         from .model import config_with_threshold
 
-        return Detector(self.model, config_with_threshold(self.config, threshold), metadata=self.metadata, device=self.device)
+        other = Detector(self.model, config_with_threshold(self.config, threshold), metadata=self.metadata,
+                         device=self.device)
+        other._parts = self._parts  # same model, same compiled graphs: no second trace
+        return other
 
 
 def load_detector(

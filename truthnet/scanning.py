@@ -151,9 +151,6 @@ class _Worker:
         self.task = None
         self.started = 0.0
 
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
     def exitcode(self) -> int | None:
         try:
             return self.proc.wait(2)
@@ -419,66 +416,56 @@ def execute_local(det, tasks, meta, emit, *, windows: int = 1, workers: int = 2,
                   batch_size: int = 8, decode_fn: DecodeFn = default_decode) -> None:
     """The local engine: isolated decoding in worker processes, detection and batched scoring
     here; ``emit(row)`` is called once per task."""
-    runner = _LocalRun(det, windows, workers, timeout, batch_size, decode_fn)
-    runner.run(tasks, meta, emit)
+    pipe = det.pipeline
+    pending: list[tuple] = []  # (row, [FaceSequence per window])
 
+    def flush() -> None:
+        seqs = [s for _, ss in pending for s in ss]
+        t = time.perf_counter()
+        scores = det.predict_sequences(seqs) if seqs else []
+        per = (time.perf_counter() - t) / max(len(seqs), 1)
+        it = iter(scores)
+        for row, ss in pending:
+            ws = [float(next(it)) for _ in ss]
+            row.window_scores = ws if windows > 1 else None
+            row.score = float(np.mean(ws))
+            row.label = "fake" if row.score >= det.threshold else "real"
+            row.timings["classify"] = round(per * len(ss), 4)
+            emit(row)
+        pending.clear()
 
-class _LocalRun:
-    def __init__(self, det, windows, workers, timeout, batch_size, decode_fn) -> None:
-        self.det, self.windows, self.workers = det, windows, workers
-        self.timeout, self.batch_size, self.decode_fn = timeout, batch_size, decode_fn
-
-    def run(self, tasks, meta, emit) -> None:
-        pipe = self.det.pipeline
-        pending: list[tuple] = []  # (row, [FaceSequence per window])
-
-        def flush() -> None:
-            seqs = [s for _, ss in pending for s in ss]
-            t = time.perf_counter()
-            scores = self.det.predict_sequences(seqs) if seqs else []
-            per = (time.perf_counter() - t) / max(len(seqs), 1)
-            it = iter(scores)
-            for row, ss in pending:
-                ws = [float(next(it)) for _ in ss]
-                row.window_scores = ws if self.windows > 1 else None
-                row.score = float(np.mean(ws))
-                row.label = "fake" if row.score >= self.det.threshold else "real"
-                row.timings["classify"] = round(per * len(ss), 4)
+    with IsolatedDecoder(workers, timeout, decode_fn) as pool:
+        for key, kind, payload in pool.run(tasks):
+            path, size, fp = meta.pop(key)
+            row = ResultRow(path=path, status="ok", size=size, fingerprint=fp)
+            if kind == "error":
+                row.status, row.reason = payload
                 emit(row)
-            pending.clear()
-
-        with IsolatedDecoder(self.workers, self.timeout, self.decode_fn) as pool:
-            for key, kind, payload in pool.run(tasks):
-                path, size, fp = meta.pop(key)
-                row = ResultRow(path=path, status="ok", size=size, fingerprint=fp)
-                if kind == "error":
-                    row.status, row.reason = payload
-                    emit(row)
-                    continue
-                info, per_window, dec_seconds = payload
-                row.duration = info.duration
-                seqs, faces, errors = [], [], []
-                t = time.perf_counter()
-                for frames, got in per_window:
-                    try:
-                        seq = pipe.build(path, info, frames, got, decode_seconds=dec_seconds)
-                        seqs.append(seq)
-                        faces.extend(seq.faces_found or [])
-                    except (TooFewFramesError, VideoError) as exc:
-                        errors.append(exc)
-                        faces.extend(getattr(exc, "faces_found", None) or [])
-                row.frames_sampled = sum(len(g) for _, g in per_window)
-                finds = getattr(pipe.detector, "finds_faces", True)
-                row.faces_found = faces if finds else None
-                row.timings = {"decode": round(dec_seconds, 4), "detect": round(time.perf_counter() - t, 4)}
-                if not seqs:
-                    row.status, row.reason = errors[0].status, errors[0].reason
-                    emit(row)
-                    continue
-                if errors:
-                    row.reason = f"{len(errors)} of {len(per_window)} windows skipped: {errors[0].reason}"
-                row.thumbs = thumbnail_strip(seqs[0].crops[: seqs[0].frames_used])
-                pending.append((row, seqs))
-                if sum(len(s) for _, s in pending) >= self.batch_size:
-                    flush()
+                continue
+            info, per_window, dec_seconds = payload
+            row.duration = info.duration
+            seqs, faces, errors = [], [], []
+            t = time.perf_counter()
+            for frames, got in per_window:
+                try:
+                    seq = pipe.build(path, info, frames, got, decode_seconds=dec_seconds)
+                    seqs.append(seq)
+                    faces.extend(seq.faces_found or [])
+                except (TooFewFramesError, VideoError) as exc:
+                    errors.append(exc)
+                    faces.extend(getattr(exc, "faces_found", None) or [])
+            row.frames_sampled = sum(len(g) for _, g in per_window)
+            finds = getattr(pipe.detector, "finds_faces", True)
+            row.faces_found = faces if finds else None
+            row.timings = {"decode": round(dec_seconds, 4), "detect": round(time.perf_counter() - t, 4)}
+            if not seqs:
+                row.status, row.reason = errors[0].status, errors[0].reason
+                emit(row)
+                continue
+            if errors:
+                row.reason = f"{len(errors)} of {len(per_window)} windows skipped: {errors[0].reason}"
+            row.thumbs = thumbnail_strip(seqs[0].crops[: seqs[0].frames_used])
+            pending.append((row, seqs))
+            if sum(len(s) for _, s in pending) >= batch_size:
+                flush()
             flush()
