@@ -214,3 +214,26 @@ def test_scanning_from_a_script_without_main_guard(model, media, tmp_path):
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env(tmp_path), timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.count("SCANS") == 1 and "SCANS 1 " in r.stdout
+
+
+def test_videos_are_scored_in_batches_with_their_own_scores(model, tmp_path):
+    import truthnet
+
+    clips = _clips(tmp_path / "v", 5)
+    det = truthnet.load_detector(model)
+    alone = {str(c): float(det.predict_sequences([det.pipeline.prepare(c)])[0]) for c in clips}
+    sizes = []
+    real = det.predict_sequences
+
+    def counting(seqs):
+        sizes.append(len(seqs))
+        return real(seqs)
+
+    det.predict_sequences = counting
+    store = Store(tmp_path / "r.sqlite")
+    s = Scanner(det, store, model_path=str(model), batch_size=4).scan([str(c) for c in clips])
+    assert sizes == [4, 1]  # a batch as soon as 4 videos are ready, the rest at the end
+    rows = store.results(s.scan_id)
+    assert len(rows) == 5 and all(r.status == "ok" for r in rows)
+    for r in rows:
+        assert r.score == pytest.approx(alone[r.path], abs=1e-5)

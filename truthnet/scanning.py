@@ -468,4 +468,4 @@ def execute_local(det, tasks, meta, emit, *, windows: int = 1, workers: int = 2,
             pending.append((row, seqs))
             if sum(len(s) for _, s in pending) >= batch_size:
                 flush()
-            flush()
+        flush()
