@@ -37,9 +37,9 @@ def test_invalid_values_rejected(field, value):
 
 
 def test_switching_a_plugin_drops_the_old_plugins_options():
-    c = PipelineConfig.preset("tiny", detector="none")
-    assert c.detector_options == {}
-    assert PipelineConfig.preset("tiny", detector="mtcnn").detector_options == {"max_side": 640}
+    c = PipelineConfig.preset("tiny", detector_options={"coarse_side": 160})
+    assert c.replace(detector="none").detector_options == {}
+    assert c.replace(detector="mtcnn").detector_options == {"coarse_side": 160}  # same plugin: kept
     assert PipelineConfig.preset("tiny", detector="haar", detector_options={"min_neighbors": 3}).detector_options == {
         "min_neighbors": 3
     }

@@ -135,22 +135,21 @@ class PipelineConfig:
 PRESETS: dict[str, PipelineConfig] = {
     # The paper exactly: 10 linspace frames, MTCNN at full resolution, the raw face box resized
     # to 224, [0, 1] input, frozen ImageNet MobileNetV2, LSTM(128)-Dropout(.5)-Dense(64)-Dense(1).
+    # (MTCNN runs coarse-to-fine by default: the largest face gets the box full-resolution
+    # MTCNN gives it, see truthnet.plugins.mtcnn_pyramid.)
     "paper": PipelineConfig(),
     # Same network, but the input in the range MobileNetV2's ImageNet weights were trained on
     # ([-1, 1]); the paper's [0, 1] input shifts every activation of the frozen backbone.
     # Faces are cropped square with a margin (no aspect distortion, some context for blending
-    # artefacts) and detected on frames downscaled to 640 px (2.7x faster, same boxes within
-    # IoU 0.95 on real 720p/1080p clips).
+    # artefacts).
     "paper-imagenet-norm": PipelineConfig(
         normalization="backbone",
         square_crop=True,
         face_margin=0.15,
-        detector_options={"max_side": 640},
     ),
     # A small network that trains from scratch on a CPU in seconds: for demos and tests.
     "tiny": PipelineConfig(
         detector="mtcnn",
-        detector_options={"max_side": 640},
         square_crop=True,
         face_margin=0.15,
         image_size=96,

@@ -1,0 +1,102 @@
+"""The fast MTCNN driver against the ``mtcnn`` package's own ``detect_faces`` (real networks)."""
+
+import numpy as np
+import pytest
+
+from truthnet import ConfigError
+from truthnet.plugins.face_detectors import MTCNNDetector
+from truthnet.plugins.mtcnn_pyramid import PyramidMTCNN, coarse_to_fine, levels_to_skip, normalised
+from truthnet.synth import _background, astronaut_face
+
+
+def _frame(w, h, faces, seed=0):
+    """A ``w`` x ``h`` RGB frame with the astronaut's face pasted at ``(x, y, size)`` each."""
+    img = _background(h, w, np.random.default_rng(seed))
+    for x, y, size in faces:
+        face = astronaut_face(size)
+        img[y : y + face.shape[0], x : x + face.shape[1]] = face
+    return img
+
+
+@pytest.fixture(scope="module")
+def package():
+    from mtcnn import MTCNN
+
+    return MTCNN()
+
+
+@pytest.fixture(scope="module")
+def net():
+    return PyramidMTCNN()
+
+
+def _package_boxes(package, frame):
+    return sorted(tuple(float(v) for v in d["box"]) for d in package.detect_faces(frame))
+
+
+def _boxes(rows):
+    return sorted(tuple(float(v) for v in np.asarray([r[0], r[1], r[2] - r[0], r[3] - r[1]]).round()) for r in rows)
+
+
+def test_normalisation_is_the_packages_exactly():
+    from mtcnn.utils.images import normalize_images
+
+    frames = [np.random.default_rng(i).integers(0, 256, (37, 53, 3), dtype=np.uint8) for i in range(3)]
+    ours = normalised(frames)
+    assert ours.dtype == np.float32 and ours.ctypes.data % 64 == 0
+    assert np.array_equal(ours, normalize_images(np.stack(frames)).astype(np.float32))
+
+
+def test_full_pyramid_gives_the_packages_faces(package, net):
+    frames = [_frame(480, 360, [(40, 60, 150), (300, 40, 90)], seed=s) for s in range(3)]
+    got = net.detect(frames)
+    for frame, rows in zip(frames, got):
+        expected = _package_boxes(package, frame)
+        assert len(expected) >= 2  # both pasted faces
+        assert _boxes(rows) == expected
+
+
+def test_coarse_to_fine_gives_the_full_resolution_box_of_the_largest_face(package, net):
+    frames = [_frame(1280, 720, [(200 + 150 * i, 150, 260), (900, 420, 70)], seed=i) for i in range(3)]
+    got = coarse_to_fine(net, frames)
+    for frame, rows in zip(frames, got):
+        expected = package.detect_faces(frame)
+        largest = max(expected, key=lambda d: d["box"][2] * d["box"][3])
+        ours = max(rows, key=lambda r: (r[2] - r[0]) * (r[3] - r[1]))
+        assert _boxes([ours]) == [tuple(float(v) for v in largest["box"])]
+        # the landmarks are the full-resolution ones, not the coarse pass's (to a pixel)
+        assert abs(ours[5] - largest["keypoints"]["left_eye"][0]) <= 1
+        assert len(rows) == len(expected)  # the small face is still counted (coarse box)
+    # and the fine pass really did skip levels: the point of it
+    size = min(ours[2] - ours[0], ours[3] - ours[1])
+    assert levels_to_skip(size, 20, 0.709, 2.5) >= 2
+
+
+def test_a_face_too_small_for_the_coarse_pass_is_still_found(package, net):
+    frame = _frame(1280, 720, [(600, 300, 48)])
+    assert not net.detect([__import__("cv2").resize(frame, (320, 180))])[0].size  # coarse sees nothing
+    rows = coarse_to_fine(net, [frame])[0]
+    assert len(rows) == 1 and _boxes(rows) == _package_boxes(package, frame)
+
+
+def test_blank_frames_have_no_faces(net):
+    frames = [np.full((720, 1280, 3), 128, np.uint8)] * 2
+    assert [r.shape for r in coarse_to_fine(net, frames)] == [(0, 15), (0, 15)]
+
+
+def test_levels_to_skip():
+    assert levels_to_skip(30, 20, 0.709, 2.5) == 0
+    ks = [levels_to_skip(s, 20, 0.709, 2.5) for s in (60, 120, 240, 480)]
+    assert ks == sorted(ks) and ks[0] < ks[-1]
+    for s, k in zip((60, 120, 240, 480), ks):  # the smallest face still found is <= size / ratio
+        assert 20 / 0.709**k <= s / 2.5 < 20 / 0.709 ** (k + 1)
+
+
+def test_detector_options_are_checked_and_large_min_face_size_works():
+    with pytest.raises(ConfigError, match="coarse_side"):
+        MTCNNDetector(coarse_side=16)
+    with pytest.raises(ConfigError, match="min_face_size"):
+        MTCNNDetector(min_face_size=8)
+    # mtcnn 1.x builds pyramid levels under 12 px for min_face_size > 20 and fails on them
+    faces = MTCNNDetector(min_face_size=40, coarse_side=None).detect([_frame(640, 480, [(200, 100, 180)])])[0]
+    assert len(faces) == 1 and faces[0].keypoints and set(faces[0].keypoints) >= {"left_eye", "nose"}
