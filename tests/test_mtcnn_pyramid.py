@@ -57,7 +57,7 @@ def test_full_pyramid_gives_the_packages_faces(package, net):
 
 
 def test_coarse_to_fine_gives_the_full_resolution_box_of_the_largest_face(package, net):
-    frames = [_frame(1280, 720, [(200 + 150 * i, 150, 260), (900, 420, 70)], seed=i) for i in range(3)]
+    frames = [_frame(1280, 720, [(100 + 150 * i, 150, 260), (950, 350, 150)], seed=i) for i in range(3)]
     got = coarse_to_fine(net, frames)
     for frame, rows in zip(frames, got):
         expected = package.detect_faces(frame)
@@ -66,7 +66,7 @@ def test_coarse_to_fine_gives_the_full_resolution_box_of_the_largest_face(packag
         assert _boxes([ours]) == [tuple(float(v) for v in largest["box"])]
         # the landmarks are the full-resolution ones, not the coarse pass's (to a pixel)
         assert abs(ours[5] - largest["keypoints"]["left_eye"][0]) <= 1
-        assert len(rows) == len(expected)  # the small face is still counted (coarse box)
+        assert len(rows) == len(expected) == 2  # the other face, outside the window, is still counted
     # and the fine pass really did skip levels: the point of it
     size = min(ours[2] - ours[0], ours[3] - ours[1])
     assert levels_to_skip(size, 20, 0.709, 2.5) >= 2
@@ -95,8 +95,40 @@ def test_levels_to_skip():
 def test_detector_options_are_checked_and_large_min_face_size_works():
     with pytest.raises(ConfigError, match="coarse_side"):
         MTCNNDetector(coarse_side=16)
+    with pytest.raises(ConfigError, match="margin"):
+        MTCNNDetector(margin=0.1)
     with pytest.raises(ConfigError, match="min_face_size"):
         MTCNNDetector(min_face_size=8)
     # mtcnn 1.x builds pyramid levels under 12 px for min_face_size > 20 and fails on them
     faces = MTCNNDetector(min_face_size=40, coarse_side=None).detect([_frame(640, 480, [(200, 100, 180)])])[0]
     assert len(faces) == 1 and faces[0].keypoints and set(faces[0].keypoints) >= {"left_eye", "nose"}
+
+
+def test_a_pnet_window_gives_the_whole_levels_proposals_inside_it(net):
+    import tensorflow as tf
+    from mtcnn.utils.images import scale_images
+
+    from truthnet.plugins.mtcnn_pyramid import _proposals, _windows
+
+    frames = [_frame(1280, 720, [(300 + 200 * i, 150 + 50 * i, 260)], seed=i) for i in range(2)]
+    level = scale_images(tf.convert_to_tensor(normalised(frames)), 0.3016)
+    regions = np.asarray([[40.0, 20.0, 150.0, 130.0], [101.0, 33.0, 211.0, 143.0]])  # level pixels
+    crops, offsets = _windows(level, regions)
+    assert crops.shape[1] < level.shape[1] and crops.shape[2] < level.shape[2]  # really cropped
+    assert (offsets % 2 == 0).all() and crops.shape[1] % 2 == 0 and crops.shape[2] % 2 == 0
+    reg_w, cls_w = (t.numpy() for t in net.pnet._model(level))
+    reg_c, cls_c = (t.numpy() for t in net.pnet._model(crops))
+    hc, wc = cls_c.shape[1:3]
+    masked = np.zeros_like(cls_w)
+    for b, (oy, ox) in enumerate(offsets // 2):  # PNet's outputs on the window: the whole level's
+        # (to float rounding: oneDNN may sum a convolution in another order for another size)
+        np.testing.assert_allclose(cls_c[b], cls_w[b, oy : oy + hc, ox : ox + wc], atol=1e-6)
+        np.testing.assert_allclose(reg_c[b], reg_w[b, oy : oy + hc, ox : ox + wc], atol=1e-6)
+        masked[b, oy : oy + hc, ox : ox + wc] = cls_w[b, oy : oy + hc, ox : ox + wc]
+    part = _proposals(reg_c, cls_c, 0.6, offsets // 2)
+    assert len(part) > 0
+    # ... and so are the proposals, mapped back to whole-level coordinates
+    same = _proposals(reg_w, masked, 0.6, np.zeros((2, 2), np.int64))
+    assert len(part) == len(same)
+    order = lambda a: a[np.lexsort(np.round(a[:, :5], 2).T[::-1])]  # noqa: E731
+    np.testing.assert_allclose(order(part), order(same), atol=1e-4)

@@ -18,11 +18,12 @@ LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 class MTCNNDetector:
     """MTCNN (Zhang et al. 2016): the ``mtcnn`` package's networks and weights.
 
-    By default (``coarse_side=320``) a pass on a 320-pixel copy of each frame finds how large the
-    largest face is, and a full-resolution pass over only the pyramid levels that can hold a
-    face at least ``1 / ratio`` of that size gives the boxes; frames where the coarse pass finds
-    nothing get the whole pyramid.  The chosen (largest) face gets the box full-resolution
-    MTCNN gives it, at a fraction of the cost (see ``truthnet.plugins.mtcnn_pyramid``).
+    By default (``coarse_side=320``) a pass on a 320-pixel copy of each frame finds where the
+    largest face is and how large; a full-resolution pass over only the pyramid levels that can
+    hold a face at least ``1 / ratio`` of its size, in a window of ``margin`` face sizes around
+    it, gives the boxes; frames where the coarse pass finds nothing get the whole pyramid.  The
+    chosen (largest) face gets the box full-resolution MTCNN gives it, at a fraction of the
+    cost; other faces far from it keep their coarse boxes (``truthnet.plugins.mtcnn_pyramid``).
     ``coarse_side=None`` runs the whole pyramid on every frame, as the paper did.
 
     ``max_side`` downscales frames before anything else and maps the boxes back (faster, boxes
@@ -41,6 +42,7 @@ class MTCNNDetector:
         device: str | None = None,
         coarse_side: int | None = 320,
         ratio: float = 2.5,
+        margin: float = 1.0,
     ) -> None:
         self.max_side = int(max_side) if max_side else None
         self.min_confidence = float(min_confidence)
@@ -53,6 +55,9 @@ class MTCNNDetector:
         self.ratio = float(ratio)
         if self.ratio < 1.0:
             raise ConfigError(f"mtcnn ratio must be >= 1, got {ratio}")
+        self.margin = float(margin)
+        if self.margin < 0.5:
+            raise ConfigError(f"mtcnn margin must be >= 0.5 (face sizes around the face), got {margin}")
         self.device = device or "CPU:0"
         self._net = None
         self._lock = threading.Lock()
@@ -87,7 +92,12 @@ class MTCNNDetector:
             with self._lock:  # one network instance is not safe to call from several threads at once
                 if self.coarse_side:
                     out = coarse_to_fine(
-                        net, batch, coarse_side=self.coarse_side, ratio=self.ratio, min_face_size=self.min_face_size
+                        net,
+                        batch,
+                        coarse_side=self.coarse_side,
+                        ratio=self.ratio,
+                        margin=self.margin,
+                        min_face_size=self.min_face_size,
                     )
                 else:
                     out = net.detect(batch, min_face_size=self.min_face_size)
@@ -171,7 +181,8 @@ def truthnet_register_face_detectors(register):
     register(
         "mtcnn",
         MTCNNDetector,
-        "MTCNN with 5 keypoints (paper); options: coarse_side, ratio, max_side, min_confidence, min_face_size, device",
+        "MTCNN with 5 keypoints (paper); options: coarse_side, ratio, margin, max_side, min_confidence, "
+        "min_face_size, device",
     )
     register("haar", HaarDetector, "OpenCV Haar cascade, no TensorFlow needed; options: max_side, min_neighbors")
     register("none", NoDetector, "no detection: the whole frame is used")
