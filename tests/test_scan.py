@@ -237,3 +237,22 @@ def test_videos_are_scored_in_batches_with_their_own_scores(model, tmp_path):
     assert len(rows) == 5 and all(r.status == "ok" for r in rows)
     for r in rows:
         assert r.score == pytest.approx(alone[r.path], abs=1e-5)
+
+
+def test_opencv_detectors_detect_in_the_decode_workers(tmp_path, media):
+    import truthnet
+
+    det = truthnet.new_detector(truthnet.PipelineConfig.preset("tiny", detector="haar", image_size=32), seed=0)
+    expected = float(det.predict_sequences([det.pipeline.prepare(media["face"])])[0])
+    calls = []
+    here = det.pipeline.detector.detect
+    det.pipeline.detector.detect = lambda frames: calls.append(len(frames)) or here(frames)
+    store = Store(tmp_path / "r.sqlite")
+    s = Scanner(det, store).scan([str(media["face"]), str(media["noface"])])
+    rows = {Path(r.path).name: r for r in store.results(s.scan_id, with_thumbs=True)}
+    assert calls == []  # nothing was detected in this process: the workers did it
+    face, noface = rows[media["face"].name], rows[media["noface"].name]
+    assert face.status == "ok" and face.score == pytest.approx(expected, abs=1e-5)
+    assert face.frames_sampled == 10 and sum(n > 0 for n in face.faces_found) >= 8
+    assert face.timings["detect"] > 0 and face.thumbs
+    assert noface.status == "no_face" and noface.faces_found == [0] * 10 and "no face" in noface.reason

@@ -21,7 +21,8 @@ from multiprocessing.connection import wait
 import numpy as np
 
 from .config import PipelineConfig
-from .errors import TooFewFramesError, VideoError
+from .errors import VideoError
+from .pipeline import FaceSequence
 from .store import ResultRow, Store
 from .video import is_video_path
 
@@ -30,14 +31,47 @@ DecodeFn = Callable[[dict, str, int], tuple]
 
 
 def default_decode(config: dict, path: str, windows: int):
-    """The worker's job: probe the file and read the sampled frames of each window."""
+    """The worker's job: probe the file and read the sampled frames of each window.
+
+    With a detector that can run in the worker (``runs_in_decoder``: ``none``, ``haar``) it
+    also detects and crops there, in parallel, and sends back the small face crops
+    (:class:`~truthnet.pipeline.FaceSequence`, or a :class:`WindowFailure`) instead of the
+    full-resolution frames."""
     from .pipeline import FacePipeline
 
     pipe = _pipeline_cache.get(json.dumps(config, sort_keys=True))
     if pipe is None:
         pipe = FacePipeline(PipelineConfig.from_dict(config))
         _pipeline_cache[json.dumps(config, sort_keys=True)] = pipe
-    return pipe.decode(path, windows=windows)
+    info, per_window, seconds = pipe.decode(path, windows=windows)
+    if not detects_in_decoder(pipe.config):
+        return info, per_window, seconds
+    return info, [_build(pipe, path, info, frames, got, seconds) for frames, got in per_window], seconds
+
+
+@dataclass
+class WindowFailure:
+    """Why one window of a video could not be built (picklable, unlike the exceptions)."""
+
+    status: str
+    reason: str
+    faces_found: list[int] | None
+    frames: int
+
+
+def detects_in_decoder(config: PipelineConfig) -> bool:
+    """Whether ``config``'s face detector declares it can run in the decode workers (no
+    TensorFlow, cheap to create in each process)."""
+    from . import plugins
+
+    return bool(getattr(plugins.get_entry("face_detector", config.detector).factory, "runs_in_decoder", False))
+
+
+def _build(pipe, path, info, frames, got, seconds):
+    try:
+        return pipe.build(path, info, frames, got, decode_seconds=seconds)
+    except VideoError as exc:
+        return WindowFailure(exc.status, exc.reason, getattr(exc, "faces_found", None), len(got))
 
 
 _pipeline_cache: dict = {}
@@ -446,18 +480,23 @@ def execute_local(det, tasks, meta, emit, *, windows: int = 1, workers: int = 2,
             row.duration = info.duration
             seqs, faces, errors = [], [], []
             t = time.perf_counter()
-            for frames, got in per_window:
-                try:
-                    seq = pipe.build(path, info, frames, got, decode_seconds=dec_seconds)
-                    seqs.append(seq)
-                    faces.extend(seq.faces_found or [])
-                except (TooFewFramesError, VideoError) as exc:
-                    errors.append(exc)
-                    faces.extend(getattr(exc, "faces_found", None) or [])
-            row.frames_sampled = sum(len(g) for _, g in per_window)
+            detect_seconds = 0.0
+            for item in per_window:
+                if not isinstance(item, (FaceSequence, WindowFailure)):  # frames: detect here
+                    item = _build(pipe, path, info, *item, dec_seconds)
+                if isinstance(item, FaceSequence):
+                    seqs.append(item)
+                    detect_seconds += item.timings.get("detect", 0.0) + item.timings.get("crop", 0.0)
+                else:
+                    errors.append(item)
+                faces.extend(item.faces_found or [])
+            row.frames_sampled = sum(s.frames_used for s in seqs) + sum(e.frames for e in errors)
             finds = getattr(pipe.detector, "finds_faces", True)
             row.faces_found = faces if finds else None
-            row.timings = {"decode": round(dec_seconds, 4), "detect": round(time.perf_counter() - t, 4)}
+            if detects_in_decoder(pipe.config):  # measured in the worker
+                row.timings = {"decode": round(dec_seconds, 4), "detect": round(detect_seconds, 4)}
+            else:
+                row.timings = {"decode": round(dec_seconds, 4), "detect": round(time.perf_counter() - t, 4)}
             if not seqs:
                 row.status, row.reason = errors[0].status, errors[0].reason
                 emit(row)

@@ -120,6 +120,7 @@ class HaarDetector:
 
     name = "haar"
     finds_faces = True
+    runs_in_decoder = True  # OpenCV only: the scanner detects in its decode workers, in parallel
 
     def __init__(
         self,
@@ -171,6 +172,7 @@ class NoDetector:
 
     name = "none"
     finds_faces = False
+    runs_in_decoder = True
 
     def detect(self, frames: list[np.ndarray]) -> list[list[Face]]:
         return [[Face((0.0, 0.0, float(f.shape[1]), float(f.shape[0])), 1.0)] for f in frames]

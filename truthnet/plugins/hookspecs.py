@@ -48,7 +48,9 @@ def truthnet_register_face_detectors(register: Register) -> None:
     batch of RGB uint8 frames, the faces found in each (:class:`truthnet.faces.Face`: box
     ``(x, y, w, h)`` in pixels, confidence, optional keypoints).  The attribute
     ``finds_faces = False`` marks a detector that does not look for faces (``none``): the
-    pipeline then uses whole frames and reports faces as not applicable.
+    pipeline then uses whole frames and reports faces as not applicable.  A factory (class)
+    with ``runs_in_decoder = True`` is cheap to create and needs no TensorFlow: the scanner
+    then detects and crops in its decode worker processes, in parallel (``haar``, ``none``).
     """
 
 
