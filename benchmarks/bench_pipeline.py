@@ -150,7 +150,7 @@ def scan_scores(det, paths, workers: int) -> tuple[dict[str, float | None], dict
         s = Scanner(det, store, model_path=None, workers=workers, force=True, batch_size=8).scan([str(p) for p in paths])
         wall = time.perf_counter() - t0
         rows = store.results(s.scan_id)
-    stages = {"decode": 0.0, "detect": 0.0, "classify": 0.0}
+    stages = {"decode": 0.0, "detect": 0.0, "embed": 0.0, "classify": 0.0}
     for r in rows:
         for k in stages:
             stages[k] += r.timings.get(k, 0.0)

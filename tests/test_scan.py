@@ -225,9 +225,9 @@ def test_videos_are_scored_in_batches_with_their_own_scores(model, tmp_path):
     sizes = []
     real = det.predict_sequences
 
-    def counting(seqs):
+    def counting(seqs, **kw):
         sizes.append(len(seqs))
-        return real(seqs)
+        return real(seqs, **kw)
 
     det.predict_sequences = counting
     store = Store(tmp_path / "r.sqlite")
@@ -237,6 +237,7 @@ def test_videos_are_scored_in_batches_with_their_own_scores(model, tmp_path):
     assert len(rows) == 5 and all(r.status == "ok" for r in rows)
     for r in rows:
         assert r.score == pytest.approx(alone[r.path], abs=1e-5)
+        assert r.timings["embed"] > 0 and r.timings["classify"] > 0  # the backbone and the head, apart
 
 
 def test_opencv_detectors_detect_in_the_decode_workers(tmp_path, media):
