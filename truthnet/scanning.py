@@ -468,6 +468,7 @@ def execute_local(det, tasks, meta, emit, *, windows: int = 1, workers: int = 2,
             emit(row)
         pending.clear()
 
+    in_worker = detects_in_decoder(pipe.config)
     with IsolatedDecoder(workers, timeout, decode_fn) as pool:
         for key, kind, payload in pool.run(tasks):
             path, size, fp = meta.pop(key)
@@ -493,7 +494,7 @@ def execute_local(det, tasks, meta, emit, *, windows: int = 1, workers: int = 2,
             row.frames_sampled = sum(s.frames_used for s in seqs) + sum(e.frames for e in errors)
             finds = getattr(pipe.detector, "finds_faces", True)
             row.faces_found = faces if finds else None
-            if detects_in_decoder(pipe.config):  # measured in the worker
+            if in_worker:  # measured in the worker
                 row.timings = {"decode": round(dec_seconds, 4), "detect": round(detect_seconds, 4)}
             else:
                 row.timings = {"decode": round(dec_seconds, 4), "detect": round(time.perf_counter() - t, 4)}
