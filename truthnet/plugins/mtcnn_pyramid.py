@@ -237,18 +237,16 @@ def coarse_to_fine(
     limited to a window around the largest faces (``margin`` face sizes on each side).  Other
     faces seen by the coarse pass are kept with their coarse boxes (scaled back), so counts
     stay meaningful."""
-    import cv2
+    from ..faces import downscale
 
     h, w = frames[0].shape[:2]
     kw = {"min_face_size": min_face_size, "scale_factor": scale_factor}
     if max(h, w) <= coarse_side:
         return net.detect(frames, **kw)
-    s = coarse_side / float(max(h, w))
-    size = (max(1, int(round(w * s))), max(1, int(round(h * s))))
-    smalls = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
-    coarse = net.detect(smalls, **kw)
+    smalls = [downscale(f, coarse_side) for f in frames]
+    coarse = net.detect([small for small, _ in smalls], **kw)
     back = np.ones(15, np.float32)
-    back[:4] = back[5:] = 1.0 / s
+    back[:4] = back[5:] = smalls[0][1]  # coordinates back to full resolution, not the confidence
     coarse = [c * back for c in coarse]
 
     # One full-resolution pass for the frames where the coarse pass saw a face: the pyramid
@@ -261,10 +259,10 @@ def coarse_to_fine(
         skip, regions = None, []
         for i in found:
             c = coarse[i]
-            sizes = np.maximum(c[:, 2] - c[:, 0], c[:, 3] - c[:, 1])
+            bw, bh = c[:, 2] - c[:, 0], c[:, 3] - c[:, 1]
+            sizes = np.maximum(bw, bh)
             big = c[sizes >= sizes.max() / 1.5]
-            largest = float(np.max(np.minimum(c[:, 2] - c[:, 0], c[:, 3] - c[:, 1])))
-            k = levels_to_skip(largest, min_face_size, scale_factor, ratio)
+            k = levels_to_skip(float(np.max(np.minimum(bw, bh))), min_face_size, scale_factor, ratio)
             skip = k if skip is None else min(skip, k)
             pad = float(sizes.max()) * margin
             regions.append([big[:, 0].min() - pad, big[:, 1].min() - pad, big[:, 2].max() + pad, big[:, 3].max() + pad])
