@@ -178,8 +178,13 @@ def test_a_failing_detector_costs_one_video_not_the_run(media, tmp_path):
     try:
         plugins.register_plugin(P(), name="flaky-test", source="test")
         det = truthnet.new_detector(PipelineConfig.preset("tiny", detector="flaky", image_size=32), seed=0)
-        out = list(det.score_videos([media["face"], media["short"], media["face_avi"]]))
+        # a plugin registered at run time exists in this process only: decode in threads here
+        out = list(det.score_videos([media["face"], media["short"], media["face_avi"]], isolation="thread"))
         assert [v.status for v in out] == ["ok", "detector_error", "ok"]
+        # the isolated decode workers do not know it: a configuration error for the whole run,
+        # never a per-file status
+        with pytest.raises(truthnet.ConfigError, match="flaky"):
+            list(det.score_videos([media["face"]]))
         assert "flaky" in out[1].reason and "empty output" in out[1].reason and out[1].score is None
     finally:
         plugins.reset()

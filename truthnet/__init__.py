@@ -45,10 +45,16 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
 
 # name -> module that defines it; resolved on first attribute access (PEP 562)
 _LAZY = {
-    "Detector": "detector",
-    "Verdict": "detector",
-    "load_detector": "detector",
-    "new_detector": "detector",
+    "Classifier": "classifier",
+    "load_classifier": "classifier",
+    "new_classifier": "classifier",
+    "Result": "record",
+    "Engine": "engine",
+    # the 0.1 names
+    "Detector": "classifier",
+    "Verdict": "record",
+    "load_detector": "classifier",
+    "new_detector": "classifier",
     "FacePipeline": "pipeline",
     "FaceSequence": "pipeline",
     "VideoInfo": "video",
@@ -104,7 +110,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .detector import Detector, Verdict, load_detector, new_detector  # noqa: F401
+    from .classifier import Classifier, Detector, load_classifier, load_detector, new_classifier, new_detector  # noqa
+    from .engine import Engine  # noqa: F401
+    from .record import Result, Verdict  # noqa: F401
     from .faces import Face  # noqa: F401
     from .model import build_model, load_model, save_model  # noqa: F401
     from .pipeline import FacePipeline, FaceSequence  # noqa: F401

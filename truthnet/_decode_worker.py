@@ -2,8 +2,8 @@
 
 A plain subprocess (not multiprocessing): it never re-imports the user's ``__main__``, so a
 script that calls the scanner without an ``if __name__ == "__main__"`` guard still works.  It
-reads ``(key, config, path, windows)`` tasks from the socket ``FD`` and answers
-``(key, "ok", payload)`` or ``(key, "error", (status, reason))``.
+reads :class:`~truthnet.isolation.DecodeTask` messages from the socket ``FD`` and answers each
+with one message of :mod:`truthnet.isolation` (``Decoded``, ``DecodeFailed``, ``SetupFailed``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ def main() -> None:
     obj = importlib.import_module(module)
     for part in name.split("."):
         obj = getattr(obj, part)
-    decode_fn = obj
-    from truthnet.errors import VideoError
+    from truthnet.isolation import decode_one
 
     conn = Connection(fd)
     while True:
@@ -32,14 +31,7 @@ def main() -> None:
             return
         if task is None:
             return
-        key, config, path, windows = task
-        try:
-            info, per_window, seconds = decode_fn(config, path, windows)
-            conn.send((key, "ok", (info, per_window, seconds)))
-        except VideoError as exc:
-            conn.send((key, "error", (exc.status, exc.reason)))
-        except Exception as exc:  # an unexpected decoder failure is this file's problem only
-            conn.send((key, "error", ("decode_error", f"{type(exc).__name__}: {exc}")))
+        conn.send(decode_one(obj, task))
 
 
 if __name__ == "__main__":

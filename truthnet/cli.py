@@ -10,22 +10,19 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from enum import IntEnum
 from typing import Any
 
 from . import __version__
 from .errors import ModelError, TruthnetError
+from .exitcodes import ExitCode
 
 
-class ExitCode(IntEnum):
-    """Process exit codes of every ``truthnet`` command."""
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error; 2 is "some files failed" here, usage is 3."""
 
-    OK = 0  #: success
-    FAKES_FOUND = 1  #: ``scan --fail-on-fake`` found at least one fake
-    SOME_FAILED = 2  #: some files could not be scored (each has a status and reason)
-    USAGE = 3  #: bad command line, configuration or dataset
-    MODEL = 4  #: the model could not be loaded or does not fit
-    INTERRUPTED = 130  #: stopped by Ctrl-C / SIGTERM; work done so far is kept
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message}\n")
 
 
 def _stderr_console():
@@ -134,9 +131,11 @@ def _config_from_args(args: argparse.Namespace):
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from .detector import load_detector
+    from .classifier import load_classifier
 
-    det = load_detector(args.model, _config_from_args(args), threshold=args.threshold)
+    from .resolve import resolve_model
+
+    det = load_classifier(resolve_model(args.model), _config_from_args(args), threshold=args.threshold)
     failed = 0
     for v in det.score_videos(args.videos, batch_size=args.batch_size):
         failed += not v.ok
@@ -151,12 +150,12 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_new_model(args: argparse.Namespace) -> int:
     from .config import PipelineConfig
-    from .detector import new_detector
+    from .classifier import new_classifier
 
     cfg = PipelineConfig.preset(args.preset)
     if args.weights is not None:
         cfg = cfg.replace(backbone_weights=None if args.weights == "none" else args.weights)
-    det = new_detector(cfg, seed=args.seed)
+    det = new_classifier(cfg, seed=args.seed)
     path = det.save(args.output, {"trained": False})
     _stderr_console().print(f"wrote untrained {args.preset} model to {path} (train it with `truthnet train`)")
     return ExitCode.OK
@@ -166,7 +165,7 @@ def cmd_new_model(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="truthnet",
         description="Tell real face videos from deepfakes (MobileNetV2 + LSTM).",
         epilog="Exit codes: " + ", ".join(f"{int(c)} {c.name.lower()}" for c in ExitCode),
@@ -190,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("score", help="score a few video files with a model (see `scan` for folders)")
     p.add_argument("videos", nargs="+", metavar="VIDEO")
-    p.add_argument("--model", "-m", required=True, help="a .keras/.h5 model file")
+    p.add_argument("--model", "-m", help="a .keras/.h5 model file (default: `truthnet default-model`)")
     p.add_argument("--preset", help="pipeline preset for a bare model file that carries no configuration")
     p.add_argument("--threshold", type=float, help="override the model's decision threshold")
     p.add_argument("--batch-size", type=int, default=8)

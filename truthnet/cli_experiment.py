@@ -28,38 +28,19 @@ def _pipeline_config(args):
 
 
 def cmd_train(args) -> int:
-    from .training import TrainConfig, train
+    from . import api
+    from .training import TrainConfig
 
-    if args.device:
-        _use_device(args.device)
     tcfg = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
         patience=None if args.patience < 0 else args.patience, class_weight=args.class_weight,
         split_protocol=args.split, workers=args.workers,
     )
-    res = train(args.dataset, args.output, _pipeline_config(args), tcfg, layout=args.layout, cache_dir=args.cache)
+    res = api.train(args.dataset, args.output, _pipeline_config(args), tcfg, layout=args.layout, cache_dir=args.cache,
+                    device=args.device, on_event=lambda ev: _log(ev.message))
     print(json.dumps({"model": str(res.model_path), "counts": res.counts, "failed": len(res.failed),
                       "seconds": round(res.seconds, 1), "final": {k: v[-1] for k, v in res.history.items()}}))
     return 0
-
-
-def _use_device(device: str) -> None:
-    """Restrict TensorFlow to one device: "cpu" hides the GPUs, "gpu:N" keeps only GPU N."""
-    from ._lazy import import_tensorflow
-    from .errors import ConfigError
-
-    tf = import_tensorflow()
-    gpus = tf.config.list_physical_devices("GPU")
-    d = device.lower()
-    if d == "cpu":
-        tf.config.set_visible_devices([], "GPU")
-    elif d.startswith("gpu"):
-        idx = int(d.split(":")[1]) if ":" in d else 0
-        if idx >= len(gpus):
-            raise ConfigError(f"device {device!r} not found; TensorFlow sees {len(gpus)} GPU(s)")
-        tf.config.set_visible_devices([gpus[idx]], "GPU")
-    else:
-        raise ConfigError(f"device must be cpu or gpu[:N], got {device!r}")
 
 
 def _print_metrics(m: dict, out_dir) -> None:
@@ -74,9 +55,10 @@ def _print_metrics(m: dict, out_dir) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluation import evaluate
+    from . import api
 
-    m = evaluate(args.model, args.dataset, args.output, split=args.split, layout=args.layout, threshold=args.threshold)
+    m = api.evaluate(args.model, args.dataset, args.output, split=args.split, layout=args.layout,
+                     threshold=args.threshold)
     if args.json:
         print(json.dumps(m))
     else:
@@ -85,9 +67,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from .evaluation import calibrate
+    from . import api
 
-    r = calibrate(args.model, args.dataset, real_recall=args.real_recall, max_fpr=args.max_fpr, split=args.split,
+    r = api.calibrate(args.model, args.dataset, real_recall=args.real_recall, max_fpr=args.max_fpr, split=args.split,
                   layout=args.layout, output=args.output)
     print(json.dumps(r))
     return 0
@@ -125,9 +107,9 @@ def cmd_demo(args) -> int:
     m = evaluate(res.model_path, data, out / "run" / "eval", split="test")
     _print_metrics(m, out / "run" / "eval")
     _log("[4/4] scanning the test split with the saved model")
-    from .detector import load_detector
+    from .classifier import load_classifier
 
-    det = load_detector(res.model_path)
+    det = load_classifier(res.model_path)
     rows = [r.split(",")[0] for r in (out / "run" / "eval" / "predictions.csv").read_text().splitlines()[1:]]
     for v in det.score_videos(rows[: args.show]):
         score = "-" if v.score is None else f"{v.score:.3f}"

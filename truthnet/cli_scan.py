@@ -7,22 +7,9 @@ import signal
 import sys
 from pathlib import Path
 
-from .errors import ModelError
 
-NO_MODEL_HELP = (
-    "no model given and no default model configured. Get one with `truthnet demo` (a small model "
-    "trained on synthetic data, in minutes) or `truthnet train DATASET`, then pass --model PATH or "
-    "set it once with `truthnet default-model PATH` (or $TRUTHNET_MODEL)."
-)
-
-
-def _resolve_model(arg: str | None) -> str:
-    from .settings import default_model
-
-    model = arg or default_model()
-    if not model:
-        raise ModelError(NO_MODEL_HELP)
-    return model
+from .exitcodes import ExitCode
+from .resolve import NO_MODEL_HELP, resolve_model  # noqa: F401  (NO_MODEL_HELP: its 0.1 home)
 
 
 def _sigterm_as_interrupt() -> None:
@@ -35,85 +22,77 @@ def _sigterm_as_interrupt() -> None:
         pass
 
 
+def _progress_bar(console, total: int):
+    """A transient files-done bar with rate and ETA on stderr."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn("scanning"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:.2f} files/s"), TextColumn("ETA"), TimeRemainingColumn(),
+        console=console, transient=True,
+    )
+    return progress, progress.add_task("scan", total=total, rate=0.0)
+
+
+def _result_line(row) -> str:
+    if row.status == "ok":
+        return f"{row.label.upper():4s} {row.score:.4f}  {row.path}"
+    return f"{row.status.upper()}  {row.path}: {row.reason}"
+
+
 def cmd_scan(args) -> int:
-    from .cli import ExitCode
-    from .scanning import Scanner, collect_files
-    from .store import Store
-
-    from .config import PipelineConfig
-    from .detector import load_detector
-
-    model = _resolve_model(args.model)
-    if args.device:
-        from .cli_experiment import _use_device
-
-        _use_device(args.device)
-    collected = collect_files(args.paths, recursive=args.recursive, include=args.include, exclude=args.exclude)
-    cfg = PipelineConfig.preset(args.preset) if args.preset else None
-    det = load_detector(model, cfg, threshold=args.threshold)
-    store = Store(args.db)
-    options = {k: v for k, v in vars(args).items() if k not in ("func",)}
-    total = len(collected.files) + len(collected.problems)
+    import time
 
     from rich.console import Console
 
+    from . import api
+
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    progress = None
-    task = None
-    if not args.json and not args.quiet:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        progress = Progress(
-            TextColumn("scanning"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:.2f} files/s"), TextColumn("ETA"), TimeRemainingColumn(),
-            console=err, transient=True,
-        )
-        task = progress.add_task("scan", total=total, rate=0.0)
-
-    import time
-
+    clf = api.load(args.model, preset=args.preset, threshold=args.threshold, device=args.device)
+    bar = task = None
     t0 = time.perf_counter()
-    done = 0
 
-    def on_result(row) -> None:
-        nonlocal done
-        done += 1
-        if args.json:
+    def on_event(ev) -> None:
+        nonlocal bar, task
+        row = ev.result
+        if row is None:  # the plan: how many files
+            pass
+        elif args.json:
             d = row.to_dict()
             d.pop("model_key", None)
             sys.stdout.write(json.dumps(d) + "\n")
             sys.stdout.flush()
         else:
-            line = (
-                f"{row.label.upper():4s} {row.score:.4f}  {row.path}" if row.status == "ok"
-                else f"{row.status.upper()}  {row.path}: {row.reason}"
-            )
-            print(line, flush=True)
-        if progress is not None:
-            el = max(time.perf_counter() - t0, 1e-6)
-            progress.update(task, advance=1, rate=done / el)
+            print(_result_line(row), flush=True)
+        if not args.json and not args.quiet:
+            if bar is None:
+                bar, task = _progress_bar(err, ev.total)
+                bar.start()
+            bar.update(task, completed=ev.done, rate=ev.done / max(time.perf_counter() - t0, 1e-6))
 
     _sigterm_as_interrupt()
-    common = dict(model_path=str(model), windows=args.windows, workers=args.workers, timeout=args.timeout,
-                  force=args.force, batch_size=args.batch_size)
-    if args.engine == "ray":
-        from .ray_engine import RayScanner, import_ray
-
-        import_ray()  # fail now, with the install hint, not after the plan
-        scanner = RayScanner(det, store, address=args.ray_address, num_workers=args.num_workers,
-                             gpus_per_worker=args.gpus_per_worker, **common)
-    else:
-        scanner = Scanner(det, store, **common)
-    if progress is not None:
-        progress.start()
+    options = {k: v for k, v in vars(args).items() if k not in ("func",)}
     try:
-        summary = scanner.scan(
-            collected.files, problems=collected.problems, roots=[str(p) for p in args.paths], options=options,
-            on_result=on_result,
+        outcome = api.scan(
+            args.paths, model=resolve_model(args.model), classifier=clf, db=args.db, recursive=args.recursive,
+            include=args.include, exclude=args.exclude, windows=args.windows, workers=args.workers,
+            timeout=args.timeout, batch_size=args.batch_size, force=args.force, engine=args.engine,
+            ray={"address": args.ray_address, "num_workers": args.num_workers,
+                 "gpus_per_worker": args.gpus_per_worker},
+            options=options, on_event=on_event,
         )
     finally:
-        if progress is not None:
-            progress.stop()
+        if bar is not None:
+            bar.stop()
+    return _finish_scan(outcome, args, err)
+
+
+def _finish_scan(outcome, args, err) -> int:
+    """Reports, the summary, the exit code."""
+    from .store import Store
+
+    summary = outcome.summary
+    store = Store(outcome.db)
     rows = store.results(summary.scan_id, with_thumbs=bool(args.html))
     if args.csv:
         from .htmlreport import write_csv
@@ -174,7 +153,7 @@ def cmd_results(args) -> int:
             t.add_row(str(s["id"]), time.strftime("%Y-%m-%d %H:%M", time.localtime(s["started"])), s["state"],
                       str(s["n"]), str(c.get("fake", 0)), str(c.get("real", 0)), str(failed), str(s["model"] or "-"))
         Console().print(t)
-        return 0
+        return ExitCode.OK
     scan_id = args.scan
     if scan_id is None:
         scans = store.scans(limit=1)

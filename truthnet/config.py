@@ -125,12 +125,6 @@ class PipelineConfig:
             raise UnknownNameError("preset", name, list(PRESETS)) from None
         return base.replace(**overrides) if overrides else base
 
-    def fingerprint(self) -> str:
-        """A short stable hash of the settings that change what the model sees."""
-        import hashlib
-
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
-
 
 PRESETS: dict[str, PipelineConfig] = {
     # The paper exactly: 10 linspace frames, MTCNN at full resolution, the raw face box resized

@@ -134,3 +134,12 @@ class DatasetError(TruthnetError):
     """A dataset folder does not match any known layout or is inconsistent."""
 
     status = "dataset_error"
+
+
+# --- control flow --------------------------------------------------------------------------
+
+
+class Cancelled(TruthnetError):
+    """Long work (train, evaluate, calibrate) stopped because its ``cancel`` was set."""
+
+    status = "cancelled"

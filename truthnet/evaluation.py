@@ -10,6 +10,7 @@ import numpy as np
 
 from .datasets import ManifestRow, split_rows
 from .errors import DatasetError
+from .events import ProgressText
 
 
 def compute_metrics(y_true, scores, threshold: float = 0.5) -> dict:
@@ -67,17 +68,17 @@ def evaluate(
     """Score a dataset split with a model and write predictions.csv, metrics.json, roc.png and
     confusion_matrix.png into ``out_dir``.  Videos that fail are listed with their status and
     left out of the metrics (counted in ``failed``)."""
-    from .detector import Detector, load_detector
+    from .classifier import Classifier, load_classifier
 
-    det = model if isinstance(model, Detector) else load_detector(model, threshold=threshold)
-    if threshold is not None and isinstance(model, Detector):
+    det = model if isinstance(model, Classifier) else load_classifier(model, threshold=threshold)
+    if threshold is not None and isinstance(model, Classifier):
         det = det.with_threshold(threshold)
     rows = _rows_for(dataset, split, det.metadata, layout)
     preds = []
     for i, v in enumerate(det.score_videos([r.path for r in rows], batch_size=batch_size), 1):
         preds.append(v)
-        if progress and (i % 10 == 0 or i == len(rows)):
-            progress(f"evaluate: {i}/{len(rows)} videos")
+        if progress:
+            progress(ProgressText("evaluate", i, len(rows), f"evaluate: {i}/{len(rows)} videos"))
     ok = [(r, v) for r, v in zip(rows, preds) if v.ok]
     if not ok:
         raise DatasetError(f"{dataset}: none of the {len(rows)} videos in the {split!r} split could be scored")
@@ -120,15 +121,20 @@ def pick_threshold(real_scores, *, real_recall: float | None = None, max_fpr: fl
 
 def calibrate(
     model_path, dataset, *, real_recall: float | None = None, max_fpr: float | None = None, split: str = "val",
-    layout: str | None = None, output=None,
+    layout: str | None = None, output=None, progress=None,
 ) -> dict:
     """Pick a threshold on a validation split and store it in the model file."""
-    from .detector import load_detector
+    from .classifier import load_classifier
 
-    det = load_detector(model_path)
+    det = load_classifier(model_path)
     rows = _rows_for(dataset, split, det.metadata, layout)
     real = [r.path for r in rows if r.label == 0]
-    scores = [v.score for v in det.score_videos(real) if v.ok]
+    scores = []
+    for i, v in enumerate(det.score_videos(real), 1):
+        if v.ok:
+            scores.append(v.score)
+        if progress:
+            progress(ProgressText("calibrate", i, len(real), f"calibrate: {i}/{len(real)} real videos"))
     t = pick_threshold(scores, real_recall=real_recall, max_fpr=max_fpr)
     new = det.with_threshold(t)
     meta = {"calibration": {"split": split, "real_recall": real_recall, "max_fpr": max_fpr, "threshold": t,

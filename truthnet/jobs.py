@@ -71,7 +71,7 @@ def run_job(
 
 def _detector(job: dict):
     from .config import PipelineConfig
-    from .detector import load_detector
+    from .classifier import load_classifier
     from .errors import ModelError
     from .settings import default_model
 
@@ -79,7 +79,7 @@ def _detector(job: dict):
     if not model:
         raise ModelError("no model chosen and no default model configured (run `truthnet demo` or train one)")
     cfg = PipelineConfig.preset(job["preset"]) if job.get("preset") else None
-    return model, load_detector(model, cfg)
+    return model, load_classifier(model, cfg)
 
 
 def _scan(store: Store, job: dict, cancel, report, say) -> dict:

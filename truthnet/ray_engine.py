@@ -37,12 +37,12 @@ class _Scorer:
         import tempfile
 
         from .config import PipelineConfig
-        from .detector import load_detector
+        from .classifier import load_classifier
 
         fd, path = tempfile.mkstemp(suffix=suffix, prefix="truthnet-model-")
         with os.fdopen(fd, "wb") as fh:
             fh.write(model_bytes)
-        self.det = load_detector(path, PipelineConfig.from_dict(config))
+        self.det = load_classifier(path, PipelineConfig.from_dict(config))
         os.unlink(path)
         self.windows, self.timeout = windows, timeout
         self.decode_workers, self.batch_size = decode_workers, batch_size
@@ -50,13 +50,12 @@ class _Scorer:
     def pid(self) -> int:
         return os.getpid()
 
-    def score(self, tasks: list[tuple], meta: dict) -> list:
-        from .scanning import execute_local
+    def score(self, rows: list) -> list:
+        from .engine import Engine
 
-        rows = []
-        execute_local(self.det, tasks, meta, rows.append, windows=self.windows, workers=self.decode_workers,
-                      timeout=self.timeout, batch_size=self.batch_size)
-        return rows
+        engine = Engine(self.det, windows=self.windows, workers=self.decode_workers, timeout=self.timeout,
+                        batch_size=self.batch_size)
+        return list(engine.run(rows))
 
 
 class RayScanner(Scanner):
@@ -72,7 +71,6 @@ class RayScanner(Scanner):
         self.files_per_task = max(1, int(files_per_task))
         self.max_attempts = max(1, int(max_attempts))
         self.decode_workers = decode_workers
-        self.actor_pids: list[int] = []
         self.on_actor_started = None  # test hook: called with the actor handles once they are up
 
     def _model_bytes(self) -> tuple[bytes, str]:
@@ -80,8 +78,8 @@ class RayScanner(Scanner):
             raise ConfigError("--engine ray needs the model as a file (it is shipped to the workers)")
         return Path(self.model_path).read_bytes(), Path(self.model_path).suffix
 
-    def execute(self, tasks: list[tuple], meta: dict, emit) -> None:
-        if not tasks:
+    def execute(self, rows: list, emit, cancel=None) -> None:
+        if not rows:
             return
         ray = import_ray()
         started_here = False
@@ -97,24 +95,24 @@ class RayScanner(Scanner):
         model_ref = ray.put(model_bytes)  # once, through the object store
 
         def new_actor():
-            return actor_cls.remote(model_ref, suffix, self.det.config.to_dict(), self.windows, self.timeout,
-                                    self.decode_workers, self.batch_size)
+            return actor_cls.remote(model_ref, suffix, self.det.config.to_dict(), self.engine.windows, self.engine.timeout,
+                                    self.decode_workers, self.engine.batch_size)
 
         actors = [new_actor() for _ in range(self.num_workers)]
         if self.on_actor_started:
             self.on_actor_started(actors)
-        queue: deque[list[tuple]] = deque(
-            tasks[i : i + self.files_per_task] for i in range(0, len(tasks), self.files_per_task)
-        )
+        queue: deque[list] = deque(rows[i : i + self.files_per_task] for i in range(0, len(rows), self.files_per_task))
         attempts: dict[int, int] = {}
         running: dict = {}  # ObjectRef -> (actor, batch)
         idle = list(actors)
         try:
             while queue or running:
+                if cancel is not None and cancel.is_set():
+                    raise KeyboardInterrupt
                 while queue and idle:
                     batch = queue.popleft()
                     actor = idle.pop()
-                    ref = actor.score.remote(batch, {t[0]: meta[t[0]] for t in batch})
+                    ref = actor.score.remote(batch)
                     running[ref] = (actor, batch)
                 done, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
                 for ref in done:
@@ -122,8 +120,8 @@ class RayScanner(Scanner):
                     try:
                         rows = ray.get(ref)
                     except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
-                            ray.exceptions.ActorDiedError) as exc:
-                        self._worker_died(batch, attempts, queue, meta, emit, exc)
+                            ray.exceptions.ActorDiedError):
+                        self._worker_died(batch, attempts, queue, emit)
                         idle.append(new_actor())  # replace the dead worker
                         continue
                     for row in rows:
@@ -142,18 +140,14 @@ class RayScanner(Scanner):
             if started_here:
                 ray.shutdown()
 
-    def _worker_died(self, batch, attempts, queue, meta, emit, exc) -> None:
+    def _worker_died(self, batch, attempts, queue, emit) -> None:
         """Retry a dead worker's files one by one; a file that kills workers repeatedly fails."""
-        from .store import ResultRow
-
-        for task in batch:
-            key = task[0]
-            attempts[key] = attempts.get(key, 0) + 1
-            if attempts[key] >= self.max_attempts and len(batch) == 1:
-                path, size, fp = meta[key]
-                emit(ResultRow(path=path, status="decode_error", size=size, fingerprint=fp,
-                               reason=f"the worker died {attempts[key]} times while scoring this file"))
+        for row in batch:
+            attempts[row.path] = attempts.get(row.path, 0) + 1
+            if attempts[row.path] >= self.max_attempts and len(batch) == 1:
+                row.status, row.reason = "decode_error", f"the worker died {attempts[row.path]} times while scoring this file"
+                emit(row)
             else:
-                queue.append([task])
+                queue.append([row])
 
 

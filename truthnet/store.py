@@ -14,11 +14,16 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-SCHEMA_VERSION = 1
+#: version 2 added ``frame_indices`` and ``frames_padded`` (the API's fields) to ``results``
+SCHEMA_VERSION = 2
+
+#: columns added after version 1: (table, column, type), applied by :meth:`Store._migrate`
+_ADDED_COLUMNS = [
+    ("results", "frame_indices", "TEXT"),     # JSON list of the sampled frame indices
+    ("results", "frames_padded", "INTEGER"),
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -47,6 +52,8 @@ CREATE TABLE IF NOT EXISTS results (
     threshold REAL,
     duration REAL,
     frames_sampled INTEGER,
+    frames_padded INTEGER,
+    frame_indices TEXT,                          -- JSON list of the sampled frame indices
     faces_found TEXT,                            -- JSON list per sampled frame, or null
     window_scores TEXT,                          -- JSON list, or null
     timings TEXT,                                -- JSON
@@ -74,36 +81,7 @@ CREATE INDEX IF NOT EXISTS results_fp ON results (fingerprint, model_key);
 CREATE INDEX IF NOT EXISTS results_path ON results (path);
 """
 
-#: statuses that a re-scan does not retry (the same file and model give the same answer);
-#: ``timeout`` and ``unreadable`` may be transient and are retried.
-FINAL_STATUSES = ("ok", "no_face", "too_few_frames", "decode_error", "not_a_video")
-
-
-@dataclass
-class ResultRow:
-    path: str
-    status: str
-    reason: str = ""
-    score: float | None = None
-    label: str | None = None
-    threshold: float | None = None
-    size: int | None = None
-    fingerprint: str | None = None
-    duration: float | None = None
-    frames_sampled: int = 0
-    faces_found: list[int] | None = None
-    window_scores: list[float] | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    thumbs: bytes | None = None
-    scan_id: int | None = None
-    scanned_at: float | None = None
-    model_key: str | None = None
-
-    def to_dict(self, *, with_thumbs: bool = False) -> dict[str, Any]:
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "thumbs"}
-        if with_thumbs:
-            d["thumbs"] = self.thumbs
-        return d
+from .record import FINAL_STATUSES, Result, ResultRow  # noqa: E402,F401  (ResultRow: the 0.1 name)
 
 
 JOB_FIELDS = ("kind", "target", "model", "preset", "device", "state", "started", "finished", "progress",
@@ -190,8 +168,23 @@ class Store(JobsMixin):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self.con.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a database written by an older TruthNet up to :data:`SCHEMA_VERSION`."""
         with self._tx() as con:
-            con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(row["value"]) if row else SCHEMA_VERSION
+            if version > SCHEMA_VERSION:
+                from .errors import ConfigError
+
+                raise ConfigError(f"{self.path} was written by a newer TruthNet (schema {version}, this one "
+                                  f"reads up to {SCHEMA_VERSION}); upgrade TruthNet or use another --db")
+            for table, column, kind in _ADDED_COLUMNS:
+                have = {r["name"] for r in con.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     @property
     def con(self) -> sqlite3.Connection:
@@ -264,22 +257,24 @@ class Store(JobsMixin):
         return next((s for s in self.scans() if s["id"] == scan_id), None)
 
     # -- results --------------------------------------------------------------------------
-    def add_result(self, scan_id: int, row: ResultRow) -> None:
+    def add_result(self, scan_id: int, row: Result) -> None:
         with self._tx() as con:
             con.execute(
                 """INSERT OR REPLACE INTO results (scan_id, path, size, fingerprint, model_key, status, reason,
-                   score, label, threshold, duration, frames_sampled, faces_found, window_scores, timings,
-                   thumbs, scanned_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   score, label, threshold, duration, frames_sampled, frames_padded, frame_indices, faces_found,
+                   window_scores, timings, thumbs, scanned_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     scan_id, row.path, row.size, row.fingerprint, row.model_key, row.status, row.reason,
-                    row.score, row.label, row.threshold, row.duration, row.frames_sampled,
+                    row.score, row.label, row.threshold, row.duration, row.frames_sampled, row.frames_padded,
+                    json.dumps(row.frame_indices or []),
                     None if row.faces_found is None else json.dumps(row.faces_found),
                     None if row.window_scores is None else json.dumps(row.window_scores),
                     json.dumps(row.timings), row.thumbs, row.scanned_at or time.time(),
                 ),
             )
 
-    def previous(self, fingerprint: str, model_key: str) -> ResultRow | None:
+    def previous(self, fingerprint: str, model_key: str) -> Result | None:
         """The latest final result for this file content and model, from any scan."""
         q = (
             "SELECT * FROM results WHERE fingerprint = ? AND model_key = ? AND status IN (%s) "
@@ -288,7 +283,7 @@ class Store(JobsMixin):
         r = self.con.execute(q, (fingerprint, model_key, *FINAL_STATUSES)).fetchone()
         return _row(r) if r else None
 
-    def results(self, scan_id: int | None = None, *, with_thumbs: bool = False) -> list[ResultRow]:
+    def results(self, scan_id: int | None = None, *, with_thumbs: bool = False) -> list[Result]:
         cols = "*" if with_thumbs else "*, NULL AS thumbs"
         if scan_id is None:
             q = f"SELECT {cols} FROM results ORDER BY id"
@@ -297,9 +292,9 @@ class Store(JobsMixin):
             rows = self.con.execute(f"SELECT {cols} FROM results WHERE scan_id = ? ORDER BY id", (scan_id,))
         return [_row(r, with_thumbs) for r in rows]
 
-    def latest_for_paths(self, paths: list[str]) -> dict[str, ResultRow]:
+    def latest_for_paths(self, paths: list[str]) -> dict[str, Result]:
         """The most recent result of each path (from any scan)."""
-        out: dict[str, ResultRow] = {}
+        out: dict[str, Result] = {}
         for i in range(0, len(paths), 500):
             chunk = paths[i : i + 500]
             q = (
@@ -317,8 +312,8 @@ class Store(JobsMixin):
         return r["thumbs"] if r else None
 
 
-def _row(r: sqlite3.Row, with_thumbs: bool = False) -> ResultRow:
-    return ResultRow(
+def _row(r: sqlite3.Row, with_thumbs: bool = False) -> Result:
+    return Result(
         path=r["path"],
         status=r["status"],
         reason=r["reason"] or "",
@@ -329,6 +324,8 @@ def _row(r: sqlite3.Row, with_thumbs: bool = False) -> ResultRow:
         fingerprint=r["fingerprint"],
         duration=r["duration"],
         frames_sampled=r["frames_sampled"] or 0,
+        frames_padded=r["frames_padded"] or 0,
+        frame_indices=json.loads(r["frame_indices"]) if r["frame_indices"] else [],
         faces_found=json.loads(r["faces_found"]) if r["faces_found"] else None,
         window_scores=json.loads(r["window_scores"]) if r["window_scores"] else None,
         timings=json.loads(r["timings"]) if r["timings"] else {},

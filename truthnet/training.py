@@ -23,6 +23,7 @@ import numpy as np
 from .config import PipelineConfig
 from .datasets import ManifestRow, read_dataset, read_manifest, split_rows, write_manifest
 from .errors import DatasetError, VideoError
+from .events import ProgressText
 from .features import FeatureCache, embedding_key, file_fingerprint
 
 
@@ -56,7 +57,7 @@ class TrainResult:
     cache_misses: int = 0
 
 
-Progress = Callable[[str], None]
+Progress = Callable[[str], None]  #: receives ProgressText lines (plain str to a print)
 
 
 def _stderr(msg: str) -> None:
@@ -120,7 +121,7 @@ def prepare_crops(
             if progress and (i % 10 == 0 or i == len(rows)):
                 el = time.perf_counter() - t0
                 eta = el / i * (len(rows) - i)
-                progress(f"faces: {i}/{len(rows)} videos, {len(failed)} failed, ETA {eta:.0f} s")
+                progress(ProgressText("faces", i, len(rows), f"faces: {i}/{len(rows)} videos, {len(failed)} failed, ETA {eta:.0f} s"))
     return crops, fps, failed
 
 
@@ -152,7 +153,7 @@ def embed_crops(
         if progress:
             done = min(i + batch_videos, len(todo))
             eta = (time.perf_counter() - t0) / done * (len(todo) - done)
-            progress(f"embeddings: {done}/{len(todo)} videos, ETA {eta:.0f} s")
+            progress(ProgressText("embeddings", done, len(todo), f"embeddings: {done}/{len(todo)} videos, ETA {eta:.0f} s"))
     return out
 
 
@@ -206,7 +207,7 @@ def _progress_callback(progress: Progress, epochs: int):
             el = time.perf_counter() - self.t0
             eta = el / (epoch + 1) * (epochs - epoch - 1)
             parts = " ".join(f"{k}={v:.4f}" for k, v in logs.items() if isinstance(v, (int, float)))
-            progress(f"epoch {epoch + 1}/{epochs} {parts} ETA {eta:.0f} s")
+            progress(ProgressText("epoch", epoch + 1, epochs, f"epoch {epoch + 1}/{epochs} {parts} ETA {eta:.0f} s"))
 
     return EpochProgress()
 
@@ -246,6 +247,43 @@ def fit(
 # --- the whole run -------------------------------------------------------------------------
 
 
+def _fit_model(cfg, tcfg, crops, fps, cache, train_rows, val_rows, out, progress):
+    """Build the model and fit it: end to end when the backbone trains, else the head on
+    cached embeddings (the same maths for a frozen backbone, many times faster)."""
+    from .model import build_encoder, build_head, build_model, copy_head_weights
+
+    y_tr = np.array([r.label for r in train_rows])
+    y_va = np.array([r.label for r in val_rows])
+
+    from ._lazy import import_keras
+
+    import_keras().utils.set_random_seed(tcfg.seed)
+    model = build_model(cfg)
+    if cfg.trainable_backbone:
+        progress(f"training end to end ({cfg.backbone} trainable): {len(train_rows)} train, {len(val_rows)} val")
+        from .pipeline import FacePipeline
+
+        norm = FacePipeline(cfg).normalise
+        x_tr = np.stack([norm(crops[r.path]) for r in train_rows])
+        x_va = np.stack([norm(crops[r.path]) for r in val_rows]) if val_rows else None
+        history = fit(model, x_tr, y_tr, tcfg, val=(x_va, y_va) if val_rows else None, work_dir=out, progress=progress)
+    else:
+        encoder = build_encoder(model)
+        weights_tag = str(cfg.backbone_weights)
+        if cfg.backbone_weights is None:
+            # random weights are only reproducible through the seed: key the cache on it
+            weights_tag = f"random-seed{tcfg.seed}"
+        emb = embed_crops(encoder, cfg, crops, fps, cache, weights_tag, progress=progress)
+        head = build_head(cfg, next(iter(emb.values())).shape[-1])
+        copy_head_weights(model, head)
+        progress(f"training the head on cached embeddings: {len(train_rows)} train, {len(val_rows)} val")
+        e_tr = np.stack([emb[r.path] for r in train_rows])
+        e_va = np.stack([emb[r.path] for r in val_rows]) if val_rows else None
+        history = fit(head, e_tr, y_tr, tcfg, val=(e_va, y_va) if val_rows else None, work_dir=out, progress=progress)
+        copy_head_weights(head, model)
+    return history, model
+
+
 def train(
     dataset: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -260,7 +298,7 @@ def train(
     """Train on a dataset folder (or manifest CSV) and save the model with its pipeline config,
     manifest, history and curves into ``out_dir``."""
     from . import __version__
-    from .model import build_encoder, build_head, build_model, copy_head_weights, save_model
+    from .model import save_model
 
     t_start = time.perf_counter()
     cfg = PipelineConfig.preset(config) if isinstance(config, str) else config
@@ -291,35 +329,7 @@ def train(
             f"{dataset}: after dropping {len(failed)} unusable videos the training split lacks a class",
             hint="see manifest.csv's status column",
         )
-    y_tr = np.array([r.label for r in train_rows])
-    y_va = np.array([r.label for r in val_rows])
-
-    from ._lazy import import_keras
-
-    import_keras().utils.set_random_seed(tcfg.seed)
-    model = build_model(cfg)
-    if cfg.trainable_backbone:
-        progress(f"training end to end ({cfg.backbone} trainable): {len(train_rows)} train, {len(val_rows)} val")
-        from .pipeline import FacePipeline
-
-        norm = FacePipeline(cfg).normalise
-        x_tr = np.stack([norm(crops[r.path]) for r in train_rows])
-        x_va = np.stack([norm(crops[r.path]) for r in val_rows]) if val_rows else None
-        history = fit(model, x_tr, y_tr, tcfg, val=(x_va, y_va) if val_rows else None, work_dir=out, progress=progress)
-    else:
-        encoder = build_encoder(model)
-        weights_tag = str(cfg.backbone_weights)
-        if cfg.backbone_weights is None:
-            # random weights are only reproducible through the seed: key the cache on it
-            weights_tag = f"random-seed{tcfg.seed}"
-        emb = embed_crops(encoder, cfg, crops, fps, cache, weights_tag, progress=progress)
-        head = build_head(cfg, next(iter(emb.values())).shape[-1])
-        copy_head_weights(model, head)
-        progress(f"training the head on cached embeddings: {len(train_rows)} train, {len(val_rows)} val")
-        e_tr = np.stack([emb[r.path] for r in train_rows])
-        e_va = np.stack([emb[r.path] for r in val_rows]) if val_rows else None
-        history = fit(head, e_tr, y_tr, tcfg, val=(e_va, y_va) if val_rows else None, work_dir=out, progress=progress)
-        copy_head_weights(head, model)
+    history, model = _fit_model(cfg, tcfg, crops, fps, cache, train_rows, val_rows, out, progress)
 
     seconds = time.perf_counter() - t_start
     meta = {

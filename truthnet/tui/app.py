@@ -287,7 +287,7 @@ class TruthnetApp(App):
         from .screens.dialogs import JobDialog
 
         if kind != "train" and not self.model:
-            from ..cli_scan import NO_MODEL_HELP
+            from ..resolve import NO_MODEL_HELP
 
             self.error(NO_MODEL_HELP)
             return

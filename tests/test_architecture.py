@@ -1,0 +1,188 @@
+"""The shape of the code: one engine for every entry point, no import cycles, the TUI and the
+headless code kept apart, argparse's usage errors on the documented exit code."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "truthnet"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every truthnet module (and top-level third-party package) ``path`` imports, at module
+    level or inside functions: a lazy import still couples two modules."""
+    mod = _module_name(path)
+    package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if mod == "truthnet.plugins" and isinstance(node, ast.Constant) and str(node.value).startswith("truthnet."):
+            out.add(node.value)  # the registry imports its built-in plugin modules by name
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            out.add(target)
+            for a in node.names:  # `from . import cli_scan` imports a module (or a package)
+                sub = PKG / Path(*(target.split(".")[1:] + [a.name]))
+                if sub.with_suffix(".py").exists() or (sub / "__init__.py").exists():
+                    out.add(f"{target}.{a.name}")
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    graph = {}
+    for path in PKG.rglob("*.py"):
+        mod = _module_name(path)
+        graph[mod] = {m for m in _imports(path) if m.startswith("truthnet.") or m == "truthnet"}
+    # a package's __init__ is imported before any of its modules: edges to it are not cycles
+    return {m: {d for d in deps if d != "truthnet" and d in graph and d != m} for m, deps in graph.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+    counter = [0]
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def _is_plugin_package(a: str, b: str) -> bool:
+    # truthnet.plugins (the registry) and its built-in plugin modules: built-ins register
+    # through the registry's hook markers, as third-party plugins do
+    return a.startswith("truthnet.plugins") and b.startswith("truthnet.plugins")
+
+
+def test_no_import_cycles_between_modules():
+    graph = _graph()
+    assert "truthnet.engine" in graph and "truthnet.api" in graph  # the parser sees the package
+    cycles = [c for c in _cycles(graph) if not all(_is_plugin_package(m, c[0]) for m in c)]
+    assert cycles == [], f"import cycles: {cycles}"
+
+
+def test_the_tui_imports_no_cli_and_headless_code_never_imports_textual():
+    graph = _graph()
+    for mod, deps in graph.items():
+        if mod.startswith("truthnet.tui"):
+            assert not {d for d in deps if d.startswith("truthnet.cli")}, f"{mod} imports the CLI"
+    for path in PKG.rglob("*.py"):
+        mod = _module_name(path)
+        if not mod.startswith("truthnet.tui"):
+            assert not {m for m in _imports(path) if m.split(".")[0] == "textual"}, f"{mod} imports textual"
+            assert not {d for d in graph[mod] if d.startswith("truthnet.tui")} or mod == "truthnet.cli", mod
+
+
+def test_headless_entry_points_load_without_textual(python):
+    code = ("import sys, truthnet.api, truthnet.cli, truthnet.engine, truthnet.scanning, truthnet.jobs; "
+            "truthnet.cli.build_parser(); print('textual' in sys.modules)")
+    r = subprocess.run([python, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"
+
+
+def _cli(python, *args, **kw):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([python, "-m", "truthnet.cli", *map(str, args)], capture_output=True, text=True, env=env,
+                          **kw)
+
+
+@pytest.mark.parametrize("args", [["scan", "--no-such-flag", "x"], ["scan"], ["results", "--scan", "seven"],
+                                  ["no-such-command"]])
+def test_argparse_usage_errors_exit_with_the_usage_code(python, args):
+    from truthnet.exitcodes import ExitCode
+
+    r = _cli(python, *args)
+    assert r.returncode == ExitCode.USAGE == 3, (r.returncode, r.stderr)
+    assert "usage:" in r.stderr and "error:" in r.stderr
+
+
+# --- one engine ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def evidence(tmp_path_factory, media):
+    """Good, corrupt (bit-flipped), truncated, empty, text and random files in one folder."""
+    d = tmp_path_factory.mktemp("evidence")
+    for key in ("face", "short", "face_avi", "truncated", "empty", "text", "random", "noface"):
+        src = media[key]
+        (d / f"{key}{src.suffix}").write_bytes(src.read_bytes())
+    data = bytearray(media["face"].read_bytes())
+    rng = __import__("numpy").random.default_rng(7)
+    for i in rng.integers(len(data) // 4, len(data), 400):  # flip bits in the frame data, not the header
+        data[i] ^= 1 << int(rng.integers(0, 8))
+    (d / "bitflipped.mp4").write_bytes(bytes(data))
+    return d
+
+
+def test_api_and_scan_give_the_same_status_and_score_for_every_file(evidence, tmp_path, python):
+    import truthnet
+
+    model = truthnet.new_classifier(truthnet.PipelineConfig.preset("tiny", detector="mtcnn", image_size=32),
+                                    seed=0).save(tmp_path / "m.keras")
+    clf = truthnet.load_classifier(model)
+    files = sorted(str(p) for p in evidence.iterdir())
+    api = {r.path: r for r in clf.score_videos(files)}
+    threads = {r.path: r for r in clf.score_videos(files, isolation="thread")}
+    single = {p: clf.score_video(p) for p in files}
+    r = _cli(python, "scan", evidence, "--model", model, "--db", tmp_path / "r.sqlite", "--json", timeout=600)
+    assert r.returncode == 2, r.stderr[-2000:]  # some files cannot be scored
+    scan = {Path(d["path"]).name: d for d in map(json.loads, r.stdout.splitlines()) if "summary" not in d}
+    assert set(scan) == {Path(p).name for p in files}
+    statuses = set()
+    for p in files:
+        s = scan[Path(p).name]
+        for other in (api[p], threads[p], single[p]):
+            assert other.status == s["status"], (p, other.status, s["status"], other.reason, s["reason"])
+            if s["score"] is None:
+                assert other.score is None
+            else:
+                assert abs(other.score - s["score"]) < 1e-5, (p, other.score, s["score"])
+        statuses.add(s["status"])
+    assert {"ok", "not_a_video", "decode_error"} <= statuses

@@ -1,0 +1,167 @@
+"""The API that the CLI, the TUI and the job queue are thin over.
+
+Each function does one whole piece of work and returns data; none prints or exits.  Each
+takes ``on_event`` (called with :class:`~truthnet.events.Event` as the work goes) and ``cancel``
+(anything with ``is_set()``, e.g. :class:`threading.Event`): a cancelled scan returns its
+summary marked ``interrupted`` (everything finished is stored); cancelled training, evaluation
+or calibration raise :class:`~truthnet.errors.Cancelled`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import Cancelled, ConfigError
+from .events import Event
+
+OnEvent = Callable[[Event], None]
+
+
+@dataclass
+class ScanOutcome:
+    """What :func:`scan` returns: the summary, and where its results are stored."""
+
+    summary: Any  # truthnet.scanning.ScanSummary
+    db: Path
+    model: str
+
+    @property
+    def scan_id(self) -> int:
+        return self.summary.scan_id
+
+
+def _progress(on_event: OnEvent | None, cancel) -> Callable[[str], None]:
+    """A library ``progress(text)`` callback that forwards events and honours ``cancel``."""
+
+    def progress(text: str) -> None:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("cancelled")
+        if on_event is not None:
+            on_event(Event.from_text(text))
+
+    return progress
+
+
+def load(model: str | os.PathLike | None = None, *, preset: str | None = None, threshold: float | None = None,
+         device: str | None = None):
+    """The classifier for ``model`` (default: the configured default model)."""
+    from .classifier import load_classifier
+    from .config import PipelineConfig
+    from .resolve import resolve_model
+
+    path = resolve_model(model)
+    if device:
+        from .device import use_device
+
+        use_device(device)
+    cfg = PipelineConfig.preset(preset) if preset else None
+    return load_classifier(path, cfg, threshold=threshold)
+
+
+def scan(
+    paths: Sequence[str | os.PathLike],
+    *,
+    model: str | os.PathLike | None = None,
+    classifier=None,
+    preset: str | None = None,
+    threshold: float | None = None,
+    db: str | os.PathLike | None = None,
+    recursive: bool = False,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    windows: int = 1,
+    workers: int = 2,
+    timeout: float = 120.0,
+    batch_size: int = 8,
+    force: bool = False,
+    device: str | None = None,
+    engine: str = "local",
+    ray: dict | None = None,
+    options: dict | None = None,
+    on_event: OnEvent | None = None,
+    cancel=None,
+) -> ScanOutcome:
+    """Score every file under ``paths`` into the results store (``db``, default: the user's).
+
+    ``classifier``: an already loaded model (the TUI keeps one) instead of loading ``model``.
+    ``engine="ray"`` spreads the files over Ray (``ray``: ``address``, ``num_workers``,
+    ``gpus_per_worker``).  One ``Event("scan", done, total, result=...)`` per file."""
+    from .collect import collect_files
+    from .resolve import resolve_model
+    from .scanning import Scanner
+    from .store import Store
+
+    if engine not in ("local", "ray"):
+        raise ConfigError(f"unknown engine {engine!r}; choose local or ray")
+    collected = collect_files(paths, recursive=recursive, include=include, exclude=exclude)
+    model_path = resolve_model(model) if classifier is None else (os.fspath(model) if model else None)
+    clf = classifier or load(model_path, preset=preset, threshold=threshold, device=device)
+    if classifier is not None and threshold is not None:
+        clf = clf.with_threshold(threshold)
+    store = Store(db)
+    common = dict(model_path=model_path or None, windows=windows, workers=workers, timeout=timeout, force=force,
+                  batch_size=batch_size)
+    if engine == "ray":
+        from .ray_engine import RayScanner, import_ray
+
+        import_ray()  # fail now, with the install hint, not after the plan
+        r = ray or {}
+        scanner = RayScanner(clf, store, address=r.get("address"), num_workers=r.get("num_workers", 2),
+                             gpus_per_worker=r.get("gpus_per_worker", 0.0), **common)
+    else:
+        scanner = Scanner(clf, store, **common)
+    total = len(collected.files) + len(collected.problems)
+    done = 0
+    if on_event is not None:
+        on_event(Event("scan", 0, total, f"{total} files to scan"))
+
+    def on_result(row) -> None:
+        nonlocal done
+        done += 1
+        if on_event is not None:
+            on_event(Event("scan", done, total, row.path, result=row))
+
+    summary = scanner.scan(collected.files, problems=collected.problems, roots=[os.fspath(p) for p in paths],
+                           options=options or {}, on_result=on_result, cancel=cancel)
+    return ScanOutcome(summary, store.path, model_path)
+
+
+def train(dataset, output, config="paper", train_config=None, *, layout: str | None = None, cache_dir=None,
+          device: str | None = None, on_event: OnEvent | None = None, cancel=None):
+    """Train on a dataset (see :func:`truthnet.training.train`); returns its ``TrainResult``."""
+    from .training import train as _train
+
+    if device:
+        from .device import use_device
+
+        use_device(device)
+    return _train(dataset, output, config, train_config, layout=layout, cache_dir=cache_dir,
+                  progress=_progress(on_event, cancel))
+
+
+def evaluate(model, dataset, output=None, *, split: str = "test", layout: str | None = None,
+             threshold: float | None = None, batch_size: int = 8, on_event: OnEvent | None = None,
+             cancel=None) -> dict:
+    """Table I metrics of ``model`` (a path or a loaded classifier) on a dataset split."""
+    from .evaluation import evaluate as _evaluate
+    from .resolve import resolve_model
+
+    if model is None or isinstance(model, (str, os.PathLike)):
+        model = resolve_model(model)
+    return _evaluate(model, dataset, output, split=split, layout=layout, threshold=threshold, batch_size=batch_size,
+                     progress=_progress(on_event, cancel))
+
+
+def calibrate(model, dataset, *, real_recall: float | None = None, max_fpr: float | None = None,
+              split: str = "val", layout: str | None = None, output=None, on_event: OnEvent | None = None,
+              cancel=None) -> dict:
+    """Pick a decision threshold on real videos of a split and save it with the model."""
+    from .evaluation import calibrate as _calibrate
+    from .resolve import resolve_model
+
+    return _calibrate(resolve_model(model), dataset, real_recall=real_recall, max_fpr=max_fpr, split=split,
+                      layout=layout, output=output, progress=_progress(on_event, cancel))

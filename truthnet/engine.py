@@ -1,0 +1,158 @@
+"""The engine: every verdict TruthNet gives, from any entry point, takes this road.
+
+files -> decode (an isolation strategy, :mod:`truthnet.isolation`) -> face detection and crops
+(in the worker for OpenCV-only detectors, here otherwise) -> backbone + temporal head in batches
+across videos -> :class:`~truthnet.record.Result`.  The Python API (``score_video(s)``),
+``evaluate``, ``calibrate``, ``truthnet scan``, the job queue and the Ray actors all call
+:meth:`Engine.run`, so a file and a model give the same status and score everywhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .decoding import DecodeFn, WindowFailure, build_window, default_decode, detects_in_decoder
+from .errors import ConfigError
+from .isolation import Decoded, DecodeFailed, DecodeTask, SetupFailed, open_decoder
+from .pipeline import FaceSequence
+from .record import Result, label_for
+
+
+def thumbnail_strip(crops: np.ndarray, size: int = 64) -> bytes | None:
+    """The face crops side by side as one small JPEG (for reports and the TUI)."""
+    import cv2
+
+    if crops is None or not len(crops):
+        return None
+    tiles = [cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in crops]
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.hstack(tiles), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return buf.tobytes() if ok else None
+
+
+@dataclass
+class _Ready:
+    """A decoded file waiting in the model batch."""
+
+    row: Result
+    seqs: list[FaceSequence]
+
+
+class Engine:
+    """Scores files with a classifier (:class:`~truthnet.classifier.Classifier`).
+
+    Args:
+        classifier: the model and its pipeline.
+        windows: sequences spread over each video; the score is their mean.
+        isolation: ``"process"`` (decoders in subprocesses, a crash or hang costs one file) or
+            ``"thread"`` (same decode code in threads; no start-up cost, no protection).
+        workers: decoders working at once.
+        timeout: seconds allowed to decode one file (``process`` only).
+        batch_size: sequences per model call, across videos.
+        thumbs: also make the JPEG strip of the face crops for each result.
+    """
+
+    def __init__(self, classifier, *, windows: int = 1, isolation: str = "process", workers: int = 2,
+                 timeout: float = 120.0, batch_size: int = 8, thumbs: bool = True,
+                 decode_fn: DecodeFn = default_decode) -> None:
+        self.clf = classifier
+        self.windows = max(1, int(windows))
+        self.isolation = isolation
+        self.workers = workers
+        self.timeout = timeout
+        self.batch_size = max(1, int(batch_size))
+        self.thumbs = thumbs
+        self.decode_fn = decode_fn
+
+    def run(self, rows: Iterable[Result], *, cancel=None) -> Iterator[Result]:
+        """Complete each of ``rows`` (``path`` set; ``size``/``fingerprint`` kept) with its
+        status and score; yields them in completion order.  ``cancel.is_set()`` stops after
+        the batch in hand (those results are still yielded)."""
+        rows = list(rows)
+        for r in rows:
+            r.threshold = self.clf.threshold if r.threshold is None else r.threshold
+        config = self.clf.config.to_dict()
+        tasks = [DecodeTask(i, config, r.path, self.windows) for i, r in enumerate(rows)]
+        pending: list[_Ready] = []
+        with open_decoder(self.isolation, self.workers, self.timeout, self.decode_fn) as pool:
+            for msg in pool.run(tasks):
+                row = rows[msg.key]
+                if isinstance(msg, SetupFailed):
+                    raise ConfigError(
+                        f"the decode workers could not set up the pipeline: {msg.message}",
+                        hint="plugins registered at run time with register_plugin() exist only in this process: "
+                        "install them as a package with a `truthnet` entry point, or decode in threads "
+                        "(isolation='thread')",
+                    )
+                if isinstance(msg, DecodeFailed):
+                    row.status, row.reason = msg.status, msg.reason
+                    yield row
+                else:
+                    ready = self._faces(row, msg)
+                    if ready is None:
+                        yield row
+                    else:
+                        pending.append(ready)
+                if sum(len(p.seqs) for p in pending) >= self.batch_size:
+                    yield from self._flush(pending)
+                if cancel is not None and cancel.is_set():
+                    break
+            yield from self._flush(pending)
+
+    def _faces(self, row: Result, msg: Decoded) -> _Ready | None:
+        """Detect (unless the worker did) and crop each window; None when no window is usable
+        (``row`` then carries the failure)."""
+        pipe = self.clf.pipeline
+        row.status, row.duration = "ok", msg.info.duration
+        in_worker = detects_in_decoder(pipe.config)
+        seqs: list[FaceSequence] = []
+        errors: list[WindowFailure] = []
+        faces: list[int] = []
+        detect = 0.0
+        t = time.perf_counter()
+        for item in msg.per_window:
+            if not isinstance(item, (FaceSequence, WindowFailure)):  # frames: detect here
+                item = build_window(pipe, row.path, msg.info, *item, msg.seconds)
+            if isinstance(item, FaceSequence):
+                seqs.append(item)
+                detect += item.timings.get("detect", 0.0) + item.timings.get("crop", 0.0)
+            else:
+                errors.append(item)
+            faces.extend(item.faces_found or [])
+        row.frames_sampled = sum(s.frames_used for s in seqs) + sum(e.frames for e in errors)
+        row.faces_found = faces if getattr(pipe.detector, "finds_faces", True) else None
+        row.timings = {"decode": round(msg.seconds, 4),
+                       "detect": round(detect if in_worker else time.perf_counter() - t, 4)}
+        if not seqs:
+            row.status, row.reason = errors[0].status, errors[0].reason
+            return None
+        if errors:
+            row.reason = f"{len(errors)} of {len(msg.per_window)} windows skipped: {errors[0].reason}"
+        first = seqs[0]
+        row.frame_indices, row.frames_padded = list(first.frame_indices), first.padded
+        if self.thumbs:
+            row.thumbs = thumbnail_strip(first.crops[: first.frames_used])
+        return _Ready(row, seqs)
+
+    def _flush(self, pending: list[_Ready]) -> Iterator[Result]:
+        """Score the waiting sequences in one batch and yield their rows."""
+        if not pending:
+            return
+        seqs = [s for p in pending for s in p.seqs]
+        stages: dict[str, float] = {}
+        scores = iter(self.clf.predict_sequences(seqs, timings=stages))
+        threshold = self.clf.threshold
+        for p in pending:
+            ws = [float(next(scores)) for _ in p.seqs]
+            row = p.row
+            row.window_scores = ws if self.windows > 1 else None
+            row.score = float(np.mean(ws))
+            row.label = label_for(row.score, threshold)
+            row.threshold = threshold
+            for stage, seconds in stages.items():  # the batch's time, shared out per sequence
+                row.timings[stage] = round(seconds / len(seqs) * len(p.seqs), 4)
+            yield row
+        pending.clear()

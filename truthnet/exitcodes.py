@@ -1,0 +1,14 @@
+"""Process exit codes of every ``truthnet`` command (documented in the README)."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0  #: success
+    FAKES_FOUND = 1  #: ``scan --fail-on-fake`` found at least one fake
+    SOME_FAILED = 2  #: some files could not be scored (each has a status and reason)
+    USAGE = 3  #: bad command line, configuration or dataset
+    MODEL = 4  #: the model could not be loaded or does not fit
+    INTERRUPTED = 130  #: stopped by Ctrl-C / SIGTERM; work done so far is kept

@@ -1,0 +1,257 @@
+"""Decode isolation: the strategies by which the engine gets decoded frames for its files.
+
+``process`` (the default everywhere): a pool of plain subprocesses, OpenCV only, talking over
+socket pairs with the typed messages below.  A native crash or a hang inside a decoder costs
+that one file (``decode_error`` / ``timeout``), never the caller.  ``thread``: the same decode
+function in threads of the calling process (no start-up cost; a crash takes the caller down and
+the time limit cannot be enforced).  Both run :func:`truthnet.decoding.default_decode`, so a
+file gets the same frames, status and score whichever strategy reads it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from typing import Any
+
+from .decoding import DecodeFn, default_decode
+from .errors import ConfigError, TruthnetError, VideoError
+
+ISOLATIONS = ("process", "thread")
+
+
+# --- the messages -------------------------------------------------------------------------
+
+
+@dataclass
+class DecodeTask:
+    """Decode ``path`` with pipeline ``config`` into ``windows`` windows."""
+
+    key: int
+    config: dict
+    path: str
+    windows: int
+
+
+@dataclass
+class Decoded:
+    """``per_window``: ``(frames, indices)`` per window, or built FaceSequence/WindowFailure
+    when the detector ran in the worker."""
+
+    key: int
+    info: Any
+    per_window: list
+    seconds: float
+
+
+@dataclass
+class DecodeFailed:
+    """The file cannot be decoded: its own status and reason."""
+
+    key: int
+    status: str
+    reason: str
+
+
+@dataclass
+class SetupFailed:
+    """The worker could not set up the pipeline (unknown plugin, bad option): the scan's
+    configuration is wrong, not the file.  The engine raises it as a :class:`ConfigError`."""
+
+    key: int
+    message: str
+
+
+Message = Decoded | DecodeFailed | SetupFailed
+
+
+def decode_one(decode_fn: DecodeFn, task: DecodeTask) -> Message:
+    """Run ``decode_fn`` on one task and turn the outcome into a message (both strategies)."""
+    try:
+        info, per_window, seconds = decode_fn(task.config, task.path, task.windows)
+        return Decoded(task.key, info, per_window, seconds)
+    except VideoError as exc:
+        return DecodeFailed(task.key, exc.status, exc.reason)
+    except TruthnetError as exc:  # ConfigError, UnknownNameError, PluginError: not the file's fault
+        return SetupFailed(task.key, str(exc))
+    except Exception as exc:  # an unexpected decoder failure is this file's problem only
+        return DecodeFailed(task.key, "decode_error", f"{type(exc).__name__}: {exc}")
+
+
+def fn_spec(fn: DecodeFn) -> str:
+    """``module:qualname`` of a decode function, importable in the worker process."""
+    spec = f"{fn.__module__}:{fn.__qualname__}"
+    if "<" in spec:
+        raise ValueError(f"decode functions must be importable module-level functions, got {spec}")
+    return spec
+
+
+# --- the process strategy -----------------------------------------------------------------
+
+
+class _Worker:
+    """One decode subprocess (``python -m truthnet._decode_worker``), over a socket pair."""
+
+    def __init__(self, spec: str) -> None:
+        import socket
+        import subprocess
+        import sys
+        from multiprocessing.connection import Connection
+
+        parent, child = socket.socketpair()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "truthnet._decode_worker", str(child.fileno()), spec],
+            pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, env=env,
+        )
+        child.close()
+        self.conn = Connection(parent.detach())
+        self.task: DecodeTask | None = None
+        self.started = 0.0
+
+    def exitcode(self) -> int | None:
+        try:
+            return self.proc.wait(2)
+        except Exception:
+            return None
+
+    def kill(self) -> None:
+        try:
+            self.proc.kill()
+            self.proc.wait(2)
+        except Exception:
+            pass
+        self.conn.close()
+
+
+class IsolatedDecoder:
+    """A pool of decode processes with a per-file time limit.
+
+    ``run(tasks)`` yields one message per task as files finish, in completion order; at most
+    one decoded file per worker waits unconsumed.
+    """
+
+    def __init__(self, workers: int = 2, timeout: float = 120.0, decode_fn: DecodeFn = default_decode) -> None:
+        self.n = max(1, int(workers))
+        self.timeout = float(timeout)
+        self.spec = fn_spec(decode_fn)
+        self.workers: list[_Worker] = []
+        self.restarts = 0
+
+    def __enter__(self) -> IsolatedDecoder:
+        self.workers = [_Worker(self.spec) for _ in range(self.n)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for w in self.workers:
+            try:
+                w.conn.send(None)
+            except Exception:
+                pass
+        for w in self.workers:
+            try:
+                w.proc.wait(1)
+            except Exception:
+                w.kill()
+            w.conn.close()
+        self.workers = []
+
+    def _replace(self, w: _Worker) -> None:
+        w.kill()
+        self.restarts += 1
+        self.workers[self.workers.index(w)] = _Worker(self.spec)
+
+    def _dispatch(self, todo: deque) -> None:
+        for w in self.workers:
+            if w.task is None and todo:
+                w.task = todo.popleft()
+                w.started = time.monotonic()
+                try:
+                    w.conn.send(w.task)
+                except (BrokenPipeError, OSError):
+                    task = w.task
+                    self._replace(w)
+                    todo.appendleft(task)
+
+    def run(self, tasks: Iterable[DecodeTask]) -> Iterator[Message]:
+        todo = deque(tasks)
+        while todo or any(w.task for w in self.workers):
+            self._dispatch(todo)
+            busy = [w for w in self.workers if w.task is not None]
+            if not busy:
+                continue
+            ready = wait([w.conn for w in busy], timeout=0.2)
+            for w in busy:
+                msg = self._collect(w, ready)
+                if msg is not None:
+                    yield msg
+
+    def _collect(self, w: _Worker, ready: list) -> Message | None:
+        """The message of a worker that answered, died or ran out of time (else None)."""
+        key = w.task.key
+        if w.conn in ready:
+            try:
+                msg = w.conn.recv()
+            except (EOFError, OSError):
+                msg = None  # the socket closed: the worker died
+            if msg is not None:
+                w.task = None
+                return msg
+            code = w.exitcode()
+            w.task = None
+            self._replace(w)
+            how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            return DecodeFailed(key, "decode_error", f"the decoder crashed ({how}) on this file")
+        if time.monotonic() - w.started > self.timeout:
+            w.task = None
+            self._replace(w)
+            return DecodeFailed(key, "timeout", f"decoding took longer than {self.timeout:g} s")
+        return None
+
+
+# --- the thread strategy ------------------------------------------------------------------
+
+
+class InProcessDecoder:
+    """The same decode function in ``workers`` threads of this process (OpenCV releases the
+    GIL).  No start-up cost; no protection against native crashes or hangs."""
+
+    def __init__(self, workers: int = 2, timeout: float = 120.0, decode_fn: DecodeFn = default_decode) -> None:
+        self.n = max(1, int(workers))
+        self.decode_fn = decode_fn
+        self.pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> InProcessDecoder:
+        self.pool = ThreadPoolExecutor(max_workers=self.n)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+    def run(self, tasks: Iterable[DecodeTask]) -> Iterator[Message]:
+        todo = deque(tasks)
+        running: deque = deque()
+        while todo or running:
+            while todo and len(running) < self.n * 2:  # bounded look-ahead: memory stays flat
+                running.append(self.pool.submit(decode_one, self.decode_fn, todo.popleft()))
+            yield running.popleft().result()
+
+
+def open_decoder(isolation: str, workers: int, timeout: float, decode_fn: DecodeFn = default_decode):
+    """The decoder pool for an isolation strategy name (``process`` or ``thread``)."""
+    if isolation == "process":
+        return IsolatedDecoder(workers, timeout, decode_fn)
+    if isolation == "thread":
+        return InProcessDecoder(workers, timeout, decode_fn)
+    raise ConfigError(f"unknown decode isolation {isolation!r}; choose one of: {', '.join(ISOLATIONS)}")
