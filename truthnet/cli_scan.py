@@ -49,7 +49,9 @@ def cmd_scan(args) -> int:
 
         _use_device(args.device)
     collected = collect_files(args.paths, recursive=args.recursive, include=args.include, exclude=args.exclude)
-    cfg = PipelineConfig.preset(args.preset) if args.preset else None
+    from .plugins.options import inference_config
+
+    cfg = inference_config(model, preset=args.preset, sampler=args.sampler, detector=args.detector, options=args.option)
     det = load_detector(model, cfg, threshold=args.threshold)
     store = Store(args.db)
     options = {k: v for k, v in vars(args).items() if k not in ("func",)}
@@ -226,6 +228,9 @@ def register(sub) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="files and folders")
     p.add_argument("--model", "-m", help="model file (default: `truthnet default-model` or $TRUTHNET_MODEL)")
     p.add_argument("--preset", help="pipeline preset for a bare model file without TruthNet metadata")
+    from .plugins.options import add_part_arguments
+
+    add_part_arguments(p, ("sampler", "detector"))  # score with another sampler/detector or options
     p.add_argument("--recursive", "-r", action="store_true", help="descend into sub-folders")
     p.add_argument("--include", action="append", metavar="GLOB", help="only files matching (repeatable)")
     p.add_argument("--exclude", action="append", metavar="GLOB", help="skip files matching (repeatable)")

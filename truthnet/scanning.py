@@ -23,6 +23,7 @@ import numpy as np
 from .config import PipelineConfig
 from .errors import VideoError
 from .pipeline import FaceSequence
+from .plugins import check_worker_safe
 from .store import ResultRow, Store
 from .video import is_video_path
 
@@ -351,6 +352,7 @@ class Scanner:
         batch_size: int = 8,
         decode_fn: DecodeFn = default_decode,
     ) -> None:
+        check_worker_safe(detector.config)  # the decode workers load installed plugins only
         self.det = detector
         self.store = store
         self.windows = max(1, int(windows))
