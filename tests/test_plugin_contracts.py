@@ -246,6 +246,9 @@ def test_cli_options_are_checked_before_any_work(tmp_path, capsys):
     assert "option 'step' expects a number (default 5), got 'two'" in capsys.readouterr().err
     assert main(["train", str(tmp_path), "--option", "detector=3"]) == 3
     assert "--option expects PART.KEY=VALUE" in capsys.readouterr().err
+    # the paper preset's ImageNet weights do not exist for tiny: said now, not after cropping
+    assert main(["train", str(tmp_path), "--backbone", "tiny"]) == 3
+    assert "backbone 'tiny' has no 'imagenet' weights; it offers: none" in capsys.readouterr().err
 
 
 def test_new_model_and_scoring_options(tmp_path, media):

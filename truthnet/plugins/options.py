@@ -139,10 +139,24 @@ def configure_parts(
         validate_options(kind, name, changes.get(f"{part}_options", getattr(config, f"{part}_options")))
     if image_size:
         changes["image_size"] = int(image_size)
-    elif changes.get("backbone", config.backbone) != config.backbone:
-        new = changes["backbone"]
-        changes["image_size"] = int(create_backbone(new, **changes["backbone_options"]).input_size)
+    if changes.get("backbone", config.backbone) != config.backbone:
+        new = create_backbone(changes["backbone"], **changes["backbone_options"])
+        if not image_size:
+            changes["image_size"] = int(new.input_size)
+        _check_weights(new, config.backbone_weights)
     return config.replace(**changes) if changes else config
+
+
+def _check_weights(backbone: Any, weights: str | None) -> None:
+    """A preset's weights (``imagenet``) may not exist for the backbone that replaces its own:
+    say so now, not after every video's faces have been cropped."""
+    if weights is None or weights in backbone.pretrained or os.path.exists(str(weights)):
+        return
+    known = ", ".join(["none", *backbone.pretrained])
+    raise ConfigError(
+        f"backbone {backbone.name!r} has no {weights!r} weights; it offers: {known} (or a weights file)",
+        hint="choose with --weights, e.g. --weights none to train it from random initialisation",
+    )
 
 
 def inference_config(
