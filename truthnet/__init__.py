@@ -3,8 +3,8 @@
 Quick start::
 
     import truthnet
-    det = truthnet.load_detector("model.keras")
-    verdict = det.score_video("clip.mp4")
+    clf = truthnet.load_classifier("model.keras")
+    verdict = clf.score_video("clip.mp4")
     print(verdict.label, verdict.score, verdict.status)
 
 Importing this package is cheap: TensorFlow, Keras and Textual are imported only by the code

@@ -47,10 +47,12 @@ def _progress(on_event: OnEvent | None, cancel) -> Callable[[str], None]:
 
 
 def load(model: str | os.PathLike | None = None, *, preset: str | None = None, threshold: float | None = None,
-         device: str | None = None):
-    """The classifier for ``model`` (default: the configured default model)."""
+         device: str | None = None, sampler: str | None = None, detector: str | None = None,
+         options: list[str] | None = None):
+    """The classifier for ``model`` (default: the configured default model); ``preset`` for a
+    bare model file; ``sampler``/``detector``/``options`` (``part.key=value``) change its
+    pipeline's parts (the backbone is fixed by the trained model)."""
     from .classifier import load_classifier
-    from .config import PipelineConfig
     from .resolve import resolve_model
 
     path = resolve_model(model)
@@ -58,7 +60,9 @@ def load(model: str | os.PathLike | None = None, *, preset: str | None = None, t
         from .device import use_device
 
         use_device(device)
-    cfg = PipelineConfig.preset(preset) if preset else None
+    from .resolve import inference_config
+
+    cfg = inference_config(path, preset=preset, sampler=sampler, detector=detector, options=options)
     return load_classifier(path, cfg, threshold=threshold)
 
 

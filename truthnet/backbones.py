@@ -15,8 +15,11 @@ from .errors import ModelError
 class Backbone:
     """A frame CNN.
 
-    * ``input_size``: the side it was designed for (the pipeline's ``image_size`` may differ);
+    * ``input_size``: the side it was designed for: ``build()`` without a size uses it, and
+      choosing the backbone without an image size (``truthnet train --backbone NAME``) makes it
+      the pipeline's ``image_size`` (which may differ: any size the network accepts);
     * ``feature_dim``: channels of its last feature map (= embedding size after pooling);
+      checked against the built model;
     * ``pooling``: ``"avg"`` (GlobalAveragePooling2D, the paper) or ``"max"``;
     * ``preprocess``: its own input preprocessing, from float pixels in [0, 255];
     * ``builder(input_size, weights)``: a Keras model ``(H, W, 3) -> (h, w, feature_dim)``.
@@ -37,7 +40,7 @@ class Backbone:
             known = ", ".join(["None", *self.pretrained, "a path to a weights file"])
             raise ModelError(f"backbone {self.name!r}: unknown weights {weights!r}; expected {known}")
         try:
-            return self.builder(size, weights)
+            model = self.builder(size, weights)
         except ModelError:
             raise
         except Exception as exc:
@@ -48,3 +51,17 @@ class Backbone:
                     hint="put the weights file into $KERAS_HOME/models (default ~/.keras/models) or use weights=None",
                 ) from exc
             raise ModelError(f"backbone {self.name!r} could not be built with weights={weights!r}: {msg}") from exc
+        self._check_output(model, size)
+        return model
+
+    def _check_output(self, model, size: int) -> None:
+        """The pipeline pools a ``(h, w, feature_dim)`` map; anything else would fail later,
+        far from the plugin that caused it (or, for a wrong ``feature_dim``, silently mislead
+        tools that size things from it)."""
+        shape = tuple(getattr(model, "output_shape", ()) or ())
+        if len(shape) != 4 or shape[-1] != self.feature_dim:
+            raise ModelError(
+                f"backbone {self.name!r} declares feature_dim={self.feature_dim}, but its model maps "
+                f"({size}, {size}, 3) to {shape[1:]}; expected (h, w, {self.feature_dim})",
+                hint="fix feature_dim or the builder: it must return a Keras model ending in a feature map",
+            )

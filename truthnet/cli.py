@@ -152,9 +152,13 @@ def cmd_new_model(args: argparse.Namespace) -> int:
     from .config import PipelineConfig
     from .classifier import new_classifier
 
+    from .plugins import configure_parts
+
     cfg = PipelineConfig.preset(args.preset)
     if args.weights is not None:
         cfg = cfg.replace(backbone_weights=None if args.weights == "none" else args.weights)
+    cfg = configure_parts(cfg, sampler=args.sampler, detector=args.detector, backbone=args.backbone,
+                          options=args.option, image_size=args.image_size)
     det = new_classifier(cfg, seed=args.seed)
     path = det.save(args.output, {"trained": False})
     _stderr_console().print(f"wrote untrained {args.preset} model to {path} (train it with `truthnet train`)")
@@ -201,6 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="backbone weights: imagenet, none, or a file (default: the preset's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", "-o", required=True)
+    from .plugins.options import add_part_arguments
+
+    add_part_arguments(p, ("sampler", "detector", "backbone"))
+    p.add_argument("--image-size", type=int, help="default: the preset's, or the --backbone's input size")
     p.set_defaults(func=cmd_new_model)
 
     from . import cli_experiment, cli_scan

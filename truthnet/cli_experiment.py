@@ -14,17 +14,16 @@ def _log(msg: str) -> None:
 
 def _pipeline_config(args):
     from .config import PipelineConfig
+    from .plugins import configure_parts
 
     over = {}
-    if getattr(args, "backbone", None):
-        over["backbone"] = args.backbone
     if getattr(args, "weights", None):
         over["backbone_weights"] = None if args.weights == "none" else args.weights
-    if getattr(args, "detector", None):
-        over["detector"] = args.detector
-    if getattr(args, "image_size", None):
-        over["image_size"] = args.image_size
-    return PipelineConfig.preset(args.preset, **over)
+    cfg = PipelineConfig.preset(args.preset, **over)
+    # names and --option values are checked against the plugins here, before any video is read
+    return configure_parts(cfg, sampler=getattr(args, "sampler", None), detector=getattr(args, "detector", None),
+                           backbone=getattr(args, "backbone", None), options=getattr(args, "option", None),
+                           image_size=getattr(args, "image_size", None))
 
 
 def cmd_train(args) -> int:
@@ -56,8 +55,15 @@ def _print_metrics(m: dict, out_dir) -> None:
 
 def cmd_evaluate(args) -> int:
     from . import api
+    from .resolve import inference_config
 
-    m = api.evaluate(args.model, args.dataset, args.output, split=args.split, layout=args.layout,
+    model = args.model
+    cfg = inference_config(model, sampler=args.sampler, detector=args.detector, options=args.option)
+    if cfg is not None:
+        from .classifier import load_classifier
+
+        model = load_classifier(model, cfg)
+    m = api.evaluate(model, args.dataset, args.output, split=args.split, layout=args.layout,
                      threshold=args.threshold)
     if args.json:
         print(json.dumps(m))
@@ -128,6 +134,7 @@ def cmd_demo(args) -> int:
 
 def register(sub) -> None:
     from .config import list_presets
+    from .plugins.options import add_part_arguments
 
     p = sub.add_parser("train", help="train the CNN-LSTM on a dataset (paper hyperparameters by default)")
     p.add_argument("dataset", help="dataset folder (layout auto-detected) or a manifest CSV")
@@ -136,7 +143,8 @@ def register(sub) -> None:
     p.add_argument("--backbone", help="backbone name (see `truthnet plugins`)")
     p.add_argument("--weights", help="backbone weights: imagenet, none, or a file")
     p.add_argument("--detector", help="face detector name")
-    p.add_argument("--image-size", type=int)
+    add_part_arguments(p)  # --sampler, --option part.key=value
+    p.add_argument("--image-size", type=int, help="default: the preset's, or the --backbone's input size")
     p.add_argument("--layout", help="dataset layout (default: auto-detect)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=4)
@@ -158,6 +166,7 @@ def register(sub) -> None:
     p.add_argument("--layout")
     p.add_argument("--threshold", type=float)
     p.add_argument("--json", action="store_true")
+    add_part_arguments(p, ("sampler", "detector"))
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("calibrate", help="pick a threshold on validation data and store it in the model")

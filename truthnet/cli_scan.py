@@ -48,7 +48,8 @@ def cmd_scan(args) -> int:
     from . import api
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    clf = api.load(args.model, preset=args.preset, threshold=args.threshold, device=args.device)
+    clf = api.load(args.model, preset=args.preset, threshold=args.threshold, device=args.device,
+                   sampler=args.sampler, detector=args.detector, options=args.option)
     bar = task = None
     t0 = time.perf_counter()
 
@@ -205,6 +206,9 @@ def register(sub) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="files and folders")
     p.add_argument("--model", "-m", help="model file (default: `truthnet default-model` or $TRUTHNET_MODEL)")
     p.add_argument("--preset", help="pipeline preset for a bare model file without TruthNet metadata")
+    from .plugins.options import add_part_arguments
+
+    add_part_arguments(p, ("sampler", "detector"))  # score with another sampler/detector or options
     p.add_argument("--recursive", "-r", action="store_true", help="descend into sub-folders")
     p.add_argument("--include", action="append", metavar="GLOB", help="only files matching (repeatable)")
     p.add_argument("--exclude", action="append", metavar="GLOB", help="skip files matching (repeatable)")

@@ -66,6 +66,10 @@ class Engine:
         self.batch_size = max(1, int(batch_size))
         self.thumbs = thumbs
         self.decode_fn = decode_fn
+        if isolation == "process":
+            from .plugins import check_worker_safe
+
+            check_worker_safe(classifier.config)  # the decode workers load installed plugins only
 
     def run(self, rows: Iterable[Result], *, cancel=None) -> Iterator[Result]:
         """Complete each of ``rows`` (``path`` set; ``size``/``fingerprint`` kept) with its

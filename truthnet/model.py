@@ -142,7 +142,7 @@ def compile_model(model, learning_rate: float = 1e-4) -> None:
 
 
 def _metadata(config: PipelineConfig, extra: dict | None) -> dict:
-    from . import __version__
+    from . import __version__, plugins
 
     meta = {
         "format": FORMAT,
@@ -150,6 +150,8 @@ def _metadata(config: PipelineConfig, extra: dict | None) -> dict:
         "truthnet_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "pipeline": config.to_dict(),
+        # which package provides each part, so that a missing plugin names what to install
+        "plugins": plugins.pipeline_plugins(config),
     }
     meta.update(extra or {})
     return meta
@@ -241,6 +243,11 @@ def load_model(path: str | os.PathLike, config: PipelineConfig | None = None):
     A TruthNet file carries its configuration; a bare ``.h5``/``.keras`` (e.g. the paper's own
     ``deepfake_detector_cnn_lstm.h5``) needs ``config``.  Never executes code from the file:
     Keras safe mode is on, and a model holding a ``Lambda`` layer is refused up front.
+
+    Plugins are loaded first, and the backbone's factory is called, so that a plugin
+    backbone's own Keras layers (``keras.saving.register_keras_serializable``) are known before
+    Keras deserialises the file.  A part whose plugin is missing is a :class:`ModelError`
+    naming the package to install.
     """
     path = os.fspath(path)
     meta, kcfg = read_metadata(path)
@@ -263,15 +270,35 @@ def load_model(path: str | os.PathLike, config: PipelineConfig | None = None):
         )
     else:
         cfg, meta = config, {}
+    _load_backbone_plugin(cfg, meta, path)
     from ._lazy import import_keras
 
     keras = import_keras()
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:
-        raise ModelError(f"{path}: Keras could not load this model: {exc}") from exc
+        hint = None
+        if "Could not locate class" in str(exc):
+            hint = (
+                f"a custom layer of backbone {cfg.backbone!r} is not registered: its plugin must register it "
+                "with keras.saving.register_keras_serializable in a module its backbone factory imports"
+            )
+        raise ModelError(f"{path}: Keras could not load this model: {exc}", hint=hint) from exc
     check_input_shape(model, cfg, path)
     return model, cfg, meta
+
+
+def _load_backbone_plugin(cfg: PipelineConfig, meta: dict, path: str) -> None:
+    """Make sure every plugin ``cfg`` needs is there, then call the backbone's factory: a
+    backbone with its own Keras layers imports (registers) them there."""
+    from . import plugins
+    from .errors import TruthnetError
+
+    plugins.require_pipeline_plugins(cfg, meta.get("plugins"), where=path)
+    try:
+        plugins.create_backbone(cfg.backbone, **cfg.backbone_options)
+    except TruthnetError as exc:
+        raise ModelError(f"{path}: the model's backbone {cfg.backbone!r} cannot be created: {exc}") from exc
 
 
 def check_input_shape(model, cfg: PipelineConfig, where: str = "model") -> None:

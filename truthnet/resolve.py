@@ -1,10 +1,16 @@
-"""Which model a command uses when none is named (shared by the CLI, the TUI and jobs)."""
+"""Which model a command uses when none is named, and the configuration it scores with
+(shared by the CLI, the TUI and jobs)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from .errors import ModelError
+
+if TYPE_CHECKING:
+    from .config import PipelineConfig
 
 NO_MODEL_HELP = (
     "no model given and no default model configured. Get one with `truthnet demo` (a small model "
@@ -22,3 +28,31 @@ def resolve_model(model: str | os.PathLike | None) -> str:
     if not chosen:
         raise ModelError(NO_MODEL_HELP)
     return os.fspath(chosen)
+
+
+def inference_config(
+    model: str | os.PathLike,
+    *,
+    preset: str | None = None,
+    sampler: str | None = None,
+    detector: str | None = None,
+    options: Iterable[str] | None = None,
+) -> PipelineConfig | None:
+    """The configuration to score ``model`` with: ``preset`` (for a bare model file) or the
+    model's own, with ``sampler``/``detector`` and their options changed.  ``None`` when nothing
+    is changed and no preset is given (the model's own configuration is used as it is)."""
+    from .config import PipelineConfig
+    from .plugins.options import configure_parts, parse_options
+
+    opts = parse_options(options)
+    base = PipelineConfig.preset(preset) if preset else None
+    if not (sampler or detector or opts):
+        return base
+    if base is None:
+        from .model import read_metadata
+
+        meta, _ = read_metadata(model)
+        if meta is None or "pipeline" not in meta:
+            return None  # load_model says the file needs --preset
+        base = PipelineConfig.from_dict(meta["pipeline"])
+    return configure_parts(base, sampler=sampler, detector=detector, options=opts, fixed_backbone=True)

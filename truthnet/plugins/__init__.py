@@ -7,8 +7,10 @@ once, lazily (on the first lookup), from the entry-point group ``truthnet``.  En
   (built-ins only).  Unset loads all.
 * ``TRUTHNET_BLOCK_PLUGINS``: comma-separated entry-point names never to load.
 
-A plugin that fails to import does not break TruthNet: its error is kept and shown by
-``truthnet plugins``.
+A plugin that fails to import, or that implements a hook TruthNet does not define (a
+misspelled ``truthnet_register_*``), does not break TruthNet: it is left out, and its error is
+kept and shown by ``truthnet plugins`` and in "unknown name" errors.  The same mistakes in a
+plugin registered at run time (:func:`register_plugin`) raise :class:`PluginError`.
 """
 
 from __future__ import annotations
@@ -22,12 +24,20 @@ from typing import Any, Callable
 
 import pluggy
 
-from ..errors import PluginError, UnknownNameError
+from ..errors import ConfigError, PluginError, TruthnetError, UnknownNameError
 from . import hookspecs
 from .hookspecs import PROJECT, hookimpl
 
 __all__ = [
     "hookimpl",
+    "register_plugin",
+    "check_worker_safe",
+    "pipeline_plugins",
+    "require_pipeline_plugins",
+    "parse_options",
+    "validate_options",
+    "factory_options",
+    "configure_parts",
     "KINDS",
     "Entry",
     "get_plugin_manager",
@@ -72,6 +82,17 @@ class Entry:
     factory: Callable[..., Any]
     description: str
     source: str  # distribution that provides it, e.g. "truthnet (built-in)" or "my-plugin 0.1"
+    distribution: str | None = None  # pip name of the provider; None for run-time registrations
+    version: str | None = None
+    runtime: bool = False  # registered with register_plugin(): unknown to other processes
+
+
+@dataclass(frozen=True)
+class _Provider:
+    source: str
+    distribution: str | None = None
+    version: str | None = None
+    runtime: bool = False
 
 
 class _State:
@@ -79,7 +100,7 @@ class _State:
         self.pm: pluggy.PluginManager | None = None
         self.registries: dict[str, dict[str, Entry]] | None = None
         self.load_errors: dict[str, str] = {}
-        self.sources: dict[int, str] = {}
+        self.providers: dict[int, _Provider] = {}
         self.lock = threading.RLock()
 
 
@@ -105,12 +126,32 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
         source = f"{dist.name} {dist.version}" if dist is not None else ep.value
         try:
             plugin = ep.load()
-            pm.register(plugin, name=f"entrypoint:{ep.name}")
+            _register_checked(pm, plugin, f"entrypoint:{ep.name}", source)
         except Exception as exc:  # a broken plugin must not break the tool; we report it instead
             _state.load_errors[ep.name] = f"{type(exc).__name__}: {exc}"
             log.warning("truthnet plugin %r (%s) failed to load: %s", ep.name, source, exc)
             continue
-        _state.sources[id(plugin)] = source
+        _state.providers[id(plugin)] = _Provider(
+            source, dist.name if dist is not None else None, dist.version if dist is not None else None
+        )
+
+
+def _register_checked(pm: pluggy.PluginManager, plugin: object, name: str | None, source: str) -> None:
+    """Register ``plugin``, or leave it out and raise :class:`PluginError` naming the hook when
+    it implements one TruthNet does not define (a typo would otherwise be ignored silently) or
+    implements one with the wrong arguments."""
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"plugin {source}: {exc}", hint=_HOOKS_HINT) from None
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        pm.unregister(plugin)
+        raise PluginError(f"plugin {source}: {exc}", hint=_HOOKS_HINT) from None
+
+
+_HOOKS_HINT = "TruthNet's hooks: " + ", ".join(sorted(KINDS.values()))
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -123,19 +164,31 @@ def get_plugin_manager() -> pluggy.PluginManager:
             pm.add_hookspecs(hookspecs)
             for modname in _BUILTIN_MODULES:
                 mod = importlib.import_module(modname)
-                pm.register(mod, name=modname)
-                _state.sources[id(mod)] = BUILTIN_SOURCE
+                _register_checked(pm, mod, modname, BUILTIN_SOURCE)
+                _state.providers[id(mod)] = _Provider(BUILTIN_SOURCE, "truthnet", _truthnet_version())
             _load_entry_points(pm)
             _state.pm = pm
         return _state.pm
 
 
+def _truthnet_version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
 def register_plugin(plugin: object, name: str | None = None, source: str | None = None) -> None:
-    """Register a plugin object at run time (handy in notebooks and tests)."""
+    """Register a plugin object at run time (handy in notebooks and tests).
+
+    What it provides exists in this process only: ``truthnet scan`` refuses it (its decode
+    workers are separate processes, see :func:`check_worker_safe`); package it with an entry
+    point to use it there.  Raises :class:`PluginError` for a hook TruthNet does not define.
+    """
     with _state.lock:
         pm = get_plugin_manager()
-        pm.register(plugin, name=name)
-        _state.sources[id(plugin)] = source or getattr(plugin, "__name__", repr(plugin))
+        src = source or getattr(plugin, "__name__", None) or type(plugin).__name__
+        _register_checked(pm, plugin, name, src)
+        _state.providers[id(plugin)] = _Provider(src, runtime=True)
         _state.registries = None
 
 
@@ -145,7 +198,7 @@ def reset() -> None:
         _state.pm = None
         _state.registries = None
         _state.load_errors = {}
-        _state.sources = {}
+        _state.providers = {}
 
 
 def _build_registries() -> dict[str, dict[str, Entry]]:
@@ -155,11 +208,10 @@ def _build_registries() -> dict[str, dict[str, Entry]]:
         hook = getattr(pm.hook, hook_name)
         # Built-ins first, so a third-party plugin cannot silently shadow one (pluggy calls the
         # most recently registered implementation first).
-        impls = sorted(
-            hook.get_hookimpls(), key=lambda i: _state.sources.get(id(i.plugin)) != BUILTIN_SOURCE
-        )
+        impls = sorted(hook.get_hookimpls(), key=lambda i: _provider(i).source != BUILTIN_SOURCE)
         for impl in impls:
-            source = _state.sources.get(id(impl.plugin), impl.plugin_name)
+            provider = _provider(impl)
+            source = provider.source
 
             def register(
                 name: str,
@@ -168,6 +220,7 @@ def _build_registries() -> dict[str, dict[str, Entry]]:
                 *,
                 _kind: str = kind,
                 _source: str = source,
+                _provider: _Provider = provider,
             ) -> None:
                 if not isinstance(name, str) or not name:
                     raise PluginError(f"{_source}: {_kind} names must be non-empty strings, got {name!r}")
@@ -179,7 +232,10 @@ def _build_registries() -> dict[str, dict[str, Entry]]:
                         "%s %r from %s ignored: already provided by %s", _kind, name, _source, existing.source
                     )
                     return
-                registries[_kind][name] = Entry(_kind, name, factory, description.strip(), _source)
+                registries[_kind][name] = Entry(
+                    _kind, name, factory, (description or "").strip(), _source,
+                    _provider.distribution, _provider.version, _provider.runtime,
+                )
 
             try:
                 impl.function(register=register)
@@ -188,6 +244,10 @@ def _build_registries() -> dict[str, dict[str, Entry]]:
             except Exception as exc:
                 raise PluginError(f"plugin {source} failed while registering {kind}s: {exc}") from exc
     return registries
+
+
+def _provider(impl: Any) -> _Provider:
+    return _state.providers.get(id(impl.plugin)) or _Provider(impl.plugin_name)
 
 
 def _registries() -> dict[str, dict[str, Entry]]:
@@ -215,7 +275,10 @@ def get_entry(kind: str, name: str) -> Entry:
     try:
         return regs[kind][name]
     except KeyError:
-        raise UnknownNameError(kind.replace("_", " "), name, list(regs.get(kind, {}))) from None
+        err = UnknownNameError(kind.replace("_", " "), name, list(regs.get(kind, {})))
+        if _state.load_errors:  # the name may belong to a plugin that is installed but broken
+            err.hint = "plugins that failed to load: " + "; ".join(f"{k}: {v}" for k, v in _state.load_errors.items())
+        raise err from None
 
 
 def plugin_load_errors() -> dict[str, str]:
@@ -225,10 +288,16 @@ def plugin_load_errors() -> dict[str, str]:
 
 def _create(kind: str, name: str, options: dict[str, Any]) -> Any:
     entry = get_entry(kind, name)
+    validate_options(kind, name, options)  # a clear error naming the valid options, before the call
+    what = f"{kind.replace('_', ' ')} {name!r} ({entry.source})"
     try:
         return entry.factory(**options)
+    except TruthnetError:
+        raise
     except TypeError as exc:
-        raise PluginError(f"{kind.replace('_', ' ')} {name!r} ({entry.source}) rejected its options: {exc}") from exc
+        raise PluginError(f"{what} rejected its options: {exc}") from exc
+    except ValueError as exc:  # a value out of range: the user's to fix, not a crash
+        raise ConfigError(f"{what} rejected its options {options}: {exc}") from exc
 
 
 def create_sampler(name: str, **options: Any) -> Any:
@@ -261,3 +330,8 @@ def list_backbones(pattern: str | None = None) -> list[str]:
 
 def list_dataset_layouts(pattern: str | None = None) -> list[str]:
     return list_names("dataset_layout", pattern)
+
+
+# imported last: they use the registry above
+from .options import configure_parts, factory_options, parse_options, validate_options  # noqa: E402
+from .provenance import check_worker_safe, pipeline_plugins, require_pipeline_plugins  # noqa: E402

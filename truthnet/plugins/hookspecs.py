@@ -16,25 +16,23 @@ See ``docs/plugins.md`` and ``examples/truthnet-plugin-example`` for the contrac
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-
 import pluggy
+
+from .contracts import Register
 
 PROJECT = "truthnet"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-#: ``register(name, factory, description="")``
-Register = Callable[..., None]
+__all__ = ["PROJECT", "hookspec", "hookimpl", "Register"]
 
 
 @hookspec
 def truthnet_register_samplers(register: Register) -> None:
     """Register frame samplers.
 
-    ``factory(**options)`` returns an object with
-    ``sample(info: VideoInfo, num_frames: int) -> list[int]``: sorted, unique frame indices in
+    ``factory(**options)`` returns a :class:`~truthnet.plugins.contracts.Sampler`:
+    ``sample(info: VideoInfo, num_frames: int) -> list[int]``, sorted, unique frame indices in
     ``[0, info.frame_count)``.  Returning fewer than ``num_frames`` indices is allowed (short
     videos); the pipeline pads the sequence with black frames, as the paper does.
     """
@@ -44,7 +42,8 @@ def truthnet_register_samplers(register: Register) -> None:
 def truthnet_register_face_detectors(register: Register) -> None:
     """Register face detectors.
 
-    ``factory(**options)`` returns an object with ``detect(frames) -> list[list[Face]]``: for a
+    ``factory(**options)`` returns a :class:`~truthnet.plugins.contracts.FaceDetector`,
+    ``detect(frames) -> list[list[Face]]``: for a
     batch of RGB uint8 frames, the faces found in each (:class:`truthnet.faces.Face`: box
     ``(x, y, w, h)`` in pixels, confidence, optional keypoints).  The attribute
     ``finds_faces = False`` marks a detector that does not look for faces (``none``): the
@@ -58,9 +57,13 @@ def truthnet_register_face_detectors(register: Register) -> None:
 def truthnet_register_backbones(register: Register) -> None:
     """Register frame backbones (CNNs that turn a face crop into an embedding).
 
-    ``factory(**options)`` returns a :class:`truthnet.backbones.Backbone`: default input size,
-    pooling, its own input preprocessing, and ``build(input_size, weights)`` returning a Keras
-    model from ``(H, W, 3)`` to a feature map.
+    ``factory(**options)`` returns a :class:`truthnet.backbones.Backbone`: the input size it
+    was designed for, ``feature_dim``, pooling, its own input preprocessing, and
+    ``builder(input_size, weights)`` returning a Keras model from ``(H, W, 3)`` to a feature map
+    ``(h, w, feature_dim)`` (checked when built).  The factory must be cheap: TruthNet calls it
+    before it loads a saved model that uses the backbone, so a backbone with its own Keras
+    layers imports them there (each registered with ``keras.saving.register_keras_serializable``)
+    and the model loads in safe mode.
     """
 
 
@@ -68,8 +71,8 @@ def truthnet_register_backbones(register: Register) -> None:
 def truthnet_register_dataset_layouts(register: Register) -> None:
     """Register dataset layouts.
 
-    ``factory(**options)`` returns an object with ``detect(root) -> bool`` and
-    ``read(root) -> list[ManifestRow]``.
+    ``factory(**options)`` returns a :class:`~truthnet.plugins.contracts.DatasetLayout`:
+    ``detect(root) -> bool`` and ``read(root) -> list[ManifestRow]`` (``docs/datasets.md``).
     """
 
 
