@@ -267,3 +267,35 @@ def test_gpu_discovery_runs_once_in_a_child_and_refuses_missing_gpus(tmp_path):
     t0 = time.monotonic()
     r = cli(tmp_path, "jobs", "run", "--device", "gpu:7", "--db", tmp_path / "q.sqlite")
     assert r.returncode == 3 and time.monotonic() - t0 < 5  # the cached answer: no TensorFlow this time
+
+
+def test_progress_from_text_never_fails_a_job(capsys):
+    from truthnet.jobs.work import text_progress
+
+    events = []
+    progress = text_progress(lambda *ev: events.append(ev))
+    for line in ("epoch 3/12 loss 0.41 ETA 20 s", "faces: 10/40 videos, 0 failed", "a reworded line 7 of 9", ""):
+        progress(line)
+    assert events == [("epoch", 3, 12, "epoch 3/12 loss 0.41 ETA 20 s"),
+                      ("faces", 10, 40, "faces: 10/40 videos, 0 failed"),
+                      (None, None, None, "a reworded line 7 of 9"), (None, None, None, "")]
+    assert capsys.readouterr().out.splitlines()[:3] == ["epoch 3/12 loss 0.41 ETA 20 s",
+                                                         "faces: 10/40 videos, 0 failed", "a reworded line 7 of 9"]
+
+
+def test_a_store_from_before_the_queue_is_upgraded(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "old.sqlite"
+    con = sqlite3.connect(db)
+    con.executescript("""CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,
+        target TEXT NOT NULL, model TEXT, preset TEXT, device TEXT NOT NULL DEFAULT 'cpu',
+        state TEXT NOT NULL DEFAULT 'queued', created REAL NOT NULL, started REAL, finished REAL,
+        progress REAL NOT NULL DEFAULT 0, message TEXT NOT NULL DEFAULT '', result TEXT, log TEXT NOT NULL DEFAULT '');
+        INSERT INTO jobs (kind, target, state, created, log) VALUES ('scan', '/v', 'running', 1.0, 'one\ntwo\n');""")
+    con.commit()
+    con.close()
+    q = JobQueue(db)
+    assert [line for _, _, line in q.log(1)] == ["one", "two"]
+    assert q.recover() == [1] and q.get(1)["state"] == "interrupted"  # the old app's thread is gone
+    assert q.get(selftest(q))["state"] == "queued"

@@ -183,6 +183,8 @@ async def test_quit_can_leave_jobs_running(tmp_path):
     app.find_devices = lambda: None
     async with app.run_test(size=(140, 44)) as pilot:
         jid = app.queue_job(SELFTEST_KIND, str(tmp_path), options={"sleep": 2, "steps": 4})
+        await pilot.pause(0.6)  # a poll of the store while the new runner starts up
+        assert len(app.my_runners) == 1  # one runner for the device, not one per look at the queue
         await pilot.press("q")
         await pilot.pause(0.3)
         await pilot.click("#leave")

@@ -139,10 +139,9 @@ class JobQueue:
         return self.store.path
 
     def _migrate(self) -> None:
-        con = self.store.con
-        con.executescript(_SCHEMA)
-        have = {r["name"] for r in con.execute("PRAGMA table_info(jobs)")}
-        with self.store._tx() as con:
+        self.store.con.executescript(_SCHEMA)
+        with self.store._tx() as con:  # read the columns under the write lock: two upgraders do not race
+            have = {r["name"] for r in con.execute("PRAGMA table_info(jobs)")}
             for name, decl in _JOB_COLUMNS.items():
                 if name not in have:
                     con.execute(f"ALTER TABLE jobs ADD COLUMN {name} {decl}")

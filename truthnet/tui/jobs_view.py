@@ -119,9 +119,13 @@ class JobsView:
     def ensure_runners(self) -> None:
         """Start a runner for the devices that have queued jobs and no live runner."""
         served = {d for r in self.queue.runners() for d in r["devices"]}
+        # ours count from the moment they start, before they have registered in the store
+        served |= {d for p in self.my_runners if p.poll() is None for d in p.devices}
         waiting = {j["device"] for j in self.queue.jobs(("queued",))} - served
         if waiting:
-            self.my_runners.append(start_runner(self.queue.path, sorted(waiting), owner="tui"))
+            proc = start_runner(self.queue.path, sorted(waiting), owner="tui")
+            proc.devices = sorted(waiting)
+            self.my_runners.append(proc)
 
     def queue_job(self, kind: str, target: str, *, model: str | None = None, preset: str | None = None,
                   device: str = "cpu", options: dict | None = None) -> int:
