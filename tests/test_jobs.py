@@ -130,6 +130,31 @@ def test_cancel_queued_and_running_jobs(tmp_path):
     assert r.returncode == 3 and "already cancelled" in r.stderr
 
 
+def test_cancelling_queued_jobs_cannot_race_their_claim(tmp_path):
+    db = tmp_path / "q.sqlite"
+    q = JobQueue(db)
+    marks = tmp_path / "ran.txt"
+    marks.touch()
+    devices = ("cpu", "gpu:0", "gpu:1")
+    ids = [selftest(q, devices[i % 3], mark=str(marks)) for i in range(9)]
+    runner = start_runner(tmp_path, db, *devices)
+    wait_until(lambda: q.jobs(("running", "done")), what="a first claim")
+    for jid in reversed(ids):  # cancel while the runner claims: each job is one or the other
+        try:
+            q.cancel(jid)
+        except Exception as exc:  # it finished meanwhile
+            assert "already done" in str(exc)
+    finish(runner)
+    ran = [int(line.split()[0]) for line in marks.read_text().splitlines()]
+    for j in map(q.get, ids):
+        if j["message"] == "cancelled before it started":
+            assert j["id"] not in ran and j["attempt"] == 0 and j["pid"] is None
+        else:  # claimed once; done, or stopped while it ran (perhaps before it wrote its mark)
+            assert j["attempt"] == 1 and j["state"] in ("done", "cancelled")
+            assert ran.count(j["id"]) == 1 if j["state"] == "done" else ran.count(j["id"]) <= 1
+    assert len(ran) < len(ids)  # some were cancelled before any runner took them
+
+
 def test_two_runners_on_one_store_never_run_a_job_twice(tmp_path):
     db = tmp_path / "q.sqlite"
     q = JobQueue(db)

@@ -23,6 +23,7 @@ __all__ = [
 def start_runner(db, devices: list[str], *, owner: str = "tui", log_path=None):
     """Start ``truthnet jobs run --until-empty`` for ``devices`` as a separate, detached process
     (it outlives the caller if asked to); returns its ``subprocess.Popen``."""
+    import os
     import subprocess
     import sys
     from pathlib import Path
@@ -31,8 +32,6 @@ def start_runner(db, devices: list[str], *, owner: str = "tui", log_path=None):
            "--owner", owner, "--db", str(db)]
     for d in devices:
         cmd += ["--device", d]
-    import os
-
     env = dict(os.environ)
     pkg_root = str(Path(__file__).resolve().parents[2])  # this truthnet, whatever the caller's folder
     env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)

@@ -92,7 +92,7 @@ class JobsView:
         log = self.query_one("#job-log", Log)
         log.clear()
         lines = self.queue.log(job_id, tail=200)
-        log.write_lines([f"{ln}" for _, _, ln in lines])
+        log.write_lines([ln for _, _, ln in lines])
         self._log_after = lines[-1][0] if lines else 0
 
     def _follow_log(self) -> None:
