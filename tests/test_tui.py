@@ -216,11 +216,15 @@ async def test_tree_counts_videos_below_and_table_lists_them(tmp_path):
         assert "2 of 2 videos (all below)" in str(app.query_one("#folder-label").render())
 
 
-async def test_job_dialog_offers_known_models(videos, tmp_path):
+async def test_job_dialog_offers_known_models(videos, tmp_path, monkeypatch):
     from textual.widgets import Select
 
+    from truthnet.settings import set_default_model
     from truthnet.tui.screens.dialogs import JobDialog
 
+    monkeypatch.setenv("TRUTHNET_CONFIG", str(tmp_path / "settings.json"))
+    monkeypatch.delenv("TRUTHNET_MODEL", raising=False)
+    set_default_model(tmp_path / "default.keras")
     db = tmp_path / "r.sqlite"
     q = JobQueue(db)
     trained = tmp_path / "run" / "model.keras"
@@ -236,7 +240,9 @@ async def test_job_dialog_offers_known_models(videos, tmp_path):
         await pilot.pause(0.3)
         assert isinstance(app.screen, JobDialog)
         select = app.screen.query_one("#job-model", Select)
-        assert [v for _, v in select._options if v is not Select.NULL] == [str(tmp_path / "current.keras"), str(trained)]
+        offered = [(label.split(":")[0], v) for label, v in select._options if v is not Select.NULL]
+        assert offered == [("current", str(tmp_path / "current.keras")), ("default", str(tmp_path / "default.keras")),
+                           ("job 1 (train)", str(trained))]
         select.value = str(trained)
         await pilot.click("#ok")
         await pilot.pause(0.2)

@@ -341,12 +341,15 @@ class JobQueue:
             with self.store._tx() as con:
                 con.executemany("INSERT INTO job_log (job_id, t, line) VALUES (?, ?, ?)", rows)
 
-    def known_models(self, current: str | None = None, limit: int = 10) -> list[tuple[str, str]]:
-        """``(label, path)`` of models to offer: ``current``, then recent training jobs' outputs
-        and recently used models that still exist."""
+    def known_models(self, current: str | None = None, default: str | None = None,
+                     limit: int = 10) -> list[tuple[str, str]]:
+        """``(label, path)`` of models to offer: ``current``, the ``default`` model, then recent
+        training jobs' outputs and recently used models that still exist."""
         out: dict[str, str] = {}
         if current:
             out[str(current)] = f"current: {current}"
+        if default and str(default) not in out:
+            out[str(default)] = f"default: {default}"
         for j in reversed(self.jobs(("done",), limit=200)):
             path = (j["result"] or {}).get("model") if j["kind"] == "train" else j["model"]
             if path and path not in out and Path(path).is_file():

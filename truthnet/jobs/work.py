@@ -86,12 +86,13 @@ def _scan(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
     _say(f"scanning {total} files under {job['target']} with {model}")
     report("scan", 0, total, f"0/{total} files")
     done = 0
+    base = job["target"] if os.path.isdir(job["target"]) else os.path.dirname(job["target"])
 
     def on_result(row) -> None:
         nonlocal done
         done += 1
         verdict = f"{row.label} {row.score:.3f}" if row.status == "ok" else f"{row.status}: {row.reason}"
-        name = os.path.relpath(row.path, job["target"])
+        name = os.path.relpath(row.path, base)
         _say(f"{name}: {verdict}")
         report("scan", done, total, f"{done}/{total} files, last: {name} {verdict}")
 

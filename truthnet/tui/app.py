@@ -289,7 +289,9 @@ class TruthnetApp(JobsView, App):
                                  device=choice["device"])
             self.notify(f"job {jid} queued: {kind} {Path(target).name} on {choice['device']}")
 
-        models = self.queue.known_models(self.model)
+        from ..settings import default_model
+
+        models = self.queue.known_models(self.model, default_model())
         self.push_screen(JobDialog(kind, target, self.model, self.devices, list_presets(), models), queued)
 
     async def action_quit(self) -> None:
