@@ -181,6 +181,7 @@ def test_restarted_runner_recovers_and_retry_runs_it_again(tmp_path):
     first = start_runner(tmp_path, db, "cpu", until_empty=False)
     wait_until(started(q, lost), what="the job to start")
     assert q.recover() == [] and q.get(lost)["state"] == "running"  # a live runner's job is left alone
+    assert "tensorflow" not in Path(f"/proc/{first.pid}/maps").read_text()  # the runner never loads it
     pid = q.get(lost)["pid"]
     first.kill()
     first.communicate()
@@ -324,3 +325,10 @@ def test_a_store_from_before_the_queue_is_upgraded(tmp_path):
     assert [line for _, _, line in q.log(1)] == ["one", "two"]
     assert q.recover() == [1] and q.get(1)["state"] == "interrupted"  # the old app's thread is gone
     assert q.get(selftest(q))["state"] == "queued"
+
+
+def test_the_queue_cli_and_app_modules_do_not_import_tensorflow(python):
+    code = ("import sys, truthnet.cli, truthnet.cli_jobs, truthnet.jobs.runner, truthnet.jobs.child, "
+            "truthnet.jobs.work, truthnet.tui.app; print([m for m in ('tensorflow', 'keras') if m in sys.modules])")
+    r = subprocess.run([python, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr

@@ -45,9 +45,13 @@ def cmd_add(args) -> int:
         if args.model:
             raise ConfigError("train makes a new model; --model is for scan and evaluate jobs")
     else:
-        from .cli_scan import _resolve_model
+        from .settings import default_model
 
-        model = _resolve_model(args.model)
+        model = args.model or default_model()
+        if not model:
+            from .cli_scan import NO_MODEL_HELP
+
+            raise ModelError(NO_MODEL_HELP)
         if not Path(model).is_file():
             raise ModelError(f"model file not found: {model}")
         model = str(Path(model).resolve())  # the runner may start in another folder

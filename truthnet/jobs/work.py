@@ -13,13 +13,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Optional
 
 from ..errors import ConfigError, ModelError
 from ..store import Store
 from .queue import JOB_KINDS, SELFTEST_KIND
 
 #: ``report(stage, done, total, message)``; stage/done/total None: only the message changed
-Report = Callable[[str | None, "int | None", "int | None", str], None]
+Report = Callable[[Optional[str], Optional[int], Optional[int], str], None]
 
 
 def run_work(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
