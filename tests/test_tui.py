@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from truthnet.jobs import SELFTEST_KIND, JobQueue
 from truthnet.store import ResultRow, Store
 
 pytestmark = pytest.mark.slow
@@ -70,7 +71,7 @@ async def test_scan_from_tree_fills_verdicts_then_details_show_crops(videos, mod
         await pilot.press("s")
         await pilot.pause(0.3)
         await pilot.click("#ok")
-        await wait_for(pilot, lambda: any(j["state"] == "done" for j in Store(db).jobs()))
+        await wait_for(pilot, lambda: any(j["state"] == "done" for j in JobQueue(db).jobs()))
         await pilot.pause(0.5)
         rows = table_rows(app)
         assert len(rows) == 3 and all(r[1] in ("real", "fake") and r[3] == "ok" for r in rows)
@@ -91,8 +92,8 @@ async def test_evaluation_opens_confusion_matrix(videos, model, tmp_path):
     app = make(videos, db, model)
     async with app.run_test(size=(140, 44)) as pilot:
         await queue(pilot, app, "evaluate", videos)
-        await wait_for(pilot, lambda: any(j["state"] in ("done", "failed") for j in Store(db).jobs()))
-        job = Store(db).jobs()[-1]
+        await wait_for(pilot, lambda: any(j["state"] in ("done", "failed") for j in JobQueue(db).jobs()))
+        job = JobQueue(db).jobs()[-1]
         assert job["state"] == "done", job["message"]
         await pilot.pause(0.3)
         app.query_one("#jobs").focus()
@@ -114,10 +115,10 @@ async def test_cancel_a_running_job_and_history_survives_reopen(model, tmp_path)
     app = make(folder, db, model)
     async with app.run_test(size=(140, 44)) as pilot:
         await queue(pilot, app, "scan", folder)
-        await wait_for(pilot, lambda: (Store(db).jobs() or [{}])[-1].get("progress", 0) > 0)
+        await wait_for(pilot, lambda: (JobQueue(db).jobs() or [{}])[-1].get("progress", 0) > 0)
         app.query_one("#jobs").focus()
         await pilot.press("c")
-        await wait_for(pilot, lambda: Store(db).jobs()[-1]["state"] == "cancelled")
+        await wait_for(pilot, lambda: JobQueue(db).jobs()[-1]["state"] == "cancelled")
         assert len(Store(db).results()) < 40  # it stopped early
     # reopen: the job history is still there
     app2 = make(folder, db, model, start_jobs=False)
@@ -138,6 +139,114 @@ async def test_missing_model_is_an_error_dialog(videos, tmp_path, monkeypatch):
         await pilot.pause(0.3)
         assert isinstance(app.screen, ErrorDialog)
         assert "truthnet demo" in str(app.screen.query_one("#error-message").render())
+
+
+async def test_headless_jobs_show_live_and_quit_asks_about_jobs_started_here(tmp_path):
+    """A job run by `truthnet jobs run` shows live; a job queued here makes quitting ask, and
+    "stop" cancels it in its runner process (the app never runs jobs itself)."""
+    import subprocess
+    import sys
+
+    from truthnet.tui.screens.dialogs import QuitDialog
+
+    db = tmp_path / "r.sqlite"
+    q = JobQueue(db)
+    headless = q.add(SELFTEST_KIND, str(tmp_path), options={"sleep": 1.5, "steps": 3, "lines": 2})
+    app = make(tmp_path, db, "model.keras")
+    app.find_devices = lambda: None  # cpu is enough here: no TensorFlow probe
+    async with app.run_test(size=(140, 44)) as pilot:
+        runner = subprocess.Popen([sys.executable, "-m", "truthnet.cli", "jobs", "run", "--device", "cpu",
+                                   "--until-empty", "--db", str(db)], stderr=subprocess.DEVNULL)
+        await wait_for(pilot, lambda: any(r[0] == str(headless) and r[4] == "running" for r in table_rows(app, "#jobs")),
+                       timeout=30)
+        app.show_job_log(headless)
+        await wait_for(pilot, lambda: any(r[0] == str(headless) and r[4] == "done" for r in table_rows(app, "#jobs")),
+                       timeout=30)
+        lines = list(app.query_one("#job-log").lines)
+        assert "CUDA_VISIBLE_DEVICES=-1" in lines[0] and "selftest line 1" in lines and lines[-1].startswith("done")
+        assert runner.wait(10) == 0
+        assert not app.my_runners  # the headless runner did that job, not one of ours
+        mine = app.queue_job(SELFTEST_KIND, str(tmp_path), options={"sleep": 60, "steps": 120})
+        await wait_for(pilot, lambda: q.get(mine)["state"] == "running" and q.get(mine)["stage"], timeout=30)
+        ours = app.my_runners[0]
+        await pilot.press("q")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, QuitDialog) and f"job {mine}" in str(app.screen.query_one("#quit-message").render())
+        await pilot.click("#stop")
+    assert ours.wait(30) == 0  # our runner stopped the job and, with nothing left, ended
+    assert q.get(mine)["state"] == "cancelled"
+
+
+async def test_quit_can_leave_jobs_running(tmp_path):
+    db = tmp_path / "r.sqlite"
+    app = make(tmp_path, db, "model.keras")
+    app.find_devices = lambda: None
+    async with app.run_test(size=(140, 44)) as pilot:
+        jid = app.queue_job(SELFTEST_KIND, str(tmp_path), options={"sleep": 2, "steps": 4})
+        await pilot.pause(0.6)  # a poll of the store while the new runner starts up
+        assert len(app.my_runners) == 1  # one runner for the device, not one per look at the queue
+        await pilot.press("q")
+        await pilot.pause(0.3)
+        await pilot.click("#leave")
+    runner = app.my_runners[0]
+    assert runner.poll() is None  # the app is gone, its runner goes on
+    assert runner.wait(30) == 0
+    assert JobQueue(db).get(jid)["state"] == "done"
+
+
+async def test_tree_counts_videos_below_and_table_lists_them(tmp_path):
+    from truthnet.tui.widgets.video_tree import VideoTree
+
+    root = tmp_path / "ffpp"
+    for rel in ("manipulated/Deepfakes/c23/videos/000.mp4", "manipulated/Deepfakes/c23/videos/001.mp4",
+                "original/youtube/c23/videos/002.mp4", "original/top.avi", "original/notes.txt"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"x")
+    app = make(root, tmp_path / "r.sqlite", "model.keras", start_jobs=False)
+    app.find_devices = lambda: None
+    async with app.run_test(size=(140, 44)) as pilot:
+        tree = app.query_one("#tree", VideoTree)
+        assert tree.count(root) == 4 and tree.count(root / "original") == 2
+        await pilot.press("b", "down")  # manipulated/: no video of its own
+        await pilot.pause(0.3)
+        assert app.folder == root / "manipulated" and table_rows(app) == []
+        await pilot.press("a")
+        await pilot.pause(0.2)
+        assert [r[0] for r in table_rows(app)] == ["Deepfakes/c23/videos/000.mp4", "Deepfakes/c23/videos/001.mp4"]
+        assert "2 of 2 videos (all below)" in str(app.query_one("#folder-label").render())
+
+
+async def test_job_dialog_offers_known_models(videos, tmp_path, monkeypatch):
+    from textual.widgets import Select
+
+    from truthnet.settings import set_default_model
+    from truthnet.tui.screens.dialogs import JobDialog
+
+    monkeypatch.setenv("TRUTHNET_CONFIG", str(tmp_path / "settings.json"))
+    monkeypatch.delenv("TRUTHNET_MODEL", raising=False)
+    set_default_model(tmp_path / "default.keras")
+    db = tmp_path / "r.sqlite"
+    q = JobQueue(db)
+    trained = tmp_path / "run" / "model.keras"
+    trained.parent.mkdir()
+    trained.write_bytes(b"k")
+    jid = q.add("train", str(videos))
+    q.store.con.execute("UPDATE jobs SET state = 'done', result = ? WHERE id = ?",
+                        (json.dumps({"model": str(trained)}), jid))  # a finished training job
+    app = make(videos, db, str(tmp_path / "current.keras"), start_jobs=False)
+    app.find_devices = lambda: None
+    async with app.run_test(size=(140, 44)) as pilot:
+        await pilot.press("s")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, JobDialog)
+        select = app.screen.query_one("#job-model", Select)
+        offered = [(label.split(":")[0], v) for label, v in select._options if v is not Select.NULL]
+        assert offered == [("current", str(tmp_path / "current.keras")), ("default", str(tmp_path / "default.keras")),
+                           ("job 1 (train)", str(trained))]
+        select.value = str(trained)
+        await pilot.click("#ok")
+        await pilot.pause(0.2)
+    assert q.jobs()[-1]["model"] == str(trained)
 
 
 # --- snapshots at a fixed terminal size, from a store with fixed contents --------------------

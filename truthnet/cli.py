@@ -215,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_experiment.register(sub)
     cli_scan.register(sub)
+    from . import cli_jobs
+
+    cli_jobs.register(sub)
     return parser
 
 

@@ -61,94 +61,11 @@ CREATE TABLE IF NOT EXISTS results (
     scanned_at REAL NOT NULL,
     UNIQUE (scan_id, path)
 );
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL,                          -- scan | train | evaluate
-    target TEXT NOT NULL,                        -- the folder it works on
-    model TEXT,
-    preset TEXT,
-    device TEXT NOT NULL DEFAULT 'cpu',
-    state TEXT NOT NULL DEFAULT 'queued',        -- queued | running | done | failed | cancelled | interrupted
-    created REAL NOT NULL,
-    started REAL,
-    finished REAL,
-    progress REAL NOT NULL DEFAULT 0,
-    message TEXT NOT NULL DEFAULT '',
-    result TEXT,                                 -- JSON: scan_id, model path, metrics path ...
-    log TEXT NOT NULL DEFAULT ''
-);
 CREATE INDEX IF NOT EXISTS results_fp ON results (fingerprint, model_key);
 CREATE INDEX IF NOT EXISTS results_path ON results (path);
 """
 
 from .record import FINAL_STATUSES, Result, ResultRow  # noqa: E402,F401  (ResultRow: the 0.1 name)
-
-
-JOB_FIELDS = ("kind", "target", "model", "preset", "device", "state", "started", "finished", "progress",
-              "message", "result", "log")
-
-
-class JobsMixin:
-    """The job queue, kept in the same database so it survives closing the TUI."""
-
-    def add_job(self, kind: str, target: str, *, model: str | None = None, preset: str | None = None,
-                device: str = "cpu") -> int:
-        with self._tx() as con:
-            cur = con.execute(
-                "INSERT INTO jobs (kind, target, model, preset, device, created) VALUES (?, ?, ?, ?, ?, ?)",
-                (kind, target, model, preset, device, time.time()),
-            )
-            return int(cur.lastrowid)
-
-    def update_job(self, job_id: int, **fields) -> None:
-        bad = set(fields) - set(JOB_FIELDS)
-        if bad:
-            raise ValueError(f"unknown job fields {sorted(bad)}")
-        if "result" in fields and not isinstance(fields["result"], (str, type(None))):
-            fields["result"] = json.dumps(fields["result"])
-        sets = ", ".join(f"{k} = ?" for k in fields)
-        with self._tx() as con:
-            con.execute(f"UPDATE jobs SET {sets} WHERE id = ?", (*fields.values(), job_id))
-
-    def append_job_log(self, job_id: int, line: str) -> None:
-        with self._tx() as con:
-            con.execute("UPDATE jobs SET log = log || ? WHERE id = ?", (line.rstrip("\n") + "\n", job_id))
-
-    def jobs(self, states: tuple[str, ...] | None = None) -> list[dict]:
-        q = "SELECT * FROM jobs"
-        args: tuple = ()
-        if states:
-            q += " WHERE state IN (%s)" % ",".join("?" * len(states))
-            args = states
-        out = []
-        for r in self.con.execute(q + " ORDER BY id", args):
-            d = dict(r)
-            d["result"] = json.loads(d["result"]) if d["result"] else None
-            out.append(d)
-        return out
-
-    def job(self, job_id: int) -> dict | None:
-        return next((j for j in self.jobs() if j["id"] == job_id), None)
-
-    def next_job(self, device: str) -> dict | None:
-        """The oldest queued job for ``device``, claimed atomically (state -> running)."""
-        with self._tx() as con:
-            r = con.execute(
-                "SELECT id FROM jobs WHERE state = 'queued' AND device = ? ORDER BY id LIMIT 1", (device,)
-            ).fetchone()
-            if r is None:
-                return None
-            con.execute("UPDATE jobs SET state = 'running', started = ? WHERE id = ?", (time.time(), r["id"]))
-        return self.job(int(r["id"]))
-
-    def mark_abandoned_jobs(self) -> int:
-        """Jobs left 'running' by a process that is gone (the app was closed or killed)."""
-        with self._tx() as con:
-            cur = con.execute(
-                "UPDATE jobs SET state = 'interrupted', finished = ?, message = 'the app was closed while it ran' "
-                "WHERE state = 'running'", (time.time(),)
-            )
-            return cur.rowcount
 
 
 def default_db_path() -> Path:
@@ -160,8 +77,10 @@ def default_db_path() -> Path:
     return Path(user_data_dir("truthnet")) / "results.sqlite"
 
 
-class Store(JobsMixin):
-    """A connection to the results database (thread-safe: one connection per thread)."""
+class Store:
+    """A connection to the results database (thread-safe: one connection per thread).
+
+    The job queue keeps its tables in the same database: :class:`truthnet.jobs.JobQueue`."""
 
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         self.path = Path(path) if path else default_db_path()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -17,14 +16,15 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Log, Progre
 from ..errors import TruthnetError
 from ..store import ResultRow, Store
 from ..video import is_video_path
-from .messages import DevicesFound, JobFinished, JobLog, JobProgress
-from .widgets.video_tree import VideoTree
+from .jobs_view import JobsView
+from .messages import DevicesFound
+from .widgets.video_tree import VideoTree, videos_below
 
 FILTERS = ("all", "fake", "real", "failed", "not scanned")
 COLUMNS = ("name", "verdict", "score", "status", "scanned")
 
 
-class TruthnetApp(App):
+class TruthnetApp(JobsView, App):
     """The triage app.  Everything slow (TensorFlow, scans, training) runs in worker threads."""
 
     CSS_PATH = "app.tcss"
@@ -39,6 +39,7 @@ class TruthnetApp(App):
         Binding("f", "cycle_filter", "Filter"),
         Binding("slash", "search", "Search"),
         Binding("o", "cycle_sort", "Sort"),
+        Binding("a", "toggle_below", "All below"),
         Binding("c", "cancel_job", "Cancel job"),
         Binding("v", "view_job", "View result"),
         Binding("x", "export", "Export"),
@@ -60,10 +61,8 @@ class TruthnetApp(App):
         self.sort_col = 0
         self.sort_reverse = False
         self.devices = ["cpu"]
-        self.cancel_events: dict[int, threading.Event] = {}
-        self.busy_devices: set[str] = set()
-        self.start_jobs = start_jobs
-        self.selected_job: int | None = None
+        self.below = False  # the table lists every video under the folder, not only its own
+        self.init_jobs(start_jobs)
         self._rows: list[tuple[str, ResultRow | None]] = []
 
     # -- layout ---------------------------------------------------------------------------
@@ -87,17 +86,9 @@ class TruthnetApp(App):
         table = self.query_one("#videos", DataTable)
         for c in COLUMNS:
             table.add_column(c, key=c)
-        jobs = self.query_one("#jobs", DataTable)
-        for c in ("id", "kind", "folder", "device", "state", "progress", "message"):
-            jobs.add_column(c, key=c)
-        abandoned = self.store.mark_abandoned_jobs()
-        if abandoned:
-            self.notify(f"{abandoned} job(s) were running when the app last closed: marked interrupted")
         self.refresh_videos()
-        self.refresh_jobs()
+        self.setup_jobs()
         self.find_devices()
-        if self.start_jobs:
-            self.kick_jobs()
         table.focus()
 
     def get_system_commands(self, screen):
@@ -112,17 +103,27 @@ class TruthnetApp(App):
 
     # -- videos table ---------------------------------------------------------------------
     def folder_videos(self) -> list[str]:
+        if self.below:
+            return videos_below(self.folder)
         try:
             return sorted(str(p) for p in self.folder.iterdir() if p.is_file() and is_video_path(p.name))
         except OSError:
             return []
+
+    def video_name(self, path: str) -> str:
+        """The name shown in the table: relative to the folder when listing everything below it."""
+        return os.path.relpath(path, self.folder) if self.below else Path(path).name
+
+    def action_toggle_below(self) -> None:
+        self.below = not self.below
+        self.refresh_videos()
 
     def refresh_videos(self) -> None:
         paths = self.folder_videos()
         latest = self.store.latest_for_paths(paths)
         rows = [(p, latest.get(p)) for p in paths]
         if self.search:
-            rows = [(p, r) for p, r in rows if self.search.lower() in Path(p).name.lower()]
+            rows = [(p, r) for p, r in rows if self.search.lower() in self.video_name(p).lower()]
         if self.filter == "fake":
             rows = [(p, r) for p, r in rows if r and r.label == "fake"]
         elif self.filter == "real":
@@ -136,7 +137,7 @@ class TruthnetApp(App):
             p, r = item
             col = COLUMNS[self.sort_col]
             if col == "name":
-                return (0, Path(p).name.lower())
+                return (0, self.video_name(p).lower())
             if r is None:
                 return (1, "")
             v = {"verdict": r.label or "", "score": r.score if r.score is not None else -1.0,
@@ -149,18 +150,18 @@ class TruthnetApp(App):
         table.clear()
         for p, r in rows:
             if r is None:
-                cells = (Path(p).name, Text("-", style="dim"), "", Text("not scanned", style="dim"), "")
+                cells = (self.video_name(p), Text("-", style="dim"), "", Text("not scanned", style="dim"), "")
             else:
                 verdict = Text(r.label or "-", style="bold red" if r.label == "fake" else "bold green" if r.label else "")
                 status = Text(r.status, style="" if r.status == "ok" else "yellow")
-                cells = (Path(p).name, verdict, "" if r.score is None else f"{r.score:.3f}", status,
+                cells = (self.video_name(p), verdict, "" if r.score is None else f"{r.score:.3f}", status,
                          time.strftime("%Y-%m-%d %H:%M", time.localtime(r.scanned_at)) if r.scanned_at else "")
             table.add_row(*cells, key=p)
         arrow = "▼" if self.sort_reverse else "▲"
-        n_all = len(self.folder_videos())
         shown = self.shown(self.folder)
         self.query_one("#folder-label", Label).update(
-            f"{shown}  —  {len(rows)} of {n_all} videos  —  filter: {self.filter}"
+            f"{shown}  —  {len(rows)} of {len(paths)} videos" + (" (all below)" if self.below else "")
+            + f"  —  filter: {self.filter}"
             + (f"  —  search: {self.search!r}" if self.search else "")
             + f"  —  sort: {COLUMNS[self.sort_col]} {arrow}"
         )
@@ -269,19 +270,7 @@ class TruthnetApp(App):
 
         self.push_screen(ErrorDialog(message))
 
-    # -- jobs -----------------------------------------------------------------------------
-    def refresh_jobs(self) -> None:
-        table = self.query_one("#jobs", DataTable)
-        keep = table.cursor_row
-        table.clear()
-        for j in self.store.jobs()[-50:]:
-            style = {"done": "green", "failed": "red", "running": "bold cyan", "cancelled": "yellow",
-                     "interrupted": "yellow"}.get(j["state"], "")
-            table.add_row(str(j["id"]), j["kind"], Path(j["target"]).name, j["device"], Text(j["state"], style=style),
-                          f"{j['progress']:.0%}", j["message"][:60], key=str(j["id"]))
-        if table.row_count:
-            table.move_cursor(row=min(keep, table.row_count - 1))
-
+    # -- jobs (the panel itself: jobs_view.py) ---------------------------------------------
     def action_queue(self, kind: str) -> None:
         from ..config import list_presets
         from .screens.dialogs import JobDialog
@@ -296,149 +285,53 @@ class TruthnetApp(App):
         def queued(choice: dict | None) -> None:
             if not choice:
                 return
-            jid = self.store.add_job(choice["kind"], choice["target"], model=choice["model"], preset=choice["preset"],
-                                     device=choice["device"])
+            jid = self.queue_job(choice["kind"], choice["target"], model=choice["model"], preset=choice["preset"],
+                                 device=choice["device"])
             self.notify(f"job {jid} queued: {kind} {Path(target).name} on {choice['device']}")
-            self.refresh_jobs()
-            if self.start_jobs:
-                self.kick_jobs()
 
-        self.push_screen(JobDialog(kind, target, self.model, self.devices, list_presets()), queued)
+        from ..settings import default_model
 
-    def kick_jobs(self) -> None:
-        """Start a runner for each device that has queued jobs and none running."""
-        for j in self.store.jobs(("queued",)):
-            if j["device"] not in self.busy_devices:
-                self.busy_devices.add(j["device"])
-                self.run_device_queue(j["device"])
+        models = self.queue.known_models(self.model, default_model())
+        self.push_screen(JobDialog(kind, target, self.model, self.devices, list_presets(), models), queued)
 
-    @work(thread=True, exit_on_error=False, group="jobs")
-    def run_device_queue(self, device: str) -> None:
-        """One job at a time on ``device``, in queue order, until its queue is empty."""
-        from ..jobs import run_job
-
-        store = Store(self.store.path)  # SQLite connections are per thread
-        try:
-            while True:
-                job = store.next_job(device)
-                if job is None:
-                    return
-                jid = job["id"]
-                cancel = threading.Event()
-                self.cancel_events[jid] = cancel
-                self.post_message(JobProgress(jid, 0.0, "started"))
-                last = [0.0]
-
-                def report(fraction: float, text: str, jid=jid) -> None:
-                    now = time.monotonic()
-                    if now - last[0] > 0.2 or fraction >= 1.0:  # keep the UI calm on fast jobs
-                        last[0] = now
-                        store.update_job(jid, progress=float(fraction), message=text[:200])
-                        self.post_message(JobProgress(jid, fraction, text))
-
-                done = run_job(store, job, cancel=cancel, report=report,
-                               log=lambda line, jid=jid: self.post_message(JobLog(jid, line)))
-                self.cancel_events.pop(jid, None)
-                self.post_message(JobFinished(jid, done["state"], done["message"]))
-        finally:
-            self.busy_devices.discard(device)
-            store.close()
-
-    def on_job_progress(self, msg: JobProgress) -> None:
-        self.query_one("#job-progress", ProgressBar).update(progress=msg.fraction)
-        self.query_one("#job-status", Static).update(f"job {msg.job_id}: {msg.text}")
-        self.refresh_jobs()
-
-    def on_job_log(self, msg: JobLog) -> None:
-        self.query_one("#job-log", Log).write_line(f"[{msg.job_id}] {msg.line}")
-
-    def on_job_finished(self, msg: JobFinished) -> None:
-        severity = "information" if msg.state == "done" else "warning" if msg.state == "cancelled" else "error"
-        self.notify(f"job {msg.job_id} {msg.state}: {msg.message}", severity=severity)
-        self.query_one("#job-status", Static).update(f"job {msg.job_id} {msg.state}: {msg.message}")
-        if msg.state == "failed":
-            self.error(msg.message)
-        job = self.store.job(msg.job_id)
-        if job and job["kind"] == "train" and msg.state == "done" and not self.model:
-            self.model = job["result"]["model"]
-            self.sub_title = f"model: {self.model}"
-        self.refresh_jobs()
-        self.refresh_videos()
-
-    def selected_job_id(self) -> int | None:
-        table = self.query_one("#jobs", DataTable)
-        if not table.row_count:
-            return None
-        return int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-
-    def action_cancel_job(self) -> None:
-        jid = self.selected_job_id()
-        running = [j for j in self.store.jobs(("running",))]
-        if jid is None or jid not in {j["id"] for j in self.store.jobs(("running", "queued"))}:
-            jid = running[0]["id"] if running else None
-        if jid is None:
-            self.notify("no running or queued job to cancel", severity="warning")
+    async def action_quit(self) -> None:
+        """Quit; jobs queued here that still run or wait: ask whether to stop them or leave them."""
+        mine = self.pending_mine()
+        if not mine:
+            self.exit()
             return
-        job = self.store.job(jid)
-        if job["state"] == "queued":
-            self.store.update_job(jid, state="cancelled", message="cancelled before it started", finished=time.time())
-            self.notify(f"job {jid} cancelled")
-        else:
-            ev = self.cancel_events.get(jid)
-            if ev:
-                ev.set()
-                self.notify(f"cancelling job {jid}…")
-        self.refresh_jobs()
+        from .screens.dialogs import QuitDialog
 
-    def action_view_job(self) -> None:
-        jid = self.selected_job_id()
-        job = self.store.job(jid) if jid else None
-        if not job or job["state"] != "done":
-            self.notify("select a finished job in the jobs table", severity="warning")
-            return
-        res = job["result"] or {}
-        if job["kind"] == "evaluate":
-            from ..model import read_metadata
-            from .screens.results import ResultsScreen
+        def chosen(choice: str | None) -> None:
+            if choice == "stop":
+                self.stop_mine()
+                self.exit()
+            elif choice == "leave":
+                self.exit()
 
-            meta = None
-            try:
-                meta = read_metadata(res["model"])[0]
-            except TruthnetError:
-                pass
-            self.push_screen(ResultsScreen(res["metrics"], meta))
-        elif job["kind"] == "scan":
-            self.folder = Path(job["target"])
-            self.refresh_videos()
-        else:
-            self.notify(f"model: {res.get('model')}")
+        self.push_screen(QuitDialog(mine), chosen)
 
     @on(DataTable.RowHighlighted, "#jobs")
     def _job_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key is None or event.row_key.value is None:
             return
         jid = int(event.row_key.value)
-        if jid == self.selected_job:
-            return
-        self.selected_job = jid
-        job = self.store.job(jid)
-        log = self.query_one("#job-log", Log)
-        log.clear()
-        if job:
-            log.write_lines(job["log"].splitlines()[-200:])
+        if jid != self.selected_job:
+            self.show_job_log(jid)
 
     # -- devices --------------------------------------------------------------------------
     @work(thread=True, exit_on_error=False, group="devices")
     def find_devices(self) -> None:
-        """List the GPUs TensorFlow can see (imports TensorFlow: in a thread, after start-up)."""
-        try:
-            from .._lazy import import_tensorflow
+        """List the GPUs TensorFlow sees, asked in a child process (cached): the app never loads
+        TensorFlow itself."""
+        from ..jobs import discover_devices
 
-            tf = import_tensorflow()
-            gpus = [f"gpu:{i}" for i, _ in enumerate(tf.config.list_physical_devices("GPU"))]
-        except Exception:
-            gpus = []
-        self.post_message(DevicesFound(["cpu", *gpus]))
+        try:
+            devices = discover_devices()
+        except TruthnetError as exc:
+            self.call_from_thread(self.notify, f"{exc}; offering cpu only", severity="warning")
+            devices = ["cpu"]
+        self.post_message(DevicesFound(devices))
 
     def on_devices_found(self, msg: DevicesFound) -> None:
         self.devices = msg.devices

@@ -34,10 +34,13 @@ class JobDialog(ModalScreen[dict | None]):
 
     BINDINGS = [("escape", "cancel", "Cancel")]
 
-    def __init__(self, kind: str, target: str, model: str | None, devices: list[str], presets: list[str]) -> None:
+    def __init__(self, kind: str, target: str, model: str | None, devices: list[str], presets: list[str],
+                 models: list[tuple[str, str]] | None = None) -> None:
         super().__init__()
         self.kind, self.target, self.model = kind, target, model
         self.devices, self.presets = devices, presets
+        # (label, path) of the models to offer: the current one, recent training outputs ...
+        self.models = list(models or ([(model, model)] if model else []))
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -45,7 +48,10 @@ class JobDialog(ModalScreen[dict | None]):
             yield Static(f"folder: {self.target}", id="job-target")
             if self.kind != "train":
                 yield Label("model")
-                yield Input(value=self.model or "", placeholder="path to a .keras model", id="job-model")
+                paths = [p for _, p in self.models]
+                yield Select(self.models, value=self.model if self.model in paths else Select.NULL,
+                             allow_blank=not paths, prompt="choose a model", id="job-model")
+                yield Input(placeholder="or another model file (.keras / .h5): overrides the list", id="job-model-path")
             yield Label("preset" + (" (for the new model)" if self.kind == "train" else " (only for bare model files)"))
             options = [(p, p) for p in self.presets]
             default = "tiny" if self.kind == "train" else Select.NULL
@@ -67,7 +73,11 @@ class JobDialog(ModalScreen[dict | None]):
 
     def submit(self) -> None:
         preset = self.query_one("#job-preset", Select).value
-        model = self.query_one("#job-model", Input).value.strip() if self.kind != "train" else None
+        model = None
+        if self.kind != "train":
+            chosen = self.query_one("#job-model", Select).value
+            model = self.query_one("#job-model-path", Input).value.strip() or (
+                None if chosen is Select.NULL else str(chosen))
         self.dismiss({
             "kind": self.kind,
             "target": self.target,
@@ -77,4 +87,36 @@ class JobDialog(ModalScreen[dict | None]):
         })
 
     def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class QuitDialog(ModalScreen[str | None]):
+    """Quitting with jobs queued here still running or waiting: stop them, or leave them running."""
+
+    BINDINGS = [("escape", "back", "Back")]
+
+    def __init__(self, jobs: list[dict]) -> None:
+        super().__init__()
+        self.jobs = jobs
+
+    def compose(self) -> ComposeResult:
+        running = sum(j["state"] == "running" for j in self.jobs)
+        waiting = len(self.jobs) - running
+        ids = ", ".join(str(j["id"]) for j in self.jobs)
+        with Vertical(id="dialog"):
+            yield Label("Jobs are still running", id="dialog-title")
+            yield Static(
+                f"{running} running and {waiting} queued job(s) you started here (job {ids}).\n\n"
+                "Stop them: they are cancelled (`truthnet jobs retry ID` queues one again).\n"
+                "Leave them: they go on in the background; `truthnet jobs list` and the app show them.",
+                id="quit-message")
+            with Horizontal(id="dialog-buttons"):
+                yield Button("Stop them", id="stop", variant="error")
+                yield Button("Leave running", id="leave", variant="primary")
+                yield Button("Back", id="back")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None if event.button.id == "back" else event.button.id)
+
+    def action_back(self) -> None:
         self.dismiss(None)

@@ -1,4 +1,4 @@
-"""A directory tree that shows only folders and videos, and counts the videos in each folder."""
+"""A directory tree that shows only folders and videos, and counts the videos under each folder."""
 
 from __future__ import annotations
 
@@ -11,19 +11,62 @@ from textual.widgets import DirectoryTree
 from ...video import is_video_path
 
 
-def count_videos(folder: Path) -> int:
+def _walk(folder: str, seen: set[str]):
+    """``(dir, video file names)`` for ``folder`` and every folder below it, each real folder
+    once (a symlink loop ends there), hidden folders skipped like the tree skips them."""
+    real = os.path.realpath(folder)
+    if real in seen:
+        return
+    seen.add(real)
     try:
-        return sum(1 for e in os.scandir(folder) if e.is_file() and is_video_path(e.name))
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
-        return 0
+        return
+    subdirs = []
+    names = []
+    for e in entries:
+        try:
+            if e.is_dir():
+                if not e.name.startswith("."):
+                    subdirs.append(e.path)
+            elif e.is_file() and is_video_path(e.name):
+                names.append(e.name)
+        except OSError:
+            continue
+    yield folder, names
+    for d in subdirs:
+        yield from _walk(d, seen)
+
+
+def videos_below(folder: str | os.PathLike) -> list[str]:
+    """Every video file in ``folder`` and its sub-folders, sorted by path."""
+    return sorted(os.path.join(d, n) for d, names in _walk(os.fspath(folder), set()) for n in names)
 
 
 class VideoTree(DirectoryTree):
-    """Folders and video files only; a folder's label ends with its number of videos."""
+    """Folders and video files only; a folder's label ends with the number of videos under it
+    (FaceForensics++ keeps its videos three folders down: the top folders say how many)."""
 
     def __init__(self, path, **kw) -> None:
         super().__init__(path, **kw)
         self._counts: dict[str, int] = {}
+
+    def count(self, folder: Path) -> int:
+        """Videos in ``folder`` and below; one walk fills the counts of every folder under it."""
+        key = str(folder)
+        if key not in self._counts:
+            per_dir: dict[str, int] = {}
+            order = []
+            for d, names in _walk(key, set()):
+                per_dir[d] = len(names)
+                order.append(d)
+            for d in reversed(order):  # children come after their parent: sum bottom-up
+                parent = os.path.dirname(d)
+                if d != key and parent in per_dir:
+                    per_dir[parent] += per_dir[d]
+            for d in order:
+                self._counts.setdefault(d, per_dir[d])
+        return self._counts[key]
 
     def filter_paths(self, paths):
         out = []
@@ -43,10 +86,7 @@ class VideoTree(DirectoryTree):
             return label
         path = Path(data.path)
         if path.is_dir():
-            key = str(path)
-            if key not in self._counts:
-                self._counts[key] = count_videos(path)
-            n = self._counts[key]
+            n = self.count(path)
             if n:
                 label = Text.assemble(label, Text(f"  {n}▶", style="bold cyan"))
         else:

@@ -1,0 +1,336 @@
+"""The job queue for real: runner and job processes, signals, two runners on one SQLite store.
+
+Fault tests use the test-only ``_selftest`` job kind (it reports its process's environment and
+sleeps, without TensorFlow); one real scan job runs end to end through ``truthnet jobs``.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from truthnet.jobs import SELFTEST_KIND, JobQueue
+from truthnet.jobs.queue import _alive
+
+
+def env(tmp_path, **extra):
+    e = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TRUTHNET_CONFIG": str(tmp_path / "settings.json"),
+         "TRUTHNET_CACHE": str(tmp_path / "cache")}
+    e.pop("TRUTHNET_MODEL", None)
+    e.update(extra)
+    return e
+
+
+def cli(tmp_path, *args, **kw):
+    return subprocess.run([sys.executable, "-m", "truthnet.cli", *map(str, args)], capture_output=True, text=True,
+                          env=env(tmp_path), timeout=300, **kw)
+
+
+def start_runner(tmp_path, db, *devices, until_empty=True, grace=None):
+    cmd = [sys.executable, "-m", "truthnet.cli", "jobs", "run", "--db", str(db), "--skip-gpu-check"]
+    for d in devices:
+        cmd += ["--device", d]
+    if until_empty:
+        cmd.append("--until-empty")
+    if grace is not None:
+        cmd += ["--grace", str(grace)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(tmp_path))
+
+
+def finish(proc, timeout=60):
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err
+    return err
+
+
+def wait_until(cond, timeout=60.0, what="condition"):
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def selftest(q, device="cpu", **options):
+    return q.add(SELFTEST_KIND, "/", device=device, options=options)
+
+
+def started(q, jid):
+    """The job runs, its process has reported its environment and its work has begun."""
+
+    def check():
+        j = q.get(jid)
+        return j["state"] == "running" and j["env"] is not None and j["stage"] is not None
+
+    return check
+
+
+def test_environment_contract_checked_in_the_child(tmp_path):
+    db = tmp_path / "q.sqlite"
+    q = JobQueue(db)
+    a = selftest(q, "cpu", sleep=1.0)
+    b = selftest(q, "gpu:1", sleep=1.0)
+    finish(start_runner(tmp_path, db, "cpu", "gpu:1"))
+    ja, jb = q.get(a), q.get(b)
+    for job, want in ((ja, "-1"), (jb, "1")):
+        assert job["state"] == "done", job["message"]
+        assert job["result"]["env"] == {"CUDA_VISIBLE_DEVICES": want}  # what the child's os.environ said
+        assert job["env"] == {"CUDA_VISIBLE_DEVICES": want}  # recorded on the job
+        assert job["pid"] == job["result"]["pid"] and job["result"]["tensorflow_loaded"] is False
+        first = q.log(job["id"])[0][2]
+        assert first.startswith(f"pid {job['pid']} ") and f"CUDA_VISIBLE_DEVICES={want}" in first
+    # devices in parallel: the two one-second jobs overlapped
+    assert ja["started"] < jb["finished"] and jb["started"] < ja["finished"]
+
+
+def test_a_killed_job_fails_alone_and_the_next_one_runs(tmp_path):
+    db = tmp_path / "q.sqlite"
+    q = JobQueue(db)
+    victim = selftest(q, sleep=60, steps=60)
+    aborts = selftest(q, abort=True)
+    after = selftest(q, lines=2)
+    runner = start_runner(tmp_path, db, "cpu")
+    wait_until(started(q, victim), what="the first job to start")
+    os.kill(q.get(victim)["pid"], signal.SIGKILL)
+    finish(runner)
+    v, a, n = q.get(victim), q.get(aborts), q.get(after)
+    assert v["state"] == "failed" and "SIGKILL" in v["message"], v["message"]
+    assert a["state"] == "failed" and "SIGABRT" in a["message"], a["message"]
+    assert n["state"] == "done" and n["result"]["env"] == {"CUDA_VISIBLE_DEVICES": "-1"}
+
+
+def test_cancel_queued_and_running_jobs(tmp_path):
+    db = tmp_path / "q.sqlite"
+    q = JobQueue(db)
+    stubborn = selftest(q, sleep=60, steps=60, ignore_sigterm=True)
+    waiting = selftest(q, lines=1)
+    polite = selftest(q, sleep=60, steps=600)
+    runner = start_runner(tmp_path, db, "cpu", grace=2)
+    wait_until(started(q, stubborn), what="the first job to start")
+    r = cli(tmp_path, "jobs", "cancel", waiting, "--db", db)
+    assert r.returncode == 0 and "had not started" in r.stdout
+    assert q.get(waiting)["state"] == "cancelled"
+    assert q.cancel(stubborn) == "requested"
+    wait_until(lambda: q.get(stubborn)["state"] == "cancelled", what="the stubborn job to be killed")
+    assert "SIGKILL" in q.get(stubborn)["message"]  # it ignored SIGTERM: killed after the grace
+    wait_until(started(q, polite), what="the third job to start")
+    t0 = time.monotonic()
+    q.cancel(polite)
+    wait_until(lambda: q.get(polite)["state"] == "cancelled", what="the polite job to stop")
+    assert time.monotonic() - t0 < 10 and "SIGKILL" not in q.get(polite)["message"]  # SIGTERM was enough
+    finish(runner)
+    w = q.get(waiting)
+    assert w["started"] is None and w["pid"] is None and w["attempt"] == 0 and q.log(waiting) == []
+    r = cli(tmp_path, "jobs", "cancel", waiting, "--db", db)
+    assert r.returncode == 3 and "already cancelled" in r.stderr
+
+
+def test_cancelling_queued_jobs_cannot_race_their_claim(tmp_path):
+    db = tmp_path / "q.sqlite"
+    q = JobQueue(db)
+    marks = tmp_path / "ran.txt"
+    marks.touch()
+    devices = ("cpu", "gpu:0", "gpu:1")
+    ids = [selftest(q, devices[i % 3], mark=str(marks)) for i in range(9)]
+    runner = start_runner(tmp_path, db, *devices)
+    wait_until(lambda: q.jobs(("running", "done")), what="a first claim")
+    for jid in reversed(ids):  # cancel while the runner claims: each job is one or the other
+        try:
+            q.cancel(jid)
+        except Exception as exc:  # it finished meanwhile
+            assert "already done" in str(exc)
+    finish(runner)
+    ran = [int(line.split()[0]) for line in marks.read_text().splitlines()]
+    for j in map(q.get, ids):
+        if j["message"] == "cancelled before it started":
+            assert j["id"] not in ran and j["attempt"] == 0 and j["pid"] is None
+        else:  # claimed once; done, or stopped while it ran (perhaps before it wrote its mark)
+            assert j["attempt"] == 1 and j["state"] in ("done", "cancelled")
+            assert ran.count(j["id"]) == 1 if j["state"] == "done" else ran.count(j["id"]) <= 1
+    assert len(ran) < len(ids)  # some were cancelled before any runner took them
+
+
+def test_two_runners_on_one_store_never_run_a_job_twice(tmp_path):
+    db = tmp_path / "q.sqlite"
+    q = JobQueue(db)
+    marks = tmp_path / "ran.txt"
+    devices = ("cpu", "gpu:0", "gpu:1")
+    ids = [selftest(q, devices[i % 3], mark=str(marks), sleep=0.1) for i in range(12)]
+    runners = [start_runner(tmp_path, db, *devices) for _ in range(2)]
+    for r in runners:
+        finish(r)
+    ran = [int(line.split()[0]) for line in marks.read_text().splitlines()]
+    assert sorted(ran) == ids  # every job exactly once
+    jobs = [q.get(i) for i in ids]
+    assert all(j["state"] == "done" and j["attempt"] == 1 for j in jobs)
+    for d in devices:  # one job at a time per device, across both runners
+        spans = sorted((j["started"], j["finished"]) for j in jobs if j["device"] == d)
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+
+
+def test_restarted_runner_recovers_and_retry_runs_it_again(tmp_path):
+    db = tmp_path / "q.sqlite"
+    q = JobQueue(db)
+    lost = selftest(q, sleep=60, steps=60, sleep_attempts=[1])
+    nxt = selftest(q)
+    first = start_runner(tmp_path, db, "cpu", until_empty=False)
+    wait_until(started(q, lost), what="the job to start")
+    assert q.recover() == [] and q.get(lost)["state"] == "running"  # a live runner's job is left alone
+    assert "tensorflow" not in Path(f"/proc/{first.pid}/maps").read_text()  # the runner never loads it
+    pid = q.get(lost)["pid"]
+    first.kill()
+    first.communicate()
+    wait_until(lambda: not _alive(pid, None), timeout=15, what="the orphaned job to stop itself")
+    finish(start_runner(tmp_path, db, "cpu"))
+    job = q.get(lost)
+    assert job["state"] == "interrupted" and "retry" in job["message"]
+    assert q.get(nxt)["state"] == "done"
+    r = cli(tmp_path, "jobs", "retry", lost, "--db", db)
+    assert r.returncode == 0, r.stderr
+    finish(start_runner(tmp_path, db, "cpu"))
+    job = q.get(lost)
+    assert job["state"] == "done" and job["attempt"] == 2
+    log = [line for _, _, line in q.log(lost)]
+    assert any(line.startswith("interrupted:") for line in log) and "--- queued again ---" in log
+
+
+def test_a_long_log_stays_fast(tmp_path):
+    db = tmp_path / "q.sqlite"
+    q = JobQueue(db)
+    jid = selftest(q, lines=20_000)
+    finish(start_runner(tmp_path, db, "cpu"))
+    log = q.log(jid)
+    assert q.get(jid)["state"] == "done" and len(log) == 20_002  # the env line, 20,000 lines, the outcome
+    assert log[1][2] == "selftest line 0" and log[-2][2] == "selftest line 19999"
+    t0 = time.perf_counter()
+    tail = q.log(jid, tail=200)
+    assert time.perf_counter() - t0 < 0.25 and tail == log[-200:]
+    # appending costs the same at 20,000 lines as at 0 (the old text column copied the whole log)
+    other = selftest(q)
+    times = []
+    for i in range(20):
+        t0 = time.perf_counter()
+        q.append_log(other, (f"line {i}-{k}" for k in range(1000)))
+        times.append(time.perf_counter() - t0)
+    early, late = sorted(times[:5])[2], sorted(times[-5:])[2]
+    assert late < 3 * early + 0.05, times
+    r = cli(tmp_path, "jobs", "log", other, "--tail", 2, "--db", db)
+    assert r.stdout.splitlines() == ["line 19-998", "line 19-999"]
+
+
+@pytest.fixture(scope="module")
+def none_model(tmp_path_factory):
+    """The tiny network with no face detection: the cheapest real model."""
+    import truthnet
+
+    cfg = truthnet.PipelineConfig.preset("tiny", image_size=32, detector="none")
+    return truthnet.new_detector(cfg, seed=0).save(tmp_path_factory.mktemp("m") / "none.keras")
+
+
+@pytest.mark.slow
+def test_a_real_scan_job_end_to_end(tmp_path, none_model):
+    from truthnet.store import Store
+    from truthnet.synth import make_face_clip
+
+    folder = tmp_path / "videos"
+    for i in range(2):
+        make_face_clip(folder / "sub" / f"c{i}.mp4", n_frames=6, seed=i, width=96, height=72, face_size=40)
+    db = tmp_path / "q.sqlite"
+    r = cli(tmp_path, "jobs", "add", "scan", folder, "--model", none_model, "--db", db)
+    assert r.returncode == 0 and r.stdout.startswith("job 1 queued: scan"), r.stderr
+    assert "no runner serves cpu" in r.stderr
+    r = cli(tmp_path, "jobs", "run", "--device", "cpu", "--until-empty", "--db", db)
+    assert r.returncode == 0, r.stderr
+    job = json.loads(cli(tmp_path, "jobs", "list", "--json", "--db", db).stdout.splitlines()[0])
+    assert job["state"] == "done", job["message"]
+    assert (job["stage"], job["done"], job["total"], job["progress"]) == ("scan", 2, 2, 1.0)
+    assert job["env"] == {"CUDA_VISIBLE_DEVICES": "-1"} and job["pid"]
+    rows = Store(db).results(job["result"]["scan_id"])
+    assert sorted(Path(x.path).name for x in rows) == ["c0.mp4", "c1.mp4"] and all(x.status == "ok" for x in rows)
+    log = cli(tmp_path, "jobs", "log", "1", "--db", db).stdout.splitlines()
+    assert log[0].startswith(f"pid {job['pid']} ") and any(line.startswith("sub/c0.mp4: ") for line in log)
+    assert log[-1].startswith("done: ")
+
+
+def test_jobs_command_errors(tmp_path, monkeypatch, capsys):
+    from truthnet.cli import main
+
+    monkeypatch.setenv("TRUTHNET_CONFIG", str(tmp_path / "none.json"))
+    monkeypatch.delenv("TRUTHNET_MODEL", raising=False)
+    db = str(tmp_path / "q.sqlite")
+
+    def run(*args):
+        code = main(["jobs", *map(str, args), "--db", db])
+        return code, capsys.readouterr().err
+
+    assert run("add", "scan", tmp_path / "nope")[0] == 3
+    code, err = run("add", "scan", tmp_path, "--device", "tpu")
+    assert code == 3 and "cpu or gpu:N" in err
+    code, err = run("add", "scan", tmp_path)
+    assert code == 4 and "truthnet demo" in err
+    code, err = run("add", "train", tmp_path, "--model", "m.keras")
+    assert code == 3 and "train makes a new model" in err
+    code, err = run("add", "train", tmp_path, "--preset", "huge")
+    assert code == 3 and "paper" in err
+    code, err = run("log", 7)
+    assert code == 3 and "no job 7" in err
+    code, err = run("retry", 7)
+    assert code == 3 and "no job 7" in err
+    assert JobQueue(db).jobs() == []
+
+
+@pytest.mark.slow
+def test_gpu_discovery_runs_once_in_a_child_and_refuses_missing_gpus(tmp_path):
+    r = cli(tmp_path, "jobs", "run", "--device", "gpu:7", "--db", tmp_path / "q.sqlite")
+    assert r.returncode == 3 and "gpu:7 not found" in r.stderr and "Traceback" not in r.stderr
+    cache = json.loads((tmp_path / "cache" / "devices.json").read_text())
+    assert cache["devices"][0] == "cpu"
+    t0 = time.monotonic()
+    r = cli(tmp_path, "jobs", "run", "--device", "gpu:7", "--db", tmp_path / "q.sqlite")
+    assert r.returncode == 3 and time.monotonic() - t0 < 5  # the cached answer: no TensorFlow this time
+
+
+def test_progress_comes_from_structured_events_never_from_wording(capsys):
+    from truthnet.events import Event, ProgressText
+    from truthnet.jobs.work import event_progress
+
+    events = []
+    on_event = event_progress(lambda *ev: events.append(ev))
+    # the training code's own lines carry their structure; any wording is fine
+    for text in (ProgressText("epoch", 3, 12, "Epoch three of twelve, loss 0.41"),
+                 ProgressText("faces", 10, 40, "cropping faces (10 of 40)"), "epoch 7/9 looks like counts"):
+        on_event(Event.from_text(text))
+    assert events == [("epoch", 3, 12, "Epoch three of twelve, loss 0.41"),
+                      ("faces", 10, 40, "cropping faces (10 of 40)"),
+                      (None, None, None, "epoch 7/9 looks like counts")]  # plain text: never parsed
+    assert capsys.readouterr().out.splitlines()[0] == "Epoch three of twelve, loss 0.41"
+
+
+def test_a_store_from_before_the_queue_is_upgraded(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "old.sqlite"
+    con = sqlite3.connect(db)
+    con.executescript("""CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,
+        target TEXT NOT NULL, model TEXT, preset TEXT, device TEXT NOT NULL DEFAULT 'cpu',
+        state TEXT NOT NULL DEFAULT 'queued', created REAL NOT NULL, started REAL, finished REAL,
+        progress REAL NOT NULL DEFAULT 0, message TEXT NOT NULL DEFAULT '', result TEXT, log TEXT NOT NULL DEFAULT '');
+        INSERT INTO jobs (kind, target, state, created, log) VALUES ('scan', '/v', 'running', 1.0, 'one\ntwo\n');""")
+    con.commit()
+    con.close()
+    q = JobQueue(db)
+    assert [line for _, _, line in q.log(1)] == ["one", "two"]
+    assert q.recover() == [1] and q.get(1)["state"] == "interrupted"  # the old app's thread is gone
+    assert q.get(selftest(q))["state"] == "queued"
+
+
+def test_the_queue_cli_and_app_modules_do_not_import_tensorflow(python):
+    code = ("import sys, truthnet.cli, truthnet.cli_jobs, truthnet.jobs.runner, truthnet.jobs.child, "
+            "truthnet.jobs.work, truthnet.tui.app; print([m for m in ('tensorflow', 'keras') if m in sys.modules])")
+    r = subprocess.run([python, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr

@@ -1,0 +1,200 @@
+"""``truthnet jobs add / list / log / cancel / retry / run``: the job queue, headless.
+
+The queue is in the results store (``--db``, default the same as ``truthnet scan`` and the
+TUI), so jobs added here show in the TUI and jobs queued in the TUI show here.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import ConfigError, ModelError
+from .jobs.text import env_text, eta_text, progress_text
+
+
+def _queue(args):
+    from .jobs import JobQueue
+
+    return JobQueue(args.db)
+
+
+def _check_target(kind: str, path: str) -> str:
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"{path}: no such file or folder")
+    if kind in ("train", "evaluate") and not (p.is_dir() or p.suffix.lower() == ".csv"):
+        raise ConfigError(f"{path}: {kind} needs a dataset folder or a manifest CSV")
+    return str(p.resolve())
+
+
+def cmd_add(args) -> int:
+    from .config import PipelineConfig
+    from .jobs import parse_device
+
+    target = _check_target(args.kind, args.path)
+    device = parse_device(args.device)
+    if args.preset:
+        PipelineConfig.preset(args.preset)  # an unknown name lists the known ones now, not in the job
+    if args.force and args.kind != "scan":
+        raise ConfigError("--force (rescore files scored before) applies to scan jobs only")
+    model = None
+    if args.kind == "train":
+        if args.model:
+            raise ConfigError("train makes a new model; --model is for scan and evaluate jobs")
+    else:
+        from .settings import default_model
+
+        model = args.model or default_model()
+        if not model:
+            from .cli_scan import NO_MODEL_HELP
+
+            raise ModelError(NO_MODEL_HELP)
+        if not Path(model).is_file():
+            raise ModelError(f"model file not found: {model}")
+        model = str(Path(model).resolve())  # the runner may start in another folder
+    q = _queue(args)
+    jid = q.add(args.kind, target, model=model, preset=args.preset, device=device, force=args.force, origin="cli")
+    if args.json:
+        print(json.dumps(q.get(jid), default=str))
+    else:
+        print(f"job {jid} queued: {args.kind} {target} on {device}")
+        if not any(device in r["devices"] for r in q.runners()):
+            print(f"no runner serves {device} yet: start one with `truthnet jobs run --device {device}`",
+                  file=sys.stderr)
+    return 0
+
+
+def cmd_list(args) -> int:
+    q = _queue(args)
+    jobs = q.jobs(args.state, limit=args.limit)
+    if args.json:
+        for j in jobs:
+            j["eta_text"] = eta_text(j)
+            sys.stdout.write(json.dumps(j, default=str) + "\n")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    def when(t):
+        return time.strftime("%m-%d %H:%M:%S", time.localtime(t)) if t else ""
+
+    t = Table(title=f"jobs in {q.path}", title_justify="left")
+    for col in ("id", "kind", "target", "device", "state", "progress", "ETA", "pid", "env", "started", "finished",
+                "message"):
+        t.add_column(col, overflow="fold")
+    for j in jobs:
+        t.add_row(str(j["id"]), j["kind"], j["target"], j["device"], j["state"], progress_text(j), eta_text(j),
+                  str(j["pid"] or ""), env_text(j), when(j["started"]), when(j["finished"]), j["message"])
+    Console().print(t)
+    return 0
+
+
+def cmd_log(args) -> int:
+    q = _queue(args)
+    q.get(args.id)  # an unknown id is an error, not an empty log
+    last = 0
+    rows = q.log(args.id, tail=args.tail)
+    while True:
+        for lid, _, line in rows:
+            sys.stdout.write(line + "\n")
+            last = lid
+        sys.stdout.flush()
+        if not args.follow:
+            return 0
+        if q.get(args.id)["state"] not in ("queued", "running"):
+            rows = q.log(args.id, after=last)
+            if not rows:
+                return 0
+            continue
+        time.sleep(0.5)
+        rows = q.log(args.id, after=last)
+
+
+def cmd_cancel(args) -> int:
+    how = _queue(args).cancel(args.id)
+    if how == "cancelled":
+        print(f"job {args.id} cancelled (it had not started)")
+    else:
+        print(f"job {args.id}: its runner will stop it (SIGTERM, then SIGKILL after the runner's grace period)")
+    return 0
+
+
+def cmd_retry(args) -> int:
+    _queue(args).retry(args.id)
+    print(f"job {args.id} queued again")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .cli import ExitCode
+    from .jobs import discover_devices, parse_device
+    from .jobs.runner import Runner
+
+    devices = [parse_device(d) for d in args.device or []]
+    if not devices or (not args.skip_gpu_check and any(d != "cpu" for d in devices)):
+        known = discover_devices()
+        missing = [d for d in devices if d not in known]
+        if missing:
+            raise ConfigError(f"{', '.join(missing)} not found: TensorFlow sees {len(known) - 1} GPU(s) here "
+                              f"(devices: {', '.join(known)})")
+        devices = devices or known
+    runner = Runner(args.db, devices, until_empty=args.until_empty, grace=args.grace, owner=args.owner)
+    runner.run()
+    return ExitCode.INTERRUPTED if runner.stop_reason and runner.stop_reason.startswith("received") else 0
+
+
+def register(sub) -> None:
+    import argparse
+
+    from .jobs import JOB_KINDS, STATES
+
+    p = sub.add_parser("jobs", help="queue scans, training and evaluations and run them, one process per job "
+                                    "(see docs/jobs.md)")
+    js = p.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
+
+    def common(sp):
+        sp.add_argument("--db", metavar="FILE", help="results database (default: the same as scan and the TUI)")
+        return sp
+
+    a = common(js.add_parser("add", help="queue a job"))
+    a.add_argument("kind", choices=JOB_KINDS)
+    a.add_argument("path", help="folder (scan: also a file) to work on; train/evaluate: a dataset or manifest CSV")
+    a.add_argument("--device", default="cpu", help="cpu or gpu:N (default cpu)")
+    a.add_argument("--model", "-m", help="scan/evaluate: model file (default: `truthnet default-model`)")
+    a.add_argument("--preset", help="train: the new model's preset (default tiny); scan/evaluate: for bare model files")
+    a.add_argument("--force", action="store_true", help="scan: rescore files already scored with this model")
+    a.add_argument("--json", action="store_true", help="print the queued job as JSON")
+    a.set_defaults(func=cmd_add)
+
+    a = common(js.add_parser("list", help="list jobs: state, progress, ETA, pid and device environment"))
+    a.add_argument("--state", action="append", choices=STATES, help="only jobs in this state (repeatable)")
+    a.add_argument("--limit", type=int, default=50, help="the newest N jobs (default 50)")
+    a.add_argument("--json", action="store_true", help="one JSON object per job")
+    a.set_defaults(func=cmd_list)
+
+    a = common(js.add_parser("log", help="print a job's log"))
+    a.add_argument("id", type=int)
+    a.add_argument("--tail", type=int, help="only the last N lines")
+    a.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
+    a.set_defaults(func=cmd_log)
+
+    a = common(js.add_parser("cancel", help="cancel a queued job, or stop a running one"))
+    a.add_argument("id", type=int)
+    a.set_defaults(func=cmd_cancel)
+
+    a = common(js.add_parser("retry", help="queue a failed, cancelled or interrupted job again"))
+    a.add_argument("id", type=int)
+    a.set_defaults(func=cmd_retry)
+
+    a = common(js.add_parser("run", help="run queued jobs: one at a time per device, devices in parallel"))
+    a.add_argument("--device", action="append", metavar="D",
+                   help="cpu or gpu:N, repeatable (default: cpu and every GPU TensorFlow sees)")
+    a.add_argument("--until-empty", action="store_true", help="exit when nothing is queued for these devices")
+    a.add_argument("--grace", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL (default 10)")
+    a.add_argument("--skip-gpu-check", action="store_true",
+                   help="do not ask TensorFlow (in a child process) whether the GPUs given exist")
+    a.add_argument("--owner", default="cli", help=argparse.SUPPRESS)
+    a.set_defaults(func=cmd_run)

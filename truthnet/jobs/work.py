@@ -1,0 +1,158 @@
+"""What a job does, inside its own process: scan, train, evaluate (and a test-only kind).
+
+:func:`run_work` is the one place that maps a job onto TruthNet's functions.  It reports
+structured progress through ``report(stage, done, total, message)`` and writes log lines to
+stdout (the runner stores them); it never parses its own log text back into numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Optional
+
+from ..errors import ConfigError, ModelError
+from ..store import Store
+from .queue import JOB_KINDS, SELFTEST_KIND
+
+#: ``report(stage, done, total, message)``; stage/done/total None: only the message changed
+Report = Callable[[Optional[str], Optional[int], Optional[int], str], None]
+
+
+def run_work(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
+    """Do ``job``'s work in this process; returns its result (``message``: one line for people).
+
+    Cancellation arrives as KeyboardInterrupt (the job's process turns SIGTERM into it)."""
+    kinds = {"scan": _scan, "train": _train, "evaluate": _evaluate, SELFTEST_KIND: _selftest}
+    if job["kind"] not in kinds:
+        raise ConfigError(f"unknown job kind {job['kind']!r}; known: {', '.join(JOB_KINDS)}")
+    if job["kind"] in JOB_KINDS and job["device"] != "cpu":
+        _require_gpu(job)
+    return kinds[job["kind"]](job, store, report, out_dir)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _require_gpu(job: dict) -> None:
+    """A GPU job on a machine where TensorFlow sees no GPU would silently run on the CPU."""
+    from .._lazy import import_tensorflow
+
+    if not import_tensorflow().config.list_physical_devices("GPU"):
+        raise ConfigError(
+            f"job {job['id']} is for {job['device']} (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}) "
+            "but TensorFlow sees no GPU in its process; queue it for cpu or check the driver (nvidia-smi)")
+
+
+def event_progress(report: Report):
+    """An ``on_event`` for :mod:`truthnet.api`: each event's message goes to the log, and its
+    structure (stage, done, total) becomes the job's progress; no log text is parsed."""
+
+    def on_event(ev) -> None:
+        _say(ev.message)
+        if ev.total:
+            report(ev.stage, ev.done, ev.total, ev.message)
+        else:
+            report(None, None, None, ev.message)
+
+    return on_event
+
+
+def _model(job: dict) -> str:
+    from ..resolve import resolve_model
+
+    if not job.get("model"):
+        from ..settings import default_model
+
+        if not default_model():
+            raise ModelError("the job names no model and no default model is set (`truthnet default-model PATH`)")
+    return resolve_model(job.get("model"))
+
+
+def _scan(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
+    from .. import api
+
+    model = _model(job)
+    base = job["target"] if os.path.isdir(job["target"]) else os.path.dirname(job["target"])
+    _say(f"scanning {job['target']} with {model}")
+
+    def on_event(ev) -> None:
+        row = ev.result
+        if row is None:
+            report("scan", 0, ev.total, f"0/{ev.total} files")
+            return
+        verdict = f"{row.label} {row.score:.3f}" if row.status == "ok" else f"{row.status}: {row.reason}"
+        name = os.path.relpath(row.path, base)
+        _say(f"{name}: {verdict}")
+        report("scan", ev.done, ev.total, f"{ev.done}/{ev.total} files, last: {name} {verdict}")
+
+    out = api.scan([job["target"]], model=model, preset=job.get("preset"), db=store.path, recursive=True,
+                   force=bool(job.get("force")), options={"job": job["id"]}, on_event=on_event)
+    summary = out.summary
+    if summary.interrupted:  # the scanner stopped cleanly on SIGTERM: the job stops here too
+        raise KeyboardInterrupt
+    d = summary.to_dict()
+    return {"scan_id": summary.scan_id, "summary": d, "model": str(model),
+            "message": f"{d['fake']} fake, {d['real']} real, {d['failed']} not scored (scan #{summary.scan_id})"}
+
+
+def _train(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
+    from .. import api
+    from ..config import PipelineConfig
+    from ..training import TrainConfig
+
+    preset = job.get("preset") or "tiny"
+    cfg = PipelineConfig.preset(preset)
+    # the paper's hyperparameters for the paper's presets; the tiny CNN needs a larger step
+    tcfg = TrainConfig() if preset.startswith("paper") else TrainConfig(
+        epochs=12, batch_size=8, learning_rate=1e-3, patience=None)
+    res = api.train(job["target"], out_dir, cfg, tcfg, on_event=event_progress(report))
+    return {"model": str(res.model_path), "out_dir": str(out_dir), "counts": res.counts,
+            "message": f"model saved to {res.model_path}"}
+
+
+def _evaluate(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
+    from .. import api
+
+    model = _model(job)
+    clf = api.load(model, preset=job.get("preset"))
+    metrics = api.evaluate(clf, job["target"], out_dir, split="all", on_event=event_progress(report))
+    auc = "n/a" if metrics["roc_auc"] is None else f"{metrics['roc_auc']:.3f}"
+    return {"metrics": str(out_dir / "metrics.json"), "out_dir": str(out_dir), "model": str(model),
+            "message": f"accuracy {metrics['accuracy']:.3f}, ROC-AUC {auc}"}
+
+
+def _selftest(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
+    """TEST-ONLY kind ``_selftest`` (not offered by ``truthnet jobs add`` nor the TUI): reports the
+    environment its process saw, and does what the fault tests ask through ``options``: append
+    its id to a ``mark`` file, ``ignore_sigterm``, print ``lines`` lines, sleep ``sleep`` seconds
+    (only on the attempts listed in ``sleep_attempts``, if given) in ``steps``, ``abort``.
+    It imports no TensorFlow, so fault tests run in seconds."""
+    import signal
+
+    o = job.get("options") or {}
+    if o.get("mark"):
+        with open(o["mark"], "a") as fh:
+            fh.write(f"{job['id']} {os.getpid()}\n")
+    if o.get("ignore_sigterm"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for i in range(int(o.get("lines", 0))):
+        print(f"selftest line {i}")
+    sys.stdout.flush()
+    sleep = float(o.get("sleep", 0))
+    if "sleep_attempts" in o and job.get("attempt") not in o["sleep_attempts"]:
+        sleep = 0.0
+    steps = max(1, int(o.get("steps", 1)))
+    for i in range(steps):
+        report("sleep", i, steps, f"step {i}/{steps}")
+        time.sleep(sleep / steps)
+    if o.get("abort"):
+        os.abort()
+    report("sleep", steps, steps, "slept")
+    return {"message": "selftest done", "pid": os.getpid(), "attempt": job.get("attempt"),
+            "env": {"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")},
+            "tensorflow_loaded": "tensorflow" in sys.modules}
