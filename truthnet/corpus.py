@@ -45,6 +45,7 @@ class Track:
     mirror: bool = False
     roll: float = 6.0
     light: float = 1.0  # gain on the face: under 1 is a dim, low-contrast face (weaker MTCNN confidences)
+    occlude: float = 0.0  # most of the face's height an object (a hand, a microphone) covers from below
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def _full_specs() -> list[ClipSpec]:
     T = Track
     return [
         ClipSpec("480p25-small-face", 854, 480, 25, 20,
-                 (T((0.05, 0.06), ((0.3, 0.45), (0.6, 0.5), (0.45, 0.4)), light=0.7),), blur=0.8),
+                 (T((0.05, 0.06), ((0.3, 0.45), (0.6, 0.5), (0.45, 0.4)), light=0.7, occlude=0.45),), blur=0.8),
         ClipSpec("480p30-two-faces-audio", 854, 480, 30, 12,
                  (T((0.12, 0.13), ((0.3, 0.5), (0.35, 0.45))), T((0.08, 0.08), ((0.72, 0.42), (0.7, 0.5)), mirror=True)),
                  background="rocket", audio=True),
@@ -102,23 +103,27 @@ def _full_specs() -> list[ClipSpec]:
         ClipSpec("portrait-1080x1920-close", 1080, 1920, 30, 10, (T((0.35, 0.5), ((0.5, 0.4), (0.5, 0.45)), roll=8),),
                  background="chelsea"),
         ClipSpec("rotated90-720x1280", 720, 1280, 30, 10, (T((0.2, 0.22), ((0.5, 0.35), (0.45, 0.4))),), rotation=90),
-        ClipSpec("vfr-480p", 854, 480, 30, 15, (T((0.07, 0.08), ((0.4, 0.5), (0.6, 0.45)), roll=12, light=0.8),), vfr=True),
+        ClipSpec("vfr-480p", 854, 480, 30, 15, (T((0.07, 0.08), ((0.4, 0.5), (0.6, 0.45)), roll=12, light=0.8, occlude=0.35),), vfr=True),
         ClipSpec("480p25-long", 854, 480, 25, 60, (T((0.08, 0.1), ((0.3, 0.5), (0.7, 0.45), (0.4, 0.5))),),
                  background="rocket"),
     ]
 
 
 def specs(small: bool = False) -> list[ClipSpec]:
-    """The corpus's files; ``small``: the same kinds at a third of the size (at least 360 px
-    across the long side, so that 8 % faces stay above MTCNN's 20 px) and 2-3 s (one 12 s)."""
+    """The corpus's files; ``small``: the same kinds at 640 px on the long side (faces
+    of at least 8 % so that they stay above MTCNN's 20 px) and 2 s (the long and the VFR file
+    320 px and 12 s, so that they hold more than one keyframe interval)."""
     full = _full_specs()
     if not small:
         return full
     out = []
     for s in full:
-        k = 640.0 / max(s.width, s.height)
+        # the long and the VFR file keep more than 250 frames (a keyframe interval, a seek),
+        # at half the size: they are there for the decoder
+        long = "long" in s.name or s.vfr
+        k = (320.0 if long else 640.0) / max(s.width, s.height)
         w, h = (int(round(v * k / 2)) * 2 for v in (s.width, s.height))
-        seconds = 12.0 if "long" in s.name else min(s.seconds, 2.0 + (s.fps >= 60))
+        seconds = 12.0 if long else min(s.seconds, 2.0)
         # faces under ~8 % of 640 px would be below MTCNN's 20-pixel minimum face
         tracks = tuple(dataclasses.replace(t, size=tuple(max(v, 0.08) for v in t.size)) for t in s.tracks)
         out.append(dataclasses.replace(s, width=w, height=h, seconds=seconds, tracks=tracks))
@@ -209,6 +214,10 @@ def render(spec: ClipSpec, index: int, seed: int = 0, _cache: dict | None = None
         p = patch[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
         frame[fy0:fy1, fx0:fx1] = a * p + (1 - a) * frame[fy0:fy1, fx0:fx1]
         bx, by, bw, bh = cx * W - fw / 2, cy * H - ph * _FACE_H / 2, fw, ph * _FACE_H
+        if track.occlude:  # rises and falls: MTCNN's confidence drops (0.85-0.95), or it misses the face
+            top = by + bh * (1 - track.occlude * (0.5 + 0.5 * np.sin(0.8 * t)))
+            cv2.rectangle(frame, (int(bx - 0.1 * bw), int(top)), (int(bx + 1.1 * bw), int(by + 1.4 * bh)),
+                          (90.0, 60.0, 50.0), -1)
         if 0 <= bx and bx + bw <= W and 0 <= by and by + bh <= H:
             boxes.append((bx, by, bw, bh))
     if spec.blur:
