@@ -44,3 +44,12 @@ def media(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def python() -> str:
     return sys.executable
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory):
+    """The realistic corpus at small sizes (truthnet.corpus): H.264 with long GOPs and B-frames,
+    portrait, 60 fps, VFR, rotated, with audio; by name (``480p25-long`` ...)."""
+    from truthnet.corpus import corpus
+
+    return {c.spec.name: c for c in corpus(tmp_path_factory.mktemp("corpus"), small=True)}

@@ -6,7 +6,11 @@ from truthnet import ConfigError, PipelineConfig, UnknownNameError
 def test_paper_preset_matches_design_table():
     c = PipelineConfig.preset("paper")
     assert (c.sampler, c.num_frames) == ("linspace", 10)
-    assert c.detector == "mtcnn" and c.detector_options == {}  # full resolution
+    # MTCNN as the paper called it: one frame at a time, the whole pyramid, no confidence cut
+    assert c.detector == "mtcnn"
+    assert c.detector_options == {"coarse_side": None, "min_confidence": 0.0, "per_frame": True}
+    fast = PipelineConfig.preset("paper-fast")
+    assert fast.detector_options["coarse_side"] == 320 and fast.fingerprint() != c.fingerprint()
     assert c.image_size == 224
     assert c.normalization == "unit"  # divide by 255 into [0, 1]
     assert (c.backbone, c.backbone_weights, c.trainable_backbone) == ("mobilenetv2", "imagenet", False)

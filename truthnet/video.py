@@ -10,6 +10,7 @@ reading every frame and picking afterwards.
 
 from __future__ import annotations
 
+import bisect
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -97,8 +98,39 @@ def _check_file(path: str) -> tuple[int, str | None]:
 def _open(path: str):
     import cv2
 
+    # Rotation metadata (phone videos) applied, said out loud rather than left to the build's
+    # default: frames come out upright, and probe's size is that of the upright frames
     cap = cv2.VideoCapture(path)
-    return cap if cap.isOpened() else None
+    if not cap.isOpened():
+        return None
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)  # (an open() parameter the FFmpeg backend refuses)
+    return cap
+
+
+def keyframe_indices(path: str | os.PathLike) -> list[int] | None:
+    """Display indices of a video's keyframes, read from its demuxed packets without decoding
+    (~0.01 s a clip); None where PyAV cannot say (not installed, no timestamps)."""
+    try:
+        import av
+    except ImportError:
+        return None
+    try:
+        with av.open(os.fspath(path)) as container:
+            stream = container.streams.video[0]
+            pts, keys = [], []
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue  # the demuxer's end-of-stream marker
+                if packet.pts is None:
+                    return None
+                pts.append(packet.pts)
+                keys.append(packet.is_keyframe)
+    except (av.FFmpegError, IndexError, OSError):
+        return None
+    # a packet's display index is the rank of its timestamp (B-frames arrive out of order)
+    rank = np.empty(len(pts), np.int64)
+    rank[np.argsort(np.asarray(pts), kind="stable")] = np.arange(len(pts))
+    return sorted(int(rank[i]) for i, k in enumerate(keys) if k)
 
 
 def _fail_open(path: str, container: str | None):
@@ -125,8 +157,6 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     try:
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
-        height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
         fourcc = int(cap.get(cv2.CAP_PROP_FOURCC) or 0)
         codec = "".join(chr((fourcc >> (8 * i)) & 0xFF) for i in range(4)).strip("\x00 ") if fourcc else ""
         ok, frame = cap.read()
@@ -134,8 +164,8 @@ def probe(path: str | os.PathLike) -> VideoInfo:
             if container is None:
                 raise NotAVideoError(path, "OpenCV opened the file but it holds no video frames")
             raise DecodeError(path, f"{container} container but no frame decodes (truncated or corrupt)")
-        if width <= 0 or height <= 0:
-            height, width = frame.shape[:2]
+        # the size of the frames read_frames returns (rotation applied), not the header's
+        height, width = frame.shape[:2]
         counted = False
         if count <= 0 or count > _MAX_TRUSTED_FRAMES:
             # header has no usable count: count by grabbing (no colour conversion, cheap)
@@ -172,19 +202,22 @@ def read_frames(
         _fail_open(path, None if info is None else "video")
     frames: list[np.ndarray] = []
     got: list[int] = []
+    keyframes = _seek_points(path, wanted)
     try:
         pos = 0
-        first = wanted[0]
-        # Seeking is only worth it far ahead; it is inexact on some codecs, so verify the position.
-        if first > 250:
-            cap.set(cv2.CAP_PROP_POS_FRAMES, first)
-            actual = int(cap.get(cv2.CAP_PROP_POS_FRAMES))
-            if actual == first:
-                pos = first
-            else:
-                cap.release()
-                cap = _open(path)
         for idx in wanted:
+            # Seek only across a keyframe far enough ahead: decoding restarts there either way,
+            # and grabbing through frames is cheaper than a seek for short gaps
+            k = keyframes[bisect.bisect_right(keyframes, idx) - 1] if keyframes else 0
+            if k - pos >= _SEEK_MIN_SKIP:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, idx)
+                if int(cap.get(cv2.CAP_PROP_POS_FRAMES)) == idx:
+                    pos = idx
+                else:  # inexact on this file: start again and grab through
+                    keyframes = []
+                    cap.release()
+                    cap = _open(path)
+                    pos = 0
             while pos < idx:
                 if not cap.grab():
                     return _finish(path, frames, got)
@@ -200,6 +233,23 @@ def read_frames(
     finally:
         cap.release()
     return frames, got
+
+
+#: a gap (frames) between wanted frames below which seeking never pays
+_SEEK_GAP = 250
+#: seek only when a keyframe lets decoding skip at least this many frames
+_SEEK_MIN_SKIP = 50
+
+
+def _seek_points(path: str, wanted: list[int]) -> list[int]:
+    """The keyframes worth seeking to: none unless some gap between wanted frames (or before
+    the first) is longer than a usual keyframe interval (~250 frames in real footage); with
+    linspace sampling of short clips nearly every interval holds a wanted frame, and grabbing
+    through to the last one is the floor."""
+    gaps = np.diff([0, *wanted])
+    if gaps.max() <= _SEEK_GAP:
+        return []
+    return [k for k in (keyframe_indices(path) or []) if k > 0]
 
 
 def _finish(path: str, frames: list[np.ndarray], got: list[int]) -> tuple[list[np.ndarray], list[int]]:

@@ -27,8 +27,14 @@ class MTCNNDetector:
     ``coarse_side=None`` runs the whole pyramid on every frame, as the paper did.
 
     ``max_side`` downscales frames before anything else and maps the boxes back (faster, boxes
-    a little different).  ``min_confidence`` drops weak detections.  ``device`` is a TensorFlow
-    device string ("CPU:0", "GPU:0").  Frames of the same size are detected in one batch.
+    a little different).  ``min_confidence`` drops detections MTCNN itself kept (its own
+    thresholds are PNet 0.6, RNet 0.7, ONet 0.8; 0 keeps all it returns).  ``device`` is a
+    TensorFlow device string ("CPU:0", "GPU:0").
+
+    Frames of the same size are detected in one batch, unless ``per_frame``: the ``mtcnn``
+    package is not batch-invariant (a frame's boxes can change with the other frames of its
+    batch), and the paper called ``detect_faces(frame)`` one frame at a time, so the ``paper``
+    preset runs each frame alone and gets the package's single-frame answer.
     """
 
     name = "mtcnn"
@@ -43,6 +49,7 @@ class MTCNNDetector:
         coarse_side: int | None = 320,
         ratio: float = 2.5,
         margin: float = 1.0,
+        per_frame: bool = False,
     ) -> None:
         self.max_side = int(max_side) if max_side else None
         self.min_confidence = float(min_confidence)
@@ -58,6 +65,7 @@ class MTCNNDetector:
         self.margin = float(margin)
         if self.margin < 0.5:
             raise ConfigError(f"mtcnn margin must be >= 0.5 (face sizes around the face), got {margin}")
+        self.per_frame = bool(per_frame)
         self.device = device or "CPU:0"
         self._net = None
         self._lock = threading.Lock()
@@ -87,7 +95,8 @@ class MTCNNDetector:
         groups: dict[tuple, list[int]] = {}
         for i, img in enumerate(smalls):
             groups.setdefault(img.shape, []).append(i)
-        for idxs in groups.values():
+        batches = [[i] for i in range(len(frames))] if self.per_frame else list(groups.values())
+        for idxs in batches:
             batch = [np.ascontiguousarray(smalls[i]) for i in idxs]
             with self._lock:  # one network instance is not safe to call from several threads at once
                 if self.coarse_side:
@@ -184,7 +193,7 @@ def truthnet_register_face_detectors(register):
         "mtcnn",
         MTCNNDetector,
         "MTCNN with 5 keypoints (paper); options: coarse_side, ratio, margin, max_side, min_confidence, "
-        "min_face_size, device",
+        "min_face_size, per_frame, device",
     )
     register("haar", HaarDetector, "OpenCV Haar cascade, no TensorFlow needed; options: max_side, min_neighbors")
     register("none", NoDetector, "no detection: the whole frame is used")

@@ -90,7 +90,7 @@ class PyramidMTCNN:
             raise ValueError(f"frames of one call must share a shape, got {sorted(shapes)}")
         h, w = frames[0].shape[:2]
         scales = self.scales(h, w, min_face_size, scale_factor, skip)
-        empty = [np.empty((0, 15), np.float32) for _ in frames]
+        empty = [np.empty((0, 15), np.float64) for _ in frames]
         if len(scales) == 0:
             return empty
         n = len(frames)
@@ -118,7 +118,9 @@ class PyramidMTCNN:
             return empty
         oshapes = np.asarray([[h, w, 3]] * n)
         bb = limit_bboxes(np.asarray(bb), images_shapes=oshapes, limit_landmarks=False)
-        return [bb[bb[:, 0] == i, 1:16].astype(np.float32) for i in range(n)]
+        # float64, as the package keeps them: its integer boxes round x2 - x1 in float64, and
+        # a float32 copy can land on the other side of a .5
+        return [bb[bb[:, 0] == i, 1:16].astype(np.float64) for i in range(n)]
 
 
 def _windows(level, regions):
