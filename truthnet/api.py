@@ -78,7 +78,7 @@ def scan(
     include: list[str] | None = None,
     exclude: list[str] | None = None,
     windows: int = 1,
-    workers: int = 2,
+    workers: int | None = None,
     timeout: float = 120.0,
     batch_size: int = 8,
     force: bool = False,

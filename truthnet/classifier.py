@@ -111,11 +111,11 @@ class Classifier:
 
         Decodes in this process (no worker start-up); :meth:`score_videos` isolates decoding in
         subprocesses.  Both run the same engine: same frames, status and score."""
-        return next(self.score_videos([path], workers=1, isolation="thread"))
+        return next(self.score_videos([path], workers=1, isolation="thread", detect_threads=1))
 
     def score_videos(
-        self, paths: Iterable[str | os.PathLike], *, batch_size: int = 8, workers: int = 2, windows: int = 1,
-        isolation: str = "process", timeout: float = 120.0,
+        self, paths: Iterable[str | os.PathLike], *, batch_size: int = 8, workers: int | None = None, windows: int = 1,
+        isolation: str = "process", timeout: float = 120.0, detect_threads: int | None = None,
     ) -> Iterator[Result]:
         """Score many videos, yielding results in input order as they are ready.
 
@@ -125,7 +125,7 @@ class Classifier:
 
         rows = [Result(path=os.fspath(p), status="ok") for p in paths]
         engine = Engine(self, windows=windows, isolation=isolation, workers=workers, timeout=timeout,
-                        batch_size=batch_size, thumbs=False)
+                        batch_size=batch_size, thumbs=False, detect_threads=detect_threads)
         ready: dict[int, Result] = {}
         order = {id(r): i for i, r in enumerate(rows)}
         nxt = 0

@@ -129,7 +129,7 @@ def cmd_retry(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .cli import ExitCode
+    from .exitcodes import ExitCode
     from .jobs import discover_devices, parse_device
     from .jobs.runner import Runner
 

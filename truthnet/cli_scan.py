@@ -213,7 +213,7 @@ def register(sub) -> None:
     p.add_argument("--include", action="append", metavar="GLOB", help="only files matching (repeatable)")
     p.add_argument("--exclude", action="append", metavar="GLOB", help="skip files matching (repeatable)")
     p.add_argument("--threshold", type=float, help="override the model's decision threshold")
-    p.add_argument("--workers", type=int, default=2, help="decoder processes (default 2)")
+    p.add_argument("--workers", type=int, help="decoder processes (default: half the cores when faces are detected in the main process, all of them otherwise)")
     p.add_argument("--device", help="cpu or gpu[:N]")
     p.add_argument("--windows", type=int, default=1, help="score K sequences spread over each video (score = mean)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds allowed to decode one file")

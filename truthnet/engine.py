@@ -9,8 +9,12 @@ across videos -> :class:`~truthnet.record.Result`.  The Python API (``score_vide
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,19 +53,25 @@ class Engine:
         windows: sequences spread over each video; the score is their mean.
         isolation: ``"process"`` (decoders in subprocesses, a crash or hang costs one file) or
             ``"thread"`` (same decode code in threads; no start-up cost, no protection).
-        workers: decoders working at once.
+        workers: decoders working at once (None: chosen for the cores, see :func:`plan_threads`).
+        detect_threads: threads detecting faces here, each with its own detector (None: chosen
+            for the cores); unused when the detector runs in the decode workers.
         timeout: seconds allowed to decode one file (``process`` only).
         batch_size: sequences per model call, across videos.
         thumbs: also make the JPEG strip of the face crops for each result.
     """
 
-    def __init__(self, classifier, *, windows: int = 1, isolation: str = "process", workers: int = 2,
+    def __init__(self, classifier, *, windows: int = 1, isolation: str = "process", workers: int | None = None,
                  timeout: float = 120.0, batch_size: int = 8, thumbs: bool = True,
-                 decode_fn: DecodeFn = default_decode) -> None:
+                 decode_fn: DecodeFn = default_decode, detect_threads: int | None = None) -> None:
         self.clf = classifier
         self.windows = max(1, int(windows))
         self.isolation = isolation
-        self.workers = workers
+        self.in_worker = detects_in_decoder(classifier.config)
+        auto_workers, auto_detect = plan_threads(self.in_worker)
+        self.workers = auto_workers if workers is None else max(1, int(workers))
+        self.detect_threads = auto_detect if detect_threads is None else max(1, int(detect_threads))
+        self._local = threading.local()
         self.timeout = timeout
         self.batch_size = max(1, int(batch_size))
         self.thumbs = thumbs
@@ -81,7 +91,9 @@ class Engine:
         config = self.clf.config.to_dict()
         tasks = [DecodeTask(i, config, r.path, self.windows) for i, r in enumerate(rows)]
         pending: list[_Ready] = []
-        with open_decoder(self.isolation, self.workers, self.timeout, self.decode_fn) as pool:
+        faces: deque = deque()  # futures of _faces, in decode order
+        with open_decoder(self.isolation, self.workers, self.timeout, self.decode_fn) as pool, \
+                ThreadPoolExecutor(self.detect_threads, thread_name_prefix="truthnet-faces") as detect:
             for msg in pool.run(tasks):
                 row = rows[msg.key]
                 if isinstance(msg, SetupFailed):
@@ -95,23 +107,42 @@ class Engine:
                     row.status, row.reason = msg.status, msg.reason
                     yield row
                 else:
-                    ready = self._faces(row, msg)
-                    if ready is None:
-                        yield row
-                    else:
-                        pending.append(ready)
-                if sum(len(p.seqs) for p in pending) >= self.batch_size:
-                    yield from self._flush(pending)
+                    faces.append((row, detect.submit(self._faces, row, msg)))
+                # collect finished detections; at most two per thread wait, so memory stays flat
+                while faces and (faces[0][1].done() or len(faces) > 2 * self.detect_threads):
+                    yield from self._collect(faces.popleft(), pending)
                 if cancel is not None and cancel.is_set():
                     break
+            while faces:
+                yield from self._collect(faces.popleft(), pending)
             yield from self._flush(pending)
+
+    def _collect(self, item, pending: list[_Ready]) -> Iterator[Result]:
+        row, future = item
+        ready = future.result()
+        if ready is None:
+            yield row
+            return
+        pending.append(ready)
+        if sum(len(p.seqs) for p in pending) >= self.batch_size:  # a full batch: score it now
+            yield from self._flush(pending)
+
+    def _pipeline(self):
+        """This thread's face pipeline: each detection thread has its own detector (a network
+        instance is not safe to call from two threads at once)."""
+        pipe = getattr(self._local, "pipe", None)
+        if pipe is None:
+            from .pipeline import FacePipeline
+
+            pipe = self._local.pipe = FacePipeline(self.clf.config, device=self.clf.device)
+        return pipe
 
     def _faces(self, row: Result, msg: Decoded) -> _Ready | None:
         """Detect (unless the worker did) and crop each window; None when no window is usable
         (``row`` then carries the failure)."""
-        pipe = self.clf.pipeline
+        pipe = self._pipeline()
         row.status, row.duration = "ok", msg.info.duration
-        in_worker = detects_in_decoder(pipe.config)
+        in_worker = self.in_worker
         seqs: list[FaceSequence] = []
         errors: list[WindowFailure] = []
         faces: list[int] = []
@@ -160,3 +191,20 @@ class Engine:
                 row.timings[stage] = round(seconds / len(seqs) * len(p.seqs), 4)
             yield row
         pending.clear()
+
+
+def plan_threads(detect_in_worker: bool, cores: int | None = None) -> tuple[int, int]:
+    """(decode workers, detection threads) for this machine's cores.
+
+    Measured on realistic H.264 (``benchmarks/bench_realistic.py``): reaching 10 frames of a
+    long-GOP clip costs ~0.6 s of one core, the paper's MTCNN ~1.2 s per video, and MTCNN's many
+    small ops gain little from a second intra-op thread but nearly 2x from a second frame
+    detected at once.  So with detection here, half the cores decode and detection runs in as
+    many threads as there are cores (TensorFlow's shared pool keeps them from oversubscribing);
+    with detection in the workers, every core decodes."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    n = max(1, int(cores))
+    if detect_in_worker:
+        return max(1, n), 1
+    return max(1, n // 2), max(1, min(n, 4))

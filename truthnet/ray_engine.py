@@ -53,8 +53,9 @@ class _Scorer:
     def score(self, rows: list) -> list:
         from .engine import Engine
 
-        engine = Engine(self.det, windows=self.windows, workers=self.decode_workers, timeout=self.timeout,
-                        batch_size=self.batch_size)
+        # one CPU per actor: one decoder, one detection thread
+        engine = Engine(self.det, windows=self.windows, workers=self.decode_workers, detect_threads=1,
+                        timeout=self.timeout, batch_size=self.batch_size)
         return list(engine.run(rows))
 
 

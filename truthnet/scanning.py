@@ -80,7 +80,7 @@ class Scanner:
         *,
         model_path: str | None = None,
         windows: int = 1,
-        workers: int = 2,
+        workers: int | None = None,
         timeout: float = 120.0,
         force: bool = False,
         batch_size: int = 8,
