@@ -152,10 +152,15 @@ def _evaluate(job: dict, cancel, report, say, out_root) -> dict:
         if cancel.is_set():
             raise Cancelled()
         say(msg)
-        i, n = msg.split()[1].split("/")
-        report(int(i) / max(int(n), 1), msg)
+        total = getattr(msg, "total", 0)  # a ProgressText carries its counts; other lines are log only
+        if total:
+            report(msg.done / total, msg)
 
-    metrics = evaluate(det, job["target"], out, split="all", progress=progress)
+    # the split as asked in the dialog; None: test on the model's own dataset, all of another
+    opts = job.get("options") or {}
+    metrics = evaluate(det, job["target"], out, split=opts.get("split"),
+                       include_training=bool(opts.get("include_training")), progress=progress)
     return {"metrics": str(out / "metrics.json"), "out_dir": str(out), "model": str(model),
-            "message": f"accuracy {metrics['accuracy']:.3f}, ROC-AUC "
+            "message": f"{metrics['split']} split, {metrics['split_videos']} videos: accuracy "
+                       f"{metrics['accuracy']:.3f}, ROC-AUC "
                        + ("n/a" if metrics["roc_auc"] is None else f"{metrics['roc_auc']:.3f}")}

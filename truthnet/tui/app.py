@@ -49,7 +49,9 @@ class TruthnetApp(App):
     def __init__(self, root: str | os.PathLike = ".", *, model: str | None = None, db: str | None = None,
                  start_jobs: bool = True) -> None:
         super().__init__()
-        self.root = Path(root).resolve()
+        from ..paths import norm
+
+        self.root = Path(norm(root))  # as scans store paths: absolute, normalised, links kept
         self.store = Store(db)
         from ..settings import default_model
 
@@ -247,22 +249,34 @@ class TruthnetApp(App):
         self.push_screen(DetailsScreen(path, row, self.store.thumbs(path), self.shown(Path(path))))
 
     def action_export(self) -> None:
-        from ..htmlreport import write_html
+        """Write the view's verdicts as HTML where the user says (default: the reports folder):
+        never into the scanned folder unless the user types a path there."""
+        from ..outputs import default_report_path
+        from .screens.dialogs import ExportDialog
 
         rows = [r for _, r in self._rows if r is not None]
         if not rows:
             self.error("nothing to export: no scanned videos in this view")
             return
-        thumbs = {r.path: self.store.thumbs(r.path) for r in rows}
+        what = f"{len(rows)} scanned videos of {self.shown(self.folder)} (filter: {self.filter})"
+        self.push_screen(ExportDialog(str(default_report_path(self.folder)), what),
+                         lambda out: out and self.write_report(rows, out))
+
+    def write_report(self, rows: list[ResultRow], out: str) -> None:
+        from ..htmlreport import write_html
+
         for r in rows:
-            r.thumbs = thumbs[r.path]
-        out = self.folder / "truthnet-report.html"
+            r.thumbs = self.store.thumbs(r.path)
+        scans = sorted({r.scan_id for r in rows if r.scan_id})
+        scan = self.store.scan(scans[0]) if len(scans) == 1 else None
+        title = f"TruthNet: {self.shown(self.folder)}" + (f" (results of scans {', '.join(f'#{i}' for i in scans)})"
+                                                          if len(scans) > 1 else "")
         try:
-            write_html(rows, out, title=f"TruthNet: {self.folder}")
+            path = write_html(rows, out, title=title, scan=scan, roots=[str(self.root)])
         except OSError as exc:
             self.error(f"cannot write {out}: {exc.strerror or exc}")
             return
-        self.notify(f"report written to {out}")
+        self.notify(f"report written to {path}", timeout=8)
 
     def error(self, message: str) -> None:
         from .screens.dialogs import ErrorDialog
@@ -297,7 +311,7 @@ class TruthnetApp(App):
             if not choice:
                 return
             jid = self.store.add_job(choice["kind"], choice["target"], model=choice["model"], preset=choice["preset"],
-                                     device=choice["device"])
+                                     device=choice["device"], options=choice.get("options"))
             self.notify(f"job {jid} queued: {kind} {Path(target).name} on {choice['device']}")
             self.refresh_jobs()
             if self.start_jobs:
