@@ -280,3 +280,38 @@ async def test_tui_evaluation_names_the_test_split_and_its_size(trained, tmp_pat
         await pilot.pause(0.5)
         assert isinstance(app.screen, ResultsScreen)
         assert f"test split, {n_test} videos" in str(app.screen.query_one("#results-title").render())
+
+
+# --- 9: keys ----------------------------------------------------------------------------------------
+
+
+async def test_keys_focus_panels_and_typing_never_lands_in_search(tmp_path):
+    from truthnet.tui.app import make_app
+
+    root = tmp_path / "case"
+    for d in ("a", "b"):
+        (root / d).mkdir(parents=True)
+        (root / d / "x.mp4").write_bytes(b"x")
+    store = Store(tmp_path / "r.sqlite")
+    for d, t in (("a", 100.0), ("b", 200.0)):  # two finished scan jobs; b/ finished last
+        jid = store.add_job("scan", str(root / d))
+        store.update_job(jid, state="done", finished=t, result={"scan_id": 0})
+    app = make_app(root, model="m.keras", db=str(tmp_path / "r.sqlite"), start_jobs=False)
+    app.find_devices = lambda: None
+    async with app.run_test(size=(120, 36)) as pilot:
+        search = app.query_one("#search")
+        await pilot.press("b", "tab")
+        assert app.focused is app.query_one("#videos")  # Tab from the tree skips the search box
+        await pilot.press("j")
+        assert app.focused is app.query_one("#jobs")
+        await pilot.press("l", "o", "o")
+        assert app.focused is app.query_one("#videos") and search.value == ""
+        await pilot.press("slash", "x", "y")
+        assert search.value == "xy" and app.focused is search
+        await pilot.press("escape")
+        assert app.focused is app.query_one("#videos")
+        await pilot.press("v")  # from the video table: the last finished job
+        assert app.folder == root / "b"
+        await pilot.press("j", "up", "up")  # the jobs table: the highlighted job
+        await pilot.press("v")
+        assert app.folder == root / "a"

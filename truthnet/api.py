@@ -98,7 +98,7 @@ def scan(
     workers: int = 2,
     timeout: float = 120.0,
     batch_size: int = 8,
-    max_wait: float | None = 1.0,
+    max_wait: float | None = 0.5,
     force: bool = False,
     device: str | None = None,
     engine: str = "local",
@@ -114,7 +114,8 @@ def scan(
     loaded model (the TUI keeps one) instead of loading ``model``.  ``engine="ray"`` spreads the
     files over Ray (``ray``: ``address``, ``num_workers``, ``gpus_per_worker``).  ``max_wait``:
     seconds a decoded file may wait for a fuller model batch (results and progress per file).
-    One ``Event("scan", done, total, result=...)`` per file, after one ``Event("scan", 0, total)``."""
+    ``Event("scan", 0, total)`` once the files are counted (before the model loads), again once
+    scoring starts, then one ``Event("scan", done, total, result=...)`` per file."""
     from .paths import norm
     from .resolve import resolve_model
     from .scanning import Scanner
@@ -147,6 +148,8 @@ def scan(
     else:
         scanner = Scanner(clf, store, max_wait=max_wait, **common)
     done = 0
+    if on_event is not None:  # the model is loaded: scoring starts now (a rate counts from here)
+        on_event(Event("scan", 0, total, "scoring"))
 
     def on_result(row) -> None:
         nonlocal done

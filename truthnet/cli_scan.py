@@ -95,7 +95,7 @@ def cmd_scan(args) -> int:
     roots = [norm(p) for p in args.paths]
     bar = task = None
     t0 = time.perf_counter()
-    first = [0.0]  # when the first file finished: the rate counts from there, not from model loading
+    started = [0.0]  # when scoring started: the rate counts from there, not from model loading
 
     def on_event(ev) -> None:
         nonlocal bar, task
@@ -117,10 +117,10 @@ def cmd_scan(args) -> int:
                 bar, task = _progress_bar(Console(stderr=True), ev.total)
                 bar.start()
             now = time.perf_counter()
-            if ev.done == 1:
-                first[0] = now
-            rate = (ev.done - 1) / (now - first[0]) if ev.done > 1 and now > first[0] else None
-            bar.update(task, completed=ev.done, stage="scanning" if ev.done else "starting",
+            if row is None and started[0] == 0.0 and ev.message == "scoring":
+                started[0] = now
+            rate = ev.done / (now - started[0]) if ev.done and started[0] else None
+            bar.update(task, completed=ev.done, stage="scanning" if started[0] else "loading the model",
                        rate=f"{rate:.2f} files/s" if rate else "")
 
     _sigterm_as_interrupt()

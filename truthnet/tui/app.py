@@ -18,6 +18,7 @@ from ..errors import TruthnetError
 from ..store import ResultRow, Store
 from ..video import is_video_path
 from .messages import DevicesFound, JobFinished, JobLog, JobProgress
+from .widgets.search import SearchBox
 from .widgets.video_tree import VideoTree
 
 FILTERS = ("all", "fake", "real", "failed", "not scanned")
@@ -31,6 +32,8 @@ class TruthnetApp(App):
     TITLE = "TruthNet"
     BINDINGS = [
         Binding("b", "browse", "Folders"),
+        Binding("l", "focus_videos", "Videos"),
+        Binding("j", "focus_jobs", "Jobs"),
         Binding("s", "queue('scan')", "Scan folder"),
         Binding("t", "queue('train')", "Train"),
         Binding("e", "queue('evaluate')", "Evaluate"),
@@ -75,7 +78,7 @@ class TruthnetApp(App):
             yield VideoTree(self.root, id="tree")
             with Vertical(id="right"):
                 yield Label("", id="folder-label")
-                yield Input(placeholder="search by name (press / ), Esc to leave", id="search")
+                yield SearchBox(placeholder="search by name (press / ), Esc to leave", id="search")
                 yield DataTable(id="videos", cursor_type="row", zebra_stripes=True)
                 yield Label("Jobs", id="jobs-label")
                 yield DataTable(id="jobs", cursor_type="row")
@@ -134,18 +137,19 @@ class TruthnetApp(App):
         elif self.filter == "not scanned":
             rows = [(p, r) for p, r in rows if r is None]
 
-        def key(item):
-            p, r = item
-            col = COLUMNS[self.sort_col]
-            if col == "name":
-                return (0, Path(p).name.lower())
-            if r is None:
-                return (1, "")
-            v = {"verdict": r.label or "", "score": r.score if r.score is not None else -1.0,
-                 "status": r.status, "scanned": r.scanned_at or 0.0}[col]
-            return (0, v)
+        col = COLUMNS[self.sort_col]
 
-        rows.sort(key=key, reverse=self.sort_reverse)
+        def value(item):
+            p, r = item
+            if col == "name":
+                return Path(p).name.lower()
+            if r is None:
+                return None
+            return {"verdict": r.label, "score": r.score, "status": r.status, "scanned": r.scanned_at}[col]
+
+        # rows without a value (not scanned, not scored) stay last in both directions
+        known = sorted((x for x in rows if value(x) is not None), key=value, reverse=self.sort_reverse)
+        rows = known + sorted((x for x in rows if value(x) is None), key=lambda x: Path(x[0]).name.lower())
         self._rows = rows
         table = self.query_one("#videos", DataTable)
         table.clear()
@@ -190,6 +194,12 @@ class TruthnetApp(App):
     def action_browse(self) -> None:
         self.query_one("#tree", VideoTree).focus()
 
+    def action_focus_videos(self) -> None:
+        self.query_one("#videos", DataTable).focus()
+
+    def action_focus_jobs(self) -> None:
+        self.query_one("#jobs", DataTable).focus()
+
     @on(VideoTree.FileSelected)
     def _file_selected(self, event: VideoTree.FileSelected) -> None:
         self.folder = Path(event.path).parent
@@ -222,7 +232,9 @@ class TruthnetApp(App):
         self.refresh_videos()
 
     def action_search(self) -> None:
-        self.query_one("#search", Input).focus()
+        box = self.query_one("#search", SearchBox)
+        box.can_focus = True  # only `/` lets typing land in the search box (Tab skips it)
+        box.focus()
 
     @on(Input.Changed, "#search")
     def _search(self, event: Input.Changed) -> None:
@@ -232,6 +244,10 @@ class TruthnetApp(App):
     @on(Input.Submitted, "#search")
     def _search_done(self) -> None:
         self.query_one("#videos", DataTable).focus()
+
+    @on(SearchBox.Left)
+    def _search_left(self) -> None:
+        self.query_one("#search", SearchBox).can_focus = False
 
     def action_refresh(self) -> None:
         self.refresh_videos()
@@ -405,10 +421,16 @@ class TruthnetApp(App):
         self.refresh_jobs()
 
     def action_view_job(self) -> None:
-        jid = self.selected_job_id()
-        job = self.store.job(jid) if jid else None
+        """The job highlighted in the jobs table when that has focus, else the last finished one."""
+        jobs_table = self.query_one("#jobs", DataTable)
+        if jobs_table.has_focus:
+            jid = self.selected_job_id()
+            job = self.store.job(jid) if jid else None
+        else:
+            done = self.store.jobs(("done",))
+            job = max(done, key=lambda j: j["finished"] or 0) if done else None
         if not job or job["state"] != "done":
-            self.notify("select a finished job in the jobs table", severity="warning")
+            self.notify("no finished job to view (j focuses the jobs table)", severity="warning")
             return
         res = job["result"] or {}
         if job["kind"] == "evaluate":
