@@ -133,6 +133,7 @@ def scan(
             on_event(Event("log", message=f"note: {folder} has {n} more videos in sub-folders (add -r to scan them)"))
     store = Store(db)
     model_path = resolve_model(model) if classifier is None else (os.fspath(model) if model else None)
+    model_path = norm(model_path) if model_path else None  # the store and reports name it absolute
     clf = classifier or load(model_path, preset=preset, threshold=threshold, device=device)
     if classifier is not None and threshold is not None:
         clf = clf.with_threshold(threshold)
