@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TRUTHNET_ALLOW_UNTRAINED", "1")  # speed runs use untrained stand-in models
 import numpy as np  # noqa: E402
 
 import truthnet  # noqa: E402

@@ -12,6 +12,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # plugins installed in the developer's environment must not change what the suite sees
 os.environ.setdefault("TRUTHNET_LOAD_PLUGINS", "")
+# most tests score with freshly built (untrained) models, which the engine refuses by default;
+# tests of that refusal unset this (subprocesses inherit it through os.environ)
+os.environ.setdefault("TRUTHNET_ALLOW_UNTRAINED", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -297,7 +297,7 @@ def test_snapshot_main_screen(fixed, snap_compare):
     async def run_before(pilot):
         await pilot.press("b", "down")  # the tree cursor onto incoming/
         await pilot.pause(0.3)
-        await pilot.press("tab", "tab")  # back to the table
+        await pilot.press("l")  # back to the video table
 
     assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)
 
@@ -318,6 +318,9 @@ def test_snapshot_results_screen(fixed, snap_compare, tmp_path):
 
     app, _ = _fixed_app(fixed)
     m = compute_metrics([0, 0, 0, 0, 1, 1, 1, 1, 1, 1], [0.1, 0.6, 0.3, 0.2, 0.9, 0.8, 0.4, 0.7, 0.85, 0.95])
+    m.update(split="test", split_videos=10,
+             selection={"summary": "test split: 10 videos of /data/case (the model's own dataset); none of them "
+                                   "was a training video"})
     path = tmp_path / "metrics.json"
     path.write_text(json.dumps(m))
     meta = {"history": {"loss": [0.7, 0.5, 0.3, 0.2], "val_loss": [0.7, 0.6, 0.4, 0.3],

@@ -66,6 +66,27 @@ def load(model: str | os.PathLike | None = None, *, preset: str | None = None, t
     return load_classifier(path, cfg, threshold=threshold)
 
 
+def plan(paths: Sequence[str | os.PathLike], *, recursive: bool = False, include: list[str] | None = None,
+         exclude: list[str] | None = None):
+    """The files a scan of ``paths`` would score (:class:`~truthnet.collect.Collected`), checked
+    before any model loads: a named path that does not exist, or nothing to scan at all, is a
+    :class:`~truthnet.errors.ConfigError` (a folder whose videos are all in sub-folders says how
+    many and suggests ``recursive``)."""
+    from .collect import collect_files
+
+    collected = collect_files(paths, recursive=recursive, include=include, exclude=exclude)
+    if collected.missing:
+        raise ConfigError(f"no such file or folder: {', '.join(collected.missing)}")
+    if not collected.files and not collected.problems:
+        if collected.below:
+            where = "; ".join(f"{p} has {n} in sub-folders" for p, n in collected.below.items())
+            raise ConfigError(f"no videos directly in the given folder(s): {where}",
+                              hint="add -r (recursive=True) to scan sub-folders")
+        raise ConfigError(f"nothing to scan: no video files in {', '.join(os.fspath(p) for p in paths)}",
+                          hint="--include GLOB picks files by name when they lack a video extension")
+    return collected
+
+
 def scan(
     paths: Sequence[str | os.PathLike],
     *,
@@ -81,8 +102,12 @@ def scan(
     workers: int | None = None,
     timeout: float = 120.0,
     batch_size: int = 8,
+    max_wait: float | None = 0.5,
     force: bool = False,
     device: str | None = None,
+    sampler: str | None = None,
+    detector: str | None = None,
+    parts: list[str] | None = None,
     engine: str = "local",
     ray: dict | None = None,
     options: dict | None = None,
@@ -91,22 +116,36 @@ def scan(
 ) -> ScanOutcome:
     """Score every file under ``paths`` into the results store (``db``, default: the user's).
 
-    ``classifier``: an already loaded model (the TUI keeps one) instead of loading ``model``.
-    ``engine="ray"`` spreads the files over Ray (``ray``: ``address``, ``num_workers``,
-    ``gpus_per_worker``).  One ``Event("scan", done, total, result=...)`` per file."""
-    from .collect import collect_files
+    Checked before the model loads (:class:`~truthnet.errors.ConfigError`): the paths (see
+    :func:`plan`), ``windows >= 1`` and that the store can be opened.  ``classifier``: an already
+    loaded model (the TUI keeps one) instead of loading ``model``.  ``engine="ray"`` spreads the
+    files over Ray (``ray``: ``address``, ``num_workers``, ``gpus_per_worker``).  ``max_wait``:
+    seconds a decoded file may wait for a fuller model batch (results and progress per file).
+    ``sampler``/``detector``/``parts`` (``part.key=value`` options) change the model's pipeline.
+    ``Event("scan", 0, total)`` once the files are counted (before the model loads), again once
+    scoring starts, then one ``Event("scan", done, total, result=...)`` per file."""
+    from .paths import norm
     from .resolve import resolve_model
     from .scanning import Scanner
     from .store import Store
 
     if engine not in ("local", "ray"):
         raise ConfigError(f"unknown engine {engine!r}; choose local or ray")
-    collected = collect_files(paths, recursive=recursive, include=include, exclude=exclude)
+    if int(windows) < 1:
+        raise ConfigError(f"windows must be at least 1, got {windows}")
+    collected = plan(paths, recursive=recursive, include=include, exclude=exclude)
+    total = len(collected.files) + len(collected.problems)
+    if on_event is not None:  # before the model loads: a progress display can start now
+        on_event(Event("scan", 0, total, f"{total} files to scan"))
+        for folder, n in collected.below.items():
+            on_event(Event("log", message=f"note: {folder} has {n} more videos in sub-folders (add -r to scan them)"))
+    store = Store(db)
     model_path = resolve_model(model) if classifier is None else (os.fspath(model) if model else None)
-    clf = classifier or load(model_path, preset=preset, threshold=threshold, device=device)
+    model_path = norm(model_path) if model_path else None  # the store and reports name it absolute
+    clf = classifier or load(model_path, preset=preset, threshold=threshold, device=device, sampler=sampler,
+                             detector=detector, options=parts)
     if classifier is not None and threshold is not None:
         clf = clf.with_threshold(threshold)
-    store = Store(db)
     common = dict(model_path=model_path or None, windows=windows, workers=workers, timeout=timeout, force=force,
                   batch_size=batch_size)
     if engine == "ray":
@@ -117,11 +156,10 @@ def scan(
         scanner = RayScanner(clf, store, address=r.get("address"), num_workers=r.get("num_workers", 2),
                              gpus_per_worker=r.get("gpus_per_worker", 0.0), **common)
     else:
-        scanner = Scanner(clf, store, **common)
-    total = len(collected.files) + len(collected.problems)
+        scanner = Scanner(clf, store, max_wait=max_wait, **common)
     done = 0
-    if on_event is not None:
-        on_event(Event("scan", 0, total, f"{total} files to scan"))
+    if on_event is not None:  # the model is loaded: scoring starts now (a rate counts from here)
+        on_event(Event("scan", 0, total, "scoring"))
 
     def on_result(row) -> None:
         nonlocal done
@@ -129,7 +167,7 @@ def scan(
         if on_event is not None:
             on_event(Event("scan", done, total, row.path, result=row))
 
-    summary = scanner.scan(collected.files, problems=collected.problems, roots=[os.fspath(p) for p in paths],
+    summary = scanner.scan(collected.files, problems=collected.problems, roots=[norm(p) for p in paths],
                            options=options or {}, on_result=on_result, cancel=cancel)
     return ScanOutcome(summary, store.path, model_path)
 
@@ -147,25 +185,30 @@ def train(dataset, output, config="paper", train_config=None, *, layout: str | N
                   progress=_progress(on_event, cancel))
 
 
-def evaluate(model, dataset, output=None, *, split: str = "test", layout: str | None = None,
-             threshold: float | None = None, batch_size: int = 8, on_event: OnEvent | None = None,
-             cancel=None) -> dict:
-    """Table I metrics of ``model`` (a path or a loaded classifier) on a dataset split."""
+def evaluate(model, dataset, output=None, *, split: str | None = None, layout: str | None = None,
+             threshold: float | None = None, batch_size: int = 8, include_training: bool = False,
+             on_event: OnEvent | None = None, cancel=None) -> dict:
+    """Table I metrics of ``model`` (a path or a loaded classifier) on a dataset split.
+
+    ``split`` None: ``test`` on the model's own dataset, all videos of any other; videos the
+    model was trained on are left out unless ``include_training`` (:mod:`truthnet.holdout`)."""
     from .evaluation import evaluate as _evaluate
     from .resolve import resolve_model
 
     if model is None or isinstance(model, (str, os.PathLike)):
         model = resolve_model(model)
     return _evaluate(model, dataset, output, split=split, layout=layout, threshold=threshold, batch_size=batch_size,
-                     progress=_progress(on_event, cancel))
+                     include_training=include_training, progress=_progress(on_event, cancel))
 
 
 def calibrate(model, dataset, *, real_recall: float | None = None, max_fpr: float | None = None,
-              split: str = "val", layout: str | None = None, output=None, on_event: OnEvent | None = None,
-              cancel=None) -> dict:
-    """Pick a decision threshold on real videos of a split and save it with the model."""
+              split: str | None = None, layout: str | None = None, output=None, in_place: bool = False,
+              include_training: bool = False, on_event: OnEvent | None = None, cancel=None) -> dict:
+    """Pick a decision threshold on real videos and write the model with it to a new file
+    (``output``, default ``<name>.calibrated.keras`` beside it; ``in_place`` overwrites)."""
     from .evaluation import calibrate as _calibrate
     from .resolve import resolve_model
 
     return _calibrate(resolve_model(model), dataset, real_recall=real_recall, max_fpr=max_fpr, split=split,
-                      layout=layout, output=output, progress=_progress(on_event, cancel))
+                      layout=layout, output=output, in_place=in_place, include_training=include_training,
+                      progress=_progress(on_event, cancel))

@@ -30,6 +30,8 @@ class Classifier:
         self.device = device
         self.pipeline = FacePipeline(config, device=device)
         self._parts: tuple | None | bool = False  # compiled (encoder, head), built on first use
+        #: score even though the metadata says ``trained: False`` (experiments, benchmarks)
+        self.allow_untrained = False
 
     @property
     def threshold(self) -> float:
@@ -149,6 +151,7 @@ class Classifier:
         other = Classifier(self.model, config_with_threshold(self.config, threshold), metadata=self.metadata,
                          device=self.device)
         other._parts = self._parts  # same model, same compiled graphs: no second trace
+        other.allow_untrained = self.allow_untrained
         return other
 
 
@@ -169,7 +172,9 @@ def load_classifier(
 def new_classifier(
     config: PipelineConfig | str = "paper", *, weights: Any = "config", seed: int | None = None
 ) -> Classifier:
-    """A freshly built, untrained detector for a configuration or preset name."""
+    """A freshly built, untrained classifier for a configuration or preset name (metadata
+    ``trained: False``: scoring with it raises :class:`~truthnet.errors.ModelError` unless
+    ``allow_untrained`` is set on it or ``TRUTHNET_ALLOW_UNTRAINED=1``)."""
     from .model import build_model
 
     cfg = PipelineConfig.preset(config) if isinstance(config, str) else config
@@ -177,7 +182,8 @@ def new_classifier(
         from ._lazy import import_keras
 
         import_keras().utils.set_random_seed(seed)
-    return Classifier(build_model(cfg, weights=weights), cfg)
+    # says so in its metadata: the engine refuses to give verdicts with it (see Engine)
+    return Classifier(build_model(cfg, weights=weights), cfg, metadata={"trained": False})
 
 
 # the 0.1 names: "detector" also meant the face detector, so the classifier was renamed

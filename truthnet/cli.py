@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -237,6 +238,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.MODEL
     except TruthnetError as exc:  # ConfigError, DatasetError, PluginError ...
         _error(exc)
+        return ExitCode.USAGE
+    except BrokenPipeError:  # `truthnet ... | head`: the reader has all it wants
+        sys.stdout = open(os.devnull, "w")  # nothing more to flush at exit
+        return ExitCode.OK
+    except OSError as exc:  # an input or output path the user gave: one line, not a traceback
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        _error(OSError(f"{where}{exc.strerror or exc}"))
         return ExitCode.USAGE
 
 

@@ -45,6 +45,8 @@ def cmd_train(args) -> int:
 def _print_metrics(m: dict, out_dir) -> None:
     from .reports import table_one
 
+    if m.get("selection"):
+        print(f"evaluated on the {m['selection']['summary']}")
     print(table_one(m))
     if m.get("failed"):
         print(f"{len(m['failed'])} video(s) could not be scored and are left out: " +
@@ -64,7 +66,7 @@ def cmd_evaluate(args) -> int:
 
         model = load_classifier(model, cfg)
     m = api.evaluate(model, args.dataset, args.output, split=args.split, layout=args.layout,
-                     threshold=args.threshold)
+                     threshold=args.threshold, include_training=args.include_training_videos)
     if args.json:
         print(json.dumps(m))
     else:
@@ -76,8 +78,28 @@ def cmd_calibrate(args) -> int:
     from . import api
 
     r = api.calibrate(args.model, args.dataset, real_recall=args.real_recall, max_fpr=args.max_fpr, split=args.split,
-                  layout=args.layout, output=args.output)
-    print(json.dumps(r))
+                      layout=args.layout, output=args.output, in_place=args.in_place,
+                      include_training=args.include_training_videos)
+    if args.json:
+        print(json.dumps(r))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    pct = lambda x: "-" if x is None else f"{x:.1%}"  # noqa: E731
+    t = Table(title=f"calibrated on the {r['selection']}", title_justify="left", show_header=False)
+    t.add_column(style="bold")
+    t.add_column(overflow="fold")
+    target = f"real recall {args.real_recall}" if args.real_recall is not None else f"max FPR {args.max_fpr}"
+    for k, v in (("target", target), ("real videos scored", str(r["n_real"])),
+                 ("threshold", f"{r['previous_threshold']:.4f} -> {r['threshold']:.4f}"),
+                 ("real called real", f"{pct(r['real_called_real_before'])} -> {pct(r['real_called_real'])}"),
+                 ("written to", r["model"] + (" (in place)" if r["in_place"] else "")),
+                 ("input model", r["input_model"] + ("" if r["in_place"] else " (unchanged)"))):
+        t.add_row(k, v)
+    Console().print(t)
+    for w in r["warnings"]:
+        _log(f"warning: {w}")
     return 0
 
 
@@ -162,22 +184,31 @@ def register(sub) -> None:
     p.add_argument("model")
     p.add_argument("dataset", help="dataset folder or the manifest CSV written by train")
     p.add_argument("--output", "-o", help="folder for metrics.json, predictions.csv, roc.png, confusion_matrix.png")
-    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
+    p.add_argument("--split", choices=["train", "val", "test", "all"],
+                   help="default: test on the model's own dataset (its metadata's), all videos of any other")
+    p.add_argument("--include-training-videos", action="store_true",
+                   help="also score videos the model was trained on (left out by default, found by content)")
     p.add_argument("--layout")
     p.add_argument("--threshold", type=float)
     p.add_argument("--json", action="store_true")
     add_part_arguments(p, ("sampler", "detector"))
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("calibrate", help="pick a threshold on validation data and store it in the model")
+    p = sub.add_parser("calibrate", help="pick a threshold on real videos; write the model with it to a new file")
     p.add_argument("model")
     p.add_argument("dataset")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--real-recall", type=float, help="fraction of real videos that must be called real")
     g.add_argument("--max-fpr", type=float, help="largest fraction of real videos called fake")
-    p.add_argument("--split", default="val", choices=["train", "val", "test", "all"])
+    p.add_argument("--split", choices=["train", "val", "test", "all"],
+                   help="default: val on the model's own dataset, all videos of any other")
+    p.add_argument("--include-training-videos", action="store_true",
+                   help="also use videos the model was trained on (left out by default)")
     p.add_argument("--layout")
-    p.add_argument("--output", help="write the calibrated model here instead of in place")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--output", "-o", help="the calibrated model file (default: <name>.calibrated.keras beside it)")
+    out.add_argument("--in-place", action="store_true", help="overwrite the input model file")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("synth", help="write a labelled synthetic dataset (folder layout)")

@@ -22,22 +22,64 @@ def _sigterm_as_interrupt() -> None:
         pass
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``--windows 0`` or ``-2`` is a usage error, exit 3)."""
+    import argparse
+
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def positive_float(text: str) -> float:
+    import argparse
+
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not x > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return x
+
+
 def _progress_bar(console, total: int):
-    """A transient files-done bar with rate and ETA on stderr."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    """A transient files-done bar on stderr: elapsed time from the start, rate and ETA from the
+    first finished file."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     progress = Progress(
-        TextColumn("scanning"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:.2f} files/s"), TextColumn("ETA"), TimeRemainingColumn(),
-        console=console, transient=True,
+        TextColumn("{task.fields[stage]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn(),
+        console=console, transient=True, refresh_per_second=4,
+        # result lines go to stdout: drawn above the bar when both are the terminal, left alone
+        # (not diverted to stderr) when stdout is a pipe or a file
+        redirect_stdout=sys.stdout.isatty(), redirect_stderr=False,
     )
-    return progress, progress.add_task("scan", total=total, rate=0.0)
+    return progress, progress.add_task("scan", total=total, rate="", stage="loading the model")
 
 
-def _result_line(row) -> str:
+def _result_line(row, roots) -> str:
+    from .paths import shown
+
+    where = shown(row.path, roots)
     if row.status == "ok":
-        return f"{row.label.upper():4s} {row.score:.4f}  {row.path}"
-    return f"{row.status.upper()}  {row.path}: {row.reason}"
+        return f"{row.label.upper():4s} {row.score:.4f}  {where}"
+    return f"{row.status.upper()}  {where}: {row.reason}"
+
+
+def check_outputs(args) -> None:
+    """``--html`` / ``--csv`` must be writable before any work (a typo found after an hour's scan
+    loses the report)."""
+    from .outputs import check_writable
+
+    for flag in ("html", "csv"):
+        if getattr(args, flag, None):
+            check_writable(getattr(args, flag), f"--{flag}")
 
 
 def cmd_scan(args) -> int:
@@ -46,16 +88,21 @@ def cmd_scan(args) -> int:
     from rich.console import Console
 
     from . import api
+    from .paths import norm
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    clf = api.load(args.model, preset=args.preset, threshold=args.threshold, device=args.device,
-                   sampler=args.sampler, detector=args.detector, options=args.option)
+    check_outputs(args)
+    roots = [norm(p) for p in args.paths]
     bar = task = None
     t0 = time.perf_counter()
+    started = [0.0]  # when scoring started: the rate counts from there, not from model loading
 
     def on_event(ev) -> None:
         nonlocal bar, task
         row = ev.result
+        if ev.stage == "log":
+            err.print(ev.message)
+            return
         if row is None:  # the plan: how many files
             pass
         elif args.json:
@@ -64,45 +111,67 @@ def cmd_scan(args) -> int:
             sys.stdout.write(json.dumps(d) + "\n")
             sys.stdout.flush()
         else:
-            print(_result_line(row), flush=True)
+            print(_result_line(row, roots), flush=True)
         if not args.json and not args.quiet:
             if bar is None:
-                bar, task = _progress_bar(err, ev.total)
+                bar, task = _progress_bar(Console(stderr=True), ev.total)
                 bar.start()
-            bar.update(task, completed=ev.done, rate=ev.done / max(time.perf_counter() - t0, 1e-6))
+            now = time.perf_counter()
+            if row is None and started[0] == 0.0 and ev.message == "scoring":
+                started[0] = now
+            rate = ev.done / (now - started[0]) if ev.done and started[0] else None
+            bar.update(task, completed=ev.done, stage="scanning" if started[0] else "loading the model",
+                       rate=f"{rate:.2f} files/s" if rate else "")
 
     _sigterm_as_interrupt()
     options = {k: v for k, v in vars(args).items() if k not in ("func",)}
     try:
         outcome = api.scan(
-            args.paths, model=resolve_model(args.model), classifier=clf, db=args.db, recursive=args.recursive,
+            args.paths, model=resolve_model(args.model), preset=args.preset, threshold=args.threshold,
+            device=args.device, sampler=args.sampler, detector=args.detector, parts=args.option,
+            db=args.db, recursive=args.recursive,
             include=args.include, exclude=args.exclude, windows=args.windows, workers=args.workers,
             timeout=args.timeout, batch_size=args.batch_size, force=args.force, engine=args.engine,
             ray={"address": args.ray_address, "num_workers": args.num_workers,
                  "gpus_per_worker": args.gpus_per_worker},
             options=options, on_event=on_event,
         )
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.stop()
+        err.print(f"[yellow]interrupted[/] after {time.perf_counter() - t0:.1f} s, before any file was scored: "
+                  "nothing stored")
+        return ExitCode.INTERRUPTED
     finally:
         if bar is not None:
             bar.stop()
-    return _finish_scan(outcome, args, err)
+    return _finish_scan(outcome, args, err, roots)
 
 
-def _finish_scan(outcome, args, err) -> int:
+def _write_reports(store, scan_id: int, args) -> None:
+    from .errors import ConfigError
+    from .htmlreport import write_csv, write_html
+
+    if not (args.csv or args.html):
+        return
+    rows = store.results(scan_id, with_thumbs=bool(args.html))
+    scan = store.scan(scan_id)
+    for flag, write in (("csv", write_csv), ("html", write_html)):
+        target = getattr(args, flag)
+        if target:
+            try:
+                write(rows, target, scan=scan)
+            except OSError as exc:
+                raise ConfigError(f"cannot write --{flag} {target}: {exc.strerror or exc}") from None
+
+
+def _finish_scan(outcome, args, err, roots) -> int:
     """Reports, the summary, the exit code."""
     from .store import Store
 
     summary = outcome.summary
     store = Store(outcome.db)
-    rows = store.results(summary.scan_id, with_thumbs=bool(args.html))
-    if args.csv:
-        from .htmlreport import write_csv
-
-        write_csv(rows, args.csv)
-    if args.html:
-        from .htmlreport import write_html
-
-        write_html(rows, args.html, scan=store.scan(summary.scan_id))
+    _write_reports(store, summary.scan_id, args)
     if args.json:
         sys.stdout.write(json.dumps(summary.to_dict()) + "\n")
     else:
@@ -114,6 +183,15 @@ def _finish_scan(outcome, args, err) -> int:
     if summary.failed:
         return ExitCode.SOME_FAILED
     return ExitCode.OK
+
+
+def interrupted_line(summary, db) -> str:
+    """Exactly what an interrupted scan finished and kept."""
+    stored = sum(n for k, n in summary.counts.items() if k not in ("real", "fake"))
+    scored = summary.counts.get("ok", 0)
+    return (f"interrupted: {stored} of {summary.total} files finished and stored in {db} (scan #{summary.scan_id}: "
+            f"{scored} scored, {stored - scored} not scorable); run the same command again to finish the other "
+            f"{summary.total - stored}")
 
 
 def _print_summary(console, summary, db, args) -> None:
@@ -129,59 +207,100 @@ def _print_summary(console, summary, db, args) -> None:
         if status != "ok":
             t.add_row(f"[yellow]{status}[/]", str(n))
     console.print(t)
+    if summary.interrupted:
+        console.print(f"[yellow]{interrupted_line(summary, db)}[/]")
+        return
     extra = f"; {d['reused']} reused from earlier scans (--force redoes them)" if d["reused"] else ""
     console.print(f"results stored in {db} (scan #{summary.scan_id}){extra}")
-    if summary.interrupted:
-        console.print("[yellow]interrupted:[/] run the same command again to finish the remaining files")
+
+
+def _open_existing_store(db):
+    """The store ``results`` reads: a named ``--db`` that does not exist is an error, never a new
+    empty database; the default one may simply not exist yet (None)."""
+    from .errors import ConfigError
+    from .store import Store, default_db_path
+
+    path = Path(db) if db else default_db_path()
+    if not path.exists():
+        if db:
+            raise ConfigError(f"--db {db}: no such results database")
+        return None
+    if path.is_dir():
+        raise ConfigError(f"--db {db}: is a folder, not a results database")
+    return Store(path)
+
+
+def _scans_table(store, limit: int):
+    import time
+
+    from rich.table import Table
+
+    t = Table(title=f"scans in {store.path}", title_justify="left")
+    for col in ("id", "started", "state", "files", "fake", "real", "failed"):
+        t.add_column(col, no_wrap=True)
+    t.add_column("scanned roots", overflow="fold")
+    t.add_column("model", overflow="fold")
+    for s in store.scans(limit=limit):
+        c = s["counts"] or {}
+        failed = sum(v for k, v in c.items() if k not in ("ok", "real", "fake"))
+        t.add_row(str(s["id"]), time.strftime("%Y-%m-%d %H:%M", time.localtime(s["started"])), s["state"],
+                  str(s["n"]), str(c.get("fake", 0)), str(c.get("real", 0)), str(failed),
+                  "\n".join(s["roots"] or []) or "-", str(s["model"] or "-"))
+    return t
+
+
+def _verdicts_table(store, scan: dict):
+    from rich.table import Table
+    from rich.text import Text
+
+    from .paths import shown
+
+    roots = scan["roots"] or []
+    t = Table(title=f"scan #{scan['id']} ({scan['state']}): {', '.join(roots)}", title_justify="left")
+    for col in ("verdict", "score", "status"):
+        t.add_column(col, no_wrap=True)
+    t.add_column("file", overflow="fold")
+    t.add_column("reason", overflow="fold")
+    rows = store.results(scan["id"])
+    rows.sort(key=lambda r: (r.score is None, -(r.score or 0.0), r.path))  # fakes first, unscored last
+    for r in rows:
+        style = "bold red" if r.label == "fake" else "bold green" if r.label else "yellow"
+        t.add_row(Text(r.label or "-", style=style), "" if r.score is None else f"{r.score:.4f}", r.status,
+                  Text(shown(r.path, roots)), Text(r.reason or ""))
+    return t
 
 
 def cmd_results(args) -> int:
-    from .store import Store
+    from rich.console import Console
 
-    store = Store(args.db)
+    from .errors import ConfigError
+
+    check_outputs(args)
+    store = _open_existing_store(args.db)
+    if store is None:
+        Console(stderr=True).print("no scans yet (run `truthnet scan PATH`)")
+        return ExitCode.OK
     if args.scan is None and not (args.csv or args.html or args.json):
-        scans = store.scans(limit=args.limit)
-        from rich.console import Console
-        from rich.table import Table
-        import time
-
-        t = Table(title=f"scans in {store.path}", title_justify="left")
-        for col in ("id", "started", "state", "files", "fake", "real", "failed", "model"):
-            t.add_column(col)
-        for s in scans:
-            c = s["counts"] or {}
-            failed = sum(v for k, v in c.items() if k not in ("ok", "real", "fake"))
-            t.add_row(str(s["id"]), time.strftime("%Y-%m-%d %H:%M", time.localtime(s["started"])), s["state"],
-                      str(s["n"]), str(c.get("fake", 0)), str(c.get("real", 0)), str(failed), str(s["model"] or "-"))
-        Console().print(t)
+        Console().print(_scans_table(store, args.limit))
         return ExitCode.OK
     scan_id = args.scan
     if scan_id is None:
         scans = store.scans(limit=1)
         if not scans:
-            from .errors import TruthnetError
-
-            raise TruthnetError(f"no scans in {store.path} yet")
+            raise ConfigError(f"no scans in {store.path} yet")
         scan_id = scans[0]["id"]
-    if store.scan(scan_id) is None:
-        from .errors import ConfigError
-
+    scan = store.scan(scan_id)
+    if scan is None:
         raise ConfigError(f"no scan #{scan_id} in {store.path}")
-    rows = store.results(scan_id, with_thumbs=bool(args.html))
-    if args.csv:
-        from .htmlreport import write_csv
-
-        write_csv(rows, args.csv)
-    if args.html:
-        from .htmlreport import write_html
-
-        write_html(rows, args.html, scan=store.scan(scan_id))
+    _write_reports(store, scan_id, args)
     if args.json:
-        for r in rows:
+        for r in store.results(scan_id):
             d = r.to_dict()
             d.pop("model_key", None)
             sys.stdout.write(json.dumps(d) + "\n")
-    return 0
+    elif not (args.csv or args.html):
+        Console().print(_verdicts_table(store, scan))
+    return ExitCode.OK
 
 
 def cmd_default_model(args) -> int:
@@ -213,11 +332,15 @@ def register(sub) -> None:
     p.add_argument("--include", action="append", metavar="GLOB", help="only files matching (repeatable)")
     p.add_argument("--exclude", action="append", metavar="GLOB", help="skip files matching (repeatable)")
     p.add_argument("--threshold", type=float, help="override the model's decision threshold")
-    p.add_argument("--workers", type=int, help="decoder processes (default: half the cores when faces are detected in the main process, all of them otherwise)")
+    p.add_argument("--workers", type=positive_int,
+                   help="decoder processes (default: half the cores when faces are detected in the main "
+                        "process, all of them otherwise)")
     p.add_argument("--device", help="cpu or gpu[:N]")
-    p.add_argument("--windows", type=int, default=1, help="score K sequences spread over each video (score = mean)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds allowed to decode one file")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--windows", type=positive_int, default=1,
+                   help="score up to K sequences spread over each video (score = mean); a short clip gets "
+                        "fewer (never windows padded with black frames)")
+    p.add_argument("--timeout", type=positive_float, default=120.0, help="seconds allowed to decode one file")
+    p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--json", action="store_true", help="one JSON object per video, then a summary object")
     p.add_argument("--csv", metavar="FILE", help="also write the results as CSV")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
@@ -228,17 +351,17 @@ def register(sub) -> None:
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="ray: spread the files over a Ray cluster (pip install 'truthnet[ray]')")
     p.add_argument("--ray-address", help="an existing Ray cluster (default: start a local one)")
-    p.add_argument("--num-workers", type=int, default=2, help="Ray workers (each loads the model once)")
+    p.add_argument("--num-workers", type=positive_int, default=2, help="Ray workers (each loads the model once)")
     p.add_argument("--gpus-per-worker", type=float, default=0.0)
     p.set_defaults(func=cmd_scan)
 
-    p = sub.add_parser("results", help="list past scans, or export one as JSON/CSV/HTML")
-    p.add_argument("--scan", type=int, help="scan id (default: the latest, when exporting)")
+    p = sub.add_parser("results", help="list past scans, show one scan's verdicts, or export one as JSON/CSV/HTML")
+    p.add_argument("--scan", type=int, help="scan id: print its verdicts (default when exporting: the latest)")
     p.add_argument("--json", action="store_true", help="print the scan's results, one JSON object per line")
     p.add_argument("--csv", metavar="FILE")
     p.add_argument("--html", metavar="FILE")
-    p.add_argument("--db", metavar="FILE")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--db", metavar="FILE", help="results database (must exist; default: the user data folder)")
+    p.add_argument("--limit", type=positive_int, default=20)
     p.set_defaults(func=cmd_results)
 
     p = sub.add_parser("default-model", help="show or set the model used when --model is not given")

@@ -7,13 +7,27 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .paths import norm
 from .video import is_video_path
 
 
 @dataclass
 class Collected:
+    """Files to scan (absolute, normalised: :func:`truthnet.paths.norm`) and named paths that
+    cannot be.  ``below``: for each named folder that held no video itself, how many videos its
+    sub-folders hold (only counted without ``recursive``: the hint to use ``-r``)."""
+
     files: list[str]
     problems: list[tuple[str, str, str]] = field(default_factory=list)  # (path, status, reason)
+    below: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def missing(self) -> list[str]:
+        """Named paths that do not exist."""
+        return [p for p, status, reason in self.problems if reason == MISSING]
+
+
+MISSING = "file does not exist"
 
 
 def collect_files(
@@ -42,14 +56,16 @@ def collect_files(
         return is_video_path(p)
 
     def add(p: str) -> None:
-        key = os.path.abspath(p)
+        key = norm(p)
         if key not in seen:
             seen.add(key)
-            out.append(p)
+            out.append(key)
 
+    below: dict[str, int] = {}
     for raw in paths:
-        p = os.fspath(raw)
+        p = norm(raw)
         if os.path.isdir(p):
+            before = len(out)
             visited_dirs: set[str] = set()
             stack = [p]
             while stack:
@@ -75,9 +91,22 @@ def collect_files(
                         add(e.path)
                 if recursive:
                     stack.extend(reversed(subdirs))
+            if not recursive and len(out) == before:
+                n = _count_below(p, wanted)
+                if n:
+                    below[p] = n
         elif os.path.lexists(p):
             if not exclude or not any(fnmatch.fnmatch(os.path.basename(p), g) for g in exclude):
                 add(p)
         else:
-            problems.append((p, "unreadable", "file does not exist"))
-    return Collected(out, problems)
+            problems.append((p, "unreadable", MISSING))
+    return Collected(out, problems, below)
+
+
+def _count_below(folder: str, wanted) -> int:
+    """Videos in the sub-folders of ``folder`` (symlinked folders not followed: a hint only)."""
+    n = 0
+    for d, _dirs, names in os.walk(folder):
+        if d != folder:
+            n += sum(1 for name in names if wanted(os.path.join(d, name)))
+    return n

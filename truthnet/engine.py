@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .decoding import DecodeFn, WindowFailure, build_window, default_decode, detects_in_decoder
-from .errors import ConfigError
+from .errors import ConfigError, ModelError
 from .isolation import Decoded, DecodeFailed, DecodeTask, SetupFailed, open_decoder
 from .pipeline import FaceSequence
 from .record import Result, label_for
@@ -35,6 +35,20 @@ def thumbnail_strip(crops: np.ndarray, size: int = 64) -> bytes | None:
     tiles = [cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in crops]
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.hstack(tiles), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
     return buf.tobytes() if ok else None
+
+
+def refuse_untrained(classifier) -> None:
+    """A :class:`ModelError` for a model that says it was never trained (see :class:`Engine`)."""
+    meta = getattr(classifier, "metadata", None) or {}
+    if meta.get("trained") is not False or getattr(classifier, "allow_untrained", False):
+        return
+    if os.environ.get("TRUTHNET_ALLOW_UNTRAINED", "") not in ("", "0"):
+        return
+    raise ModelError(
+        "this model was never trained (its metadata says trained=false): its verdicts would mean nothing",
+        hint="train it with `truthnet train`, or use a trained model; for experiments set "
+        "TRUTHNET_ALLOW_UNTRAINED=1",
+    )
 
 
 @dataclass
@@ -59,13 +73,26 @@ class Engine:
         timeout: seconds allowed to decode one file (``process`` only).
         batch_size: sequences per model call, across videos.
         thumbs: also make the JPEG strip of the face crops for each result.
+        max_wait: score the waiting videos once the oldest has waited this many seconds, even
+            if the batch is not full (``None``: only full batches).  Interactive front ends set
+            it so results (and progress) come per file, not per batch of ``batch_size``.
+
+    Raises :class:`~truthnet.errors.ModelError` for a model whose metadata says it was never
+    trained (``new_classifier``, ``truthnet new-model``): its verdicts would mean nothing.
+    Experiments that want them anyway set ``classifier.allow_untrained = True`` or
+    ``TRUTHNET_ALLOW_UNTRAINED=1``.
     """
 
     def __init__(self, classifier, *, windows: int = 1, isolation: str = "process", workers: int | None = None,
                  timeout: float = 120.0, batch_size: int = 8, thumbs: bool = True,
-                 decode_fn: DecodeFn = default_decode, detect_threads: int | None = None) -> None:
+                 decode_fn: DecodeFn = default_decode, detect_threads: int | None = None,
+                 max_wait: float | None = None) -> None:
+        refuse_untrained(classifier)
+        if int(windows) < 1:
+            raise ConfigError(f"windows must be at least 1, got {windows}")
         self.clf = classifier
-        self.windows = max(1, int(windows))
+        self.windows = int(windows)
+        self.max_wait = max_wait
         self.isolation = isolation
         self.in_worker = detects_in_decoder(classifier.config)
         auto_workers, auto_detect = plan_threads(self.in_worker)
@@ -92,6 +119,7 @@ class Engine:
         tasks = [DecodeTask(i, config, r.path, self.windows) for i, r in enumerate(rows)]
         pending: list[_Ready] = []
         faces: deque = deque()  # futures of _faces, in decode order
+        self._oldest = 0.0  # when the oldest video waiting for the model was ready
         with open_decoder(self.isolation, self.workers, self.timeout, self.decode_fn) as pool, \
                 ThreadPoolExecutor(self.detect_threads, thread_name_prefix="truthnet-faces") as detect:
             for msg in pool.run(tasks):
@@ -111,6 +139,8 @@ class Engine:
                 # collect finished detections; at most two per thread wait, so memory stays flat
                 while faces and (faces[0][1].done() or len(faces) > 2 * self.detect_threads):
                     yield from self._collect(faces.popleft(), pending)
+                if pending and self.max_wait is not None and time.monotonic() - self._oldest >= self.max_wait:
+                    yield from self._flush(pending)
                 if cancel is not None and cancel.is_set():
                     break
             while faces:
@@ -123,6 +153,8 @@ class Engine:
         if ready is None:
             yield row
             return
+        if not pending:
+            self._oldest = time.monotonic()
         pending.append(ready)
         if sum(len(p.seqs) for p in pending) >= self.batch_size:  # a full batch: score it now
             yield from self._flush(pending)
@@ -142,6 +174,7 @@ class Engine:
         (``row`` then carries the failure)."""
         pipe = self._pipeline()
         row.status, row.duration = "ok", msg.info.duration
+        row.fps = msg.info.fps or None
         in_worker = self.in_worker
         seqs: list[FaceSequence] = []
         errors: list[WindowFailure] = []
@@ -164,8 +197,13 @@ class Engine:
         if not seqs:
             row.status, row.reason = errors[0].status, errors[0].reason
             return None
+        notes = []
+        if len(msg.per_window) < self.windows:
+            notes.append(f"{len(msg.per_window)} of {self.windows} windows: the clip's {msg.info.frame_count} "
+                         "frames hold no more full windows")
         if errors:
-            row.reason = f"{len(errors)} of {len(msg.per_window)} windows skipped: {errors[0].reason}"
+            notes.append(f"{len(errors)} of {len(msg.per_window)} windows skipped: {errors[0].reason}")
+        row.reason = "; ".join(notes)
         first = seqs[0]
         row.frame_indices, row.frames_padded = list(first.frame_indices), first.padded
         if self.thumbs:

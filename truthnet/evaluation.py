@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import ManifestRow, split_rows
 from .errors import DatasetError
 from .events import ProgressText
 
@@ -41,39 +40,28 @@ def compute_metrics(y_true, scores, threshold: float = 0.5) -> dict:
     }
 
 
-def _rows_for(dataset, split: str, meta: dict, layout: str | None) -> list[ManifestRow]:
-    from .training import load_rows
-
-    _, rows = load_rows(dataset, layout)
-    tc = meta.get("train_config") or {}
-    # the same seed and fractions as training: a folder dataset gives back the same held-out split
-    rows = split_rows(
-        rows,
-        seed=tc.get("seed", 0),
-        val_fraction=tc.get("val_fraction", 0.1),
-        test_fraction=tc.get("test_fraction", 0.2),
-        protocol=tc.get("split_protocol", "group"),
-    )
-    if split != "all":
-        rows = [r for r in rows if r.split == split]
-    if not rows:
-        raise DatasetError(f"{dataset}: no videos in the {split!r} split")
-    return rows
-
-
 def evaluate(
-    model, dataset, out_dir=None, *, split: str = "test", layout: str | None = None, threshold: float | None = None,
-    batch_size: int = 8, progress=None,
+    model, dataset, out_dir=None, *, split: str | None = None, layout: str | None = None,
+    threshold: float | None = None, batch_size: int = 8, include_training: bool = False, progress=None,
 ) -> dict:
     """Score a dataset split with a model and write predictions.csv, metrics.json, roc.png and
     confusion_matrix.png into ``out_dir``.  Videos that fail are listed with their status and
-    left out of the metrics (counted in ``failed``)."""
+    left out of the metrics (counted in ``failed``).
+
+    ``split`` None: ``test`` on the model's own dataset, ``all`` of any other; videos the model
+    was trained on are left out unless ``include_training`` (see :mod:`truthnet.holdout`).  The
+    metrics name the split and its size (``split``, ``split_videos``, ``selection``)."""
     from .classifier import Classifier, load_classifier
+    from .holdout import select
 
     det = model if isinstance(model, Classifier) else load_classifier(model, threshold=threshold)
     if threshold is not None and isinstance(model, Classifier):
         det = det.with_threshold(threshold)
-    rows = _rows_for(dataset, split, det.metadata, layout)
+    chosen = select(dataset, det.metadata, purpose="evaluate", split=split, layout=layout,
+                    include_training=include_training)
+    rows, split = chosen.rows, chosen.info["split"]
+    if progress:
+        progress(chosen.describe())
     preds = []
     for i, v in enumerate(det.score_videos([r.path for r in rows], batch_size=batch_size), 1):
         preds.append(v)
@@ -84,23 +72,28 @@ def evaluate(
         raise DatasetError(f"{dataset}: none of the {len(rows)} videos in the {split!r} split could be scored")
     metrics = compute_metrics([r.label for r, _ in ok], [v.score for _, v in ok], det.threshold)
     metrics["split"] = split
+    metrics["split_videos"] = len(rows)
+    metrics["selection"] = {**chosen.info, "summary": chosen.describe()}
     metrics["failed"] = {v.path: v.status for v in preds if not v.ok}
     if out_dir is not None:
-        from .reports import plot_confusion, plot_roc
-
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out / "predictions.csv", "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["path", "label", "group", "split", "status", "score", "predicted", "reason"])
-            for r, v in zip(rows, preds):
-                w.writerow([r.path, "fake" if r.label else "real", r.group, r.split, v.status,
-                            "" if v.score is None else f"{v.score:.6f}", v.label or "", v.reason])
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        if metrics["roc_auc"] is not None:
-            plot_roc(metrics["roc_curve"]["fpr"], metrics["roc_curve"]["tpr"], metrics["roc_auc"], out / "roc.png")
-        plot_confusion(metrics["confusion_matrix"], out / "confusion_matrix.png")
+        _write_outputs(Path(out_dir), rows, preds, metrics)
     return metrics
+
+
+def _write_outputs(out: Path, rows, preds, metrics: dict) -> None:
+    from .reports import plot_confusion, plot_roc
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "predictions.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "label", "group", "split", "status", "score", "predicted", "reason"])
+        for r, v in zip(rows, preds):
+            w.writerow([r.path, "fake" if r.label else "real", r.group, r.split, v.status,
+                        "" if v.score is None else f"{v.score:.6f}", v.label or "", v.reason])
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    if metrics["roc_auc"] is not None:
+        plot_roc(metrics["roc_curve"]["fpr"], metrics["roc_curve"]["tpr"], metrics["roc_auc"], out / "roc.png")
+    plot_confusion(metrics["confusion_matrix"], out / "confusion_matrix.png")
 
 
 def pick_threshold(real_scores, *, real_recall: float | None = None, max_fpr: float | None = None) -> float:
@@ -119,16 +112,39 @@ def pick_threshold(real_scores, *, real_recall: float | None = None, max_fpr: fl
     return min(t, 1.0)
 
 
-def calibrate(
-    model_path, dataset, *, real_recall: float | None = None, max_fpr: float | None = None, split: str = "val",
-    layout: str | None = None, output=None, progress=None,
-) -> dict:
-    """Pick a threshold on a validation split and store it in the model file."""
-    from .classifier import load_classifier
+#: fewer real videos than this make a threshold that moves with every video (a warning)
+MIN_CALIBRATION_VIDEOS = 30
 
+
+def calibrated_path(model_path) -> Path:
+    """Where ``calibrate`` writes by default: ``<name>.calibrated.keras`` beside the model."""
+    p = Path(model_path)
+    return p.with_name(f"{p.stem}.calibrated{p.suffix}")
+
+
+def calibrate(
+    model_path, dataset, *, real_recall: float | None = None, max_fpr: float | None = None, split: str | None = None,
+    layout: str | None = None, output=None, in_place: bool = False, include_training: bool = False, progress=None,
+) -> dict:
+    """Pick a threshold on real videos and write the model with it to a new file: ``output``,
+    else ``<name>.calibrated.keras`` beside it; over the input only with ``in_place``.
+
+    ``split`` None: ``val`` on the model's own dataset, ``all`` of any other (videos it was
+    trained on left out).  The result warns (``warnings``) below :data:`MIN_CALIBRATION_VIDEOS`
+    real videos."""
+    from .classifier import load_classifier
+    from .errors import ConfigError
+    from .holdout import select
+
+    if output and in_place:
+        raise ConfigError("give either an output file or in_place (--in-place), not both")
+    target = Path(model_path) if in_place else Path(output) if output else calibrated_path(model_path)
     det = load_classifier(model_path)
-    rows = _rows_for(dataset, split, det.metadata, layout)
-    real = [r.path for r in rows if r.label == 0]
+    chosen = select(dataset, det.metadata, purpose="calibrate", split=split, layout=layout,
+                    include_training=include_training)
+    real = [r.path for r in chosen.rows if r.label == 0]
+    if progress:
+        progress(chosen.describe())
     scores = []
     for i, v in enumerate(det.score_videos(real), 1):
         if v.ok:
@@ -136,8 +152,17 @@ def calibrate(
         if progress:
             progress(ProgressText("calibrate", i, len(real), f"calibrate: {i}/{len(real)} real videos"))
     t = pick_threshold(scores, real_recall=real_recall, max_fpr=max_fpr)
-    new = det.with_threshold(t)
-    meta = {"calibration": {"split": split, "real_recall": real_recall, "max_fpr": max_fpr, "threshold": t,
-                            "n_real": len(scores), "previous_threshold": det.threshold}}
-    path = new.save(output or model_path, meta)
-    return {"threshold": t, "previous_threshold": det.threshold, "n_real": len(scores), "model": str(path)}
+    warnings = []
+    if len(scores) < MIN_CALIBRATION_VIDEOS:
+        warnings.append(f"only {len(scores)} real videos scored (fewer than {MIN_CALIBRATION_VIDEOS}): this threshold "
+                        "will move with every video added; calibrate on more")
+    s = np.asarray(scores)
+    meta = {"calibration": {"split": chosen.info["split"], "dataset": chosen.info["dataset"],
+                            "real_recall": real_recall, "max_fpr": max_fpr, "threshold": t, "n_real": len(scores),
+                            "previous_threshold": det.threshold}}
+    path = det.with_threshold(t).save(target, meta)
+    return {"threshold": t, "previous_threshold": det.threshold, "n_real": len(scores),
+            "real_called_real": float((s < t).mean()) if len(s) else None,
+            "real_called_real_before": float((s < det.threshold).mean()) if len(s) else None,
+            "split": chosen.info["split"], "selection": chosen.describe(), "model": str(path),
+            "input_model": str(model_path), "in_place": bool(in_place), "warnings": warnings}

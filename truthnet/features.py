@@ -34,6 +34,11 @@ CROP_KEYS = (
 )
 
 
+#: hex digits of :func:`file_fingerprint` a model's metadata keeps per training video (64 bits:
+#: no accidental collision in any real dataset, half the size in a model file)
+FP_PREFIX = 16
+
+
 def file_fingerprint(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """A content fingerprint: size plus the first and last MiB (BLAKE2b).  Cheap on big files,
     and changes when a file is replaced, re-encoded or truncated."""

@@ -1,7 +1,10 @@
-"""One self-contained HTML file for a scan: summary, a sortable table, face-crop thumbnails.
+"""One self-contained HTML file for a scan, and the CSV export.
 
-Every string that comes from a file name or a reason is escaped; thumbnails are inline
-``data:`` URIs, so the file can be mailed or archived on its own.
+The HTML report states what it needs to hold up (scanned roots, model file hash, threshold,
+TruthNet version, date), groups files by folder relative to the scanned root, and shows each
+video's face crops with the sampled frames' times (a click enlarges them).  Every string that
+comes from a file name or a reason is escaped; CSS, script and thumbnails (``data:`` URIs) are
+inline, so the file can be mailed or archived on its own.
 """
 
 from __future__ import annotations
@@ -13,81 +16,139 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from .paths import folder_of, shown
 from .store import ResultRow
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-h1{font-size:1.4em} .muted{color:#777}
+h1{font-size:1.4em} h2{font-size:1.05em;margin:1.6em 0 .4em;font-family:ui-monospace,monospace}
+.muted{color:#777} dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.15em 1em;font-size:.9em}
+dl.facts dt{color:#555} dl.facts dd{margin:0;font-family:ui-monospace,monospace;word-break:break-all}
 table{border-collapse:collapse;width:100%;font-size:.9em}
 th,td{border-bottom:1px solid #ddd;padding:.35em .5em;text-align:left;vertical-align:middle}
 th{cursor:pointer;background:#f4f4f4;position:sticky;top:0} th:hover{background:#e8e8e8}
 .fake{color:#b00020;font-weight:600} .real{color:#1b7f3b;font-weight:600} .fail{color:#a36200}
 .cards span{display:inline-block;margin-right:1.5em;font-size:1.1em}
-img.strip{height:40px;image-rendering:auto}
+img.strip{height:40px;cursor:zoom-in}
+#zoom{display:none;position:fixed;inset:0;background:rgba(0,0,0,.85);z-index:9;cursor:zoom-out;
+      flex-direction:column;align-items:center;justify-content:center;color:#eee}
+#zoom.on{display:flex} #zoom img{width:96vw;max-height:80vh;object-fit:contain;image-rendering:pixelated}
+#zoom p{font-family:ui-monospace,monospace;max-width:96vw}
 """
 
+# Sorting keeps rows without a value (unscored files) last in both directions; a click on a
+# crop strip shows it across the window with its frame times.
 _JS = """
 document.querySelectorAll('th').forEach((th, col) => th.addEventListener('click', () => {
   const tb = th.closest('table').tBodies[0];
   const asc = th.dataset.asc !== '1'; th.dataset.asc = asc ? '1' : '0';
-  const key = r => { const c = r.cells[col]; const v = c.dataset.v ?? c.textContent;
-                     const n = parseFloat(v); return isNaN(n) ? v.toLowerCase() : n; };
-  [...tb.rows].sort((a, b) => (key(a) > key(b) ? 1 : key(a) < key(b) ? -1 : 0) * (asc ? 1 : -1))
+  const key = r => { const c = r.cells[col]; const v = c.dataset.v ?? c.textContent.trim();
+                     if (v === '') return null; const n = Number(v); return isNaN(n) ? v.toLowerCase() : n; };
+  [...tb.rows].sort((a, b) => { const x = key(a), y = key(b);
+      if (x === null || y === null) return (x === null) - (y === null);
+      return (x > y ? 1 : x < y ? -1 : 0) * (asc ? 1 : -1); })
     .forEach(r => tb.appendChild(r));
 }));
+const zoom = document.getElementById('zoom');
+document.querySelectorAll('img.strip').forEach(img => img.addEventListener('click', () => {
+  zoom.querySelector('img').src = img.src;
+  zoom.querySelector('p').textContent = img.dataset.caption || '';
+  zoom.classList.add('on');
+}));
+zoom.addEventListener('click', () => zoom.classList.remove('on'));
+document.addEventListener('keydown', e => { if (e.key === 'Escape') zoom.classList.remove('on'); });
 """
 
 
-def render_html(rows: list[ResultRow], *, title: str = "TruthNet scan", scan: dict | None = None) -> str:
+def _facts(rows: list[ResultRow], scan: dict | None, roots: list[str]) -> list[tuple[str, str]]:
+    """What the report must state to hold up: where, with what, when."""
+    from . import __version__
+
+    scan = scan or {}
+    info = scan.get("info") or {}
+    thresholds = sorted({r.threshold for r in rows if r.threshold is not None})
+    fmt = "%Y-%m-%d %H:%M:%S %Z"
+    started = scan.get("started") or min((r.scanned_at for r in rows if r.scanned_at), default=None)
+    facts = [
+        ("scanned roots", "\n".join(roots) or "-"),
+        ("scan", f"#{scan['id']} ({scan.get('state')})" if scan.get("id") else "-"),
+        ("scanned", time.strftime(fmt, time.localtime(started)) if started else "-"),
+        ("report written", time.strftime(fmt)),
+        ("model file", str(scan.get("model") or "-")),
+        ("model SHA-256", str(info.get("model_sha256") or "-")),
+        ("threshold", ", ".join(f"{t:.4g}" for t in thresholds) or str(info.get("threshold", "-"))),
+        ("TruthNet", f"{info.get('truthnet_version') or '-'} (scan); {__version__} (this report)"),
+    ]
+    if info.get("windows", 1) > 1:
+        facts.append(("windows per video", str(info["windows"])))
+    return facts
+
+
+def _row_html(r: ResultRow, roots: list[str]) -> str:
     e = html.escape
+    verdict = r.label or "-"
+    cls = r.label if r.label else "fail"
+    score = "" if r.score is None else f"{r.score:.4f}"
+    faces = "-" if r.faces_found is None else f"{sum(1 for f in r.faces_found if f)}/{len(r.faces_found)}"
+    times = r.frame_times()
+    when = "" if not times else ", ".join(f"{t:.2f}" for t in times)
+    img = ""
+    if r.thumbs:
+        b64 = base64.b64encode(r.thumbs).decode()
+        caption = f"{shown(r.path, roots)} - frames at {when} s" if when else shown(r.path, roots)
+        img = (f"<img class='strip' alt='face crops' title='click to enlarge' data-caption='{e(caption)}' "
+               f"src='data:image/jpeg;base64,{b64}'>")
+    dur = "" if r.duration is None else f"{r.duration:.1f}"
+    windows = ""
+    if r.window_scores:
+        windows = " <span class='muted'>(" + ", ".join(f"{w:.2f}" for w in r.window_scores) + ")</span>"
+    return (
+        f"<tr><td title='{e(r.path)}'>{e(os.path.basename(r.path))}</td>"
+        f"<td class='{e(cls)}'>{e(verdict)}</td><td data-v='{score}'>{score}{windows}</td>"
+        f"<td>{e(r.status)}</td><td>{e(r.reason or '')}</td><td>{faces}</td><td>{dur}</td>"
+        f"<td class='muted'>{e(when)}</td><td>{img}</td></tr>"
+    )
+
+
+def render_html(rows: list[ResultRow], *, title: str = "TruthNet scan", scan: dict | None = None,
+                roots: list[str] | None = None) -> str:
+    """The report: facts (roots, model hash, threshold, versions, date), counts, then one
+    sortable table per folder, paths relative to the scanned root."""
+    e = html.escape
+    roots = list(roots or (scan or {}).get("roots") or [])
     counts = Counter(r.status for r in rows)
     labels = Counter(r.label for r in rows if r.label)
     failed = sum(n for s, n in counts.items() if s != "ok")
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{e(title)}</h1>",
+        f"<h1>{e(title)}</h1><dl class='facts'>",
     ]
-    if scan:
-        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(scan.get("started") or 0))
-        parts.append(
-            f"<p class='muted'>scan #{e(str(scan.get('id')))} &middot; {e(started)} &middot; "
-            f"model {e(str(scan.get('model') or '-'))} &middot; state {e(str(scan.get('state')))}</p>"
-        )
+    for k, v in _facts(rows, scan, roots):
+        parts.append(f"<dt>{e(k)}</dt><dd>{e(v).replace(chr(10), '<br>')}</dd>")
+    parts.append("</dl>")
+    # MODEL CARD (issue #15): the model card's summary and its warnings go here, between the
+    # facts above and the counts below (truthnet/modelcard.py renders them).
     parts.append(
         "<p class='cards'>"
         f"<span>{len(rows)} files</span><span class='fake'>{labels.get('fake', 0)} fake</span>"
         f"<span class='real'>{labels.get('real', 0)} real</span><span class='fail'>{failed} not scored</span></p>"
     )
     if failed:
+        parts.append("<p class='muted'>" + ", ".join(f"{e(s)}: {n}" for s, n in sorted(counts.items()) if s != "ok")
+                     + "</p>")
+    groups: dict[str, list[ResultRow]] = {}
+    for r in sorted(rows, key=lambda r: shown(r.path, roots)):
+        groups.setdefault(folder_of(r.path, roots), []).append(r)
+    for folder, members in groups.items():
+        parts.append(f"<h2>{e(folder)}/ <span class='muted'>({len(members)})</span></h2>")
         parts.append(
-            "<p class='muted'>"
-            + ", ".join(f"{e(s)}: {n}" for s, n in sorted(counts.items()) if s != "ok")
-            + "</p>"
+            "<table><thead><tr><th>file</th><th>verdict</th><th>score</th><th>status</th><th>reason</th>"
+            "<th>faces/frames</th><th>duration (s)</th><th>frame times (s)</th><th>face crops</th></tr></thead><tbody>"
         )
-    parts.append(
-        "<table><thead><tr><th>file</th><th>verdict</th><th>score</th><th>status</th><th>reason</th>"
-        "<th>faces/frames</th><th>duration (s)</th><th>face crops</th></tr></thead><tbody>"
-    )
-    for r in rows:
-        verdict = r.label or "-"
-        cls = r.label if r.label else "fail"
-        score = "" if r.score is None else f"{r.score:.4f}"
-        faces = "-" if r.faces_found is None else f"{sum(1 for f in r.faces_found if f)}/{len(r.faces_found)}"
-        img = ""
-        if r.thumbs:
-            b64 = base64.b64encode(r.thumbs).decode()
-            img = f"<img class='strip' alt='face crops' src='data:image/jpeg;base64,{b64}'>"
-        dur = "" if r.duration is None else f"{r.duration:.1f}"
-        windows = ""
-        if r.window_scores:
-            windows = " <span class='muted'>(" + ", ".join(f"{w:.2f}" for w in r.window_scores) + ")</span>"
-        parts.append(
-            f"<tr><td title='{e(r.path)}'>{e(os.path.basename(r.path))}</td>"
-            f"<td class='{e(cls)}'>{e(verdict)}</td><td data-v='{score or -1}'>{score}{windows}</td>"
-            f"<td>{e(r.status)}</td><td>{e(r.reason or '')}</td><td>{faces}</td><td>{dur}</td><td>{img}</td></tr>"
-        )
-    parts.append(f"</tbody></table><script>{_JS}</script></body></html>")
+        parts.extend(_row_html(r, roots) for r in members)
+        parts.append("</tbody></table>")
+    parts.append(f"<div id='zoom'><img alt='face crops, enlarged'><p></p></div><script>{_JS}</script></body></html>")
     return "".join(parts)
 
 
@@ -99,15 +160,19 @@ def write_html(rows: list[ResultRow], path: str | os.PathLike, **kw) -> Path:
 
 
 CSV_FIELDS = [
-    "path", "status", "reason", "score", "label", "threshold", "size", "fingerprint", "duration",
-    "frames_sampled", "faces_found", "window_scores", "scan_id", "scanned_at",
+    "file", "path", "status", "reason", "score", "label", "threshold", "size", "fingerprint", "duration",
+    "frames_sampled", "frame_times", "faces_found", "window_scores", "scan_id", "scanned_at",
 ]
 
 
-def write_csv(rows: list[ResultRow], path: str | os.PathLike) -> Path:
+def write_csv(rows: list[ResultRow], path: str | os.PathLike, *, scan: dict | None = None,
+              roots: list[str] | None = None) -> Path:
+    """One row per file: ``file`` relative to the scanned root (as the HTML report and the TUI
+    show it), ``path`` absolute, ``frame_times`` the sampled frames' seconds."""
     import csv
     import json
 
+    roots = list(roots or (scan or {}).get("roots") or [])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as fh:
@@ -115,7 +180,10 @@ def write_csv(rows: list[ResultRow], path: str | os.PathLike) -> Path:
         w.writeheader()
         for r in rows:
             d = r.to_dict()
+            d["file"] = shown(r.path, roots)
             d["faces_found"] = "" if r.faces_found is None else json.dumps(r.faces_found)
             d["window_scores"] = "" if r.window_scores is None else json.dumps(r.window_scores)
+            times = r.frame_times()
+            d["frame_times"] = "" if times is None else json.dumps(times)
             w.writerow(d)
     return path

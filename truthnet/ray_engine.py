@@ -43,6 +43,7 @@ class _Scorer:
         with os.fdopen(fd, "wb") as fh:
             fh.write(model_bytes)
         self.det = load_classifier(path, PipelineConfig.from_dict(config))
+        self.det.allow_untrained = True  # the driver's Engine already refused an untrained model, or was told to allow it
         os.unlink(path)
         self.windows, self.timeout = windows, timeout
         self.decode_workers, self.batch_size = decode_workers, batch_size

@@ -47,7 +47,8 @@ class Result:
     not be scored never gets a made-up score.
 
     Fields:
-        path: the file, as it was given (a scan stores what it collected).
+        path: the file, as it was given; a scan stores it absolute and normalised
+            (:func:`truthnet.paths.norm`).
         status: one of :data:`STATUSES`.
         reason: why a file failed, or which windows were skipped; empty when nothing to say.
         score: the model's score in [0, 1] (mean over windows), only for ``ok``.
@@ -56,13 +57,15 @@ class Result:
         size: file size in bytes (scans).
         fingerprint: content fingerprint, used to reuse results across scans.
         duration: video duration in seconds, when probed.
+        fps: frames per second, when probed (a sampled frame's time is ``index / fps``).
         frames_sampled: frames decoded and fed to the model (all windows together).
         frames_padded: black frames appended because the video was shorter than the model's
             sequence (first window).
-        frame_indices: the sampled frame indices (first window).
+        frame_indices: the sampled frame indices (first window); see :meth:`frame_times`.
         faces_found: faces detected per sampled frame, or ``None`` when the detector does not
             look for faces (``none``).
-        window_scores: per-window scores when a scan used ``windows > 1``.
+        window_scores: per-window scores when more than one window was asked for; shorter than
+            asked when the clip holds too few frames for that many windows (``reason`` says so).
         timings: seconds per stage (``decode``, ``detect``, ``crop``, ``embed``, ``classify``;
             ``reused`` = 1 when taken from an earlier scan).
         thumbs: a JPEG strip of the face crops (store, HTML report, TUI); never in JSON.
@@ -78,6 +81,7 @@ class Result:
     size: int | None = None
     fingerprint: str | None = None
     duration: float | None = None
+    fps: float | None = None
     frames_sampled: int = 0
     frames_padded: int = 0
     frame_indices: list[int] = field(default_factory=list)
@@ -96,6 +100,12 @@ class Result:
     @property
     def is_fake(self) -> bool | None:
         return None if self.label is None else self.label == "fake"
+
+    def frame_times(self) -> list[float] | None:
+        """Seconds into the video of each sampled frame (first window), when the fps is known."""
+        if not self.fps or not self.frame_indices:
+            return None
+        return [round(i / self.fps, 3) for i in self.frame_indices]
 
     @property
     def frames_used(self) -> int:

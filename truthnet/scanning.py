@@ -26,7 +26,18 @@ from .decoding import WindowFailure, detects_in_decoder  # noqa: F401,E402
 from .engine import thumbnail_strip  # noqa: F401,E402
 from .isolation import IsolatedDecoder  # noqa: F401,E402
 
-__all__ = ["Scanner", "ScanSummary", "model_key", "FINAL_STATUSES", "collect_files", "default_decode"]
+__all__ = ["Scanner", "ScanSummary", "model_key", "model_sha256", "FINAL_STATUSES", "collect_files", "default_decode"]
+
+
+def model_sha256(model_path: str | None) -> str | None:
+    """SHA-256 of the whole model file (what a report cites), or None for an in-memory model."""
+    if not model_path or not os.path.isfile(model_path):
+        return None
+    h = hashlib.sha256()
+    with open(model_path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def model_key(model_path: str | None, config: PipelineConfig, windows: int) -> str:
@@ -86,13 +97,14 @@ class Scanner:
         batch_size: int = 8,
         decode_fn: DecodeFn = default_decode,
         isolation: str = "process",
+        max_wait: float | None = None,
     ) -> None:
         self.det = detector
         self.store = store
         self.force = force
         self.model_path = model_path
         self.engine = Engine(detector, windows=windows, isolation=isolation, workers=workers, timeout=timeout,
-                             batch_size=batch_size, decode_fn=decode_fn)
+                             batch_size=batch_size, decode_fn=decode_fn, max_wait=max_wait)
         self.windows = self.engine.windows
         self.key = model_key(model_path, detector.config, self.windows)
 
@@ -108,9 +120,20 @@ class Scanner:
     ) -> ScanSummary:
         """Score ``files``; each ends as exactly one stored result.  Ctrl-C/SIGTERM or
         ``cancel.set()`` stop it cleanly (the scan is marked ``interrupted``; a re-run does the
-        rest)."""
+        rest).  Paths are stored absolute and normalised; a scan of nothing is not recorded
+        (``scan_id`` 0)."""
+        from . import __version__
+        from .paths import norm
+
         t0 = time.perf_counter()
-        scan_id = self.store.start_scan(self.model_path, self.key, roots or files, options or {})
+        files = [norm(f) for f in files]
+        problems = [(norm(p), s, r) for p, s, r in problems]
+        if not files and not problems:
+            return ScanSummary(0, Counter(), 0, 0, time.perf_counter() - t0)
+        info = {"model_sha256": model_sha256(self.model_path), "truthnet_version": __version__,
+                "threshold": self.det.threshold, "windows": self.windows}
+        scan_id = self.store.start_scan(self.model_path, self.key, [norm(r) for r in roots or files], options or {},
+                                        info)
         counts: Counter = Counter()
 
         def emit(row: Result) -> None:
@@ -137,6 +160,10 @@ class Scanner:
         except KeyboardInterrupt:
             state = "interrupted"
         finally:
+            if state != "done":  # the interrupt may land between storing a row and counting it
+                counts = Counter()
+                for r in self.store.results(scan_id):
+                    counts.update([r.status] + ([r.label] if r.label else []))
             self.store.finish_scan(scan_id, state, dict(counts))
         summary = ScanSummary(scan_id, counts, len(files) + len(problems), skipped, time.perf_counter() - t0)
         summary.interrupted = state == "interrupted"

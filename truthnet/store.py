@@ -16,13 +16,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-#: version 2 added ``frame_indices`` and ``frames_padded`` (the API's fields) to ``results``
-SCHEMA_VERSION = 2
+#: version 2 added ``frame_indices`` and ``frames_padded`` (the API's fields) to ``results``;
+#: version 3 added ``results.fps`` (frame times in reports), ``scans.info`` (what a report must
+#: say about a scan: model file hash, TruthNet version, threshold); the job tables are
+#: :mod:`truthnet.jobs.queue`'s
+SCHEMA_VERSION = 3
 
 #: columns added after version 1: (table, column, type), applied by :meth:`Store._migrate`
 _ADDED_COLUMNS = [
     ("results", "frame_indices", "TEXT"),     # JSON list of the sampled frame indices
     ("results", "frames_padded", "INTEGER"),
+    ("results", "fps", "REAL"),
+    ("scans", "info", "TEXT"),                # JSON: model_sha256, truthnet_version, threshold, windows
 ]
 
 _SCHEMA = """
@@ -36,7 +41,8 @@ CREATE TABLE IF NOT EXISTS scans (
     model_key TEXT,
     roots TEXT,                                  -- JSON list of the paths given
     options TEXT,                                -- JSON of the command's options
-    counts TEXT                                  -- JSON {status: n, "fake": n, "real": n}
+    counts TEXT,                                 -- JSON {status: n, "fake": n, "real": n}
+    info TEXT                                    -- JSON: model_sha256, truthnet_version, threshold
 );
 CREATE TABLE IF NOT EXISTS results (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -51,6 +57,7 @@ CREATE TABLE IF NOT EXISTS results (
     label TEXT,
     threshold REAL,
     duration REAL,
+    fps REAL,
     frames_sampled INTEGER,
     frames_padded INTEGER,
     frame_indices TEXT,                          -- JSON list of the sampled frame indices
@@ -84,9 +91,16 @@ class Store:
 
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         self.path = Path(path) if path else default_db_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self.con.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.con.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
+        except (OSError, sqlite3.Error) as exc:  # a typo or an unwritable place: one line, not a traceback
+            from .errors import ConfigError
+
+            why = getattr(exc, "strerror", None) or str(exc)
+            raise ConfigError(f"cannot open the results database {self.path}: {why}",
+                              hint="give a writable file with --db") from None
         self._migrate()
 
     def _migrate(self) -> None:
@@ -145,11 +159,13 @@ class Store:
             self._local.con = None
 
     # -- scans ----------------------------------------------------------------------------
-    def start_scan(self, model: str | None, model_key: str | None, roots: list[str], options: dict) -> int:
+    def start_scan(self, model: str | None, model_key: str | None, roots: list[str], options: dict,
+                   info: dict | None = None) -> int:
         with self._tx() as con:
             cur = con.execute(
-                "INSERT INTO scans (started, model, model_key, roots, options) VALUES (?, ?, ?, ?, ?)",
-                (time.time(), model, model_key, json.dumps(roots), json.dumps(options, default=str)),
+                "INSERT INTO scans (started, model, model_key, roots, options, info) VALUES (?, ?, ?, ?, ?, ?)",
+                (time.time(), model, model_key, json.dumps(roots), json.dumps(options, default=str),
+                 json.dumps(info or {}, default=str)),
             )
             return int(cur.lastrowid)
 
@@ -167,7 +183,7 @@ class Store:
         out = []
         for r in self.con.execute(q):
             d = dict(r)
-            for k in ("roots", "options", "counts"):
+            for k in ("roots", "options", "counts", "info"):
                 d[k] = json.loads(d[k]) if d[k] else None
             out.append(d)
         return out
@@ -180,12 +196,12 @@ class Store:
         with self._tx() as con:
             con.execute(
                 """INSERT OR REPLACE INTO results (scan_id, path, size, fingerprint, model_key, status, reason,
-                   score, label, threshold, duration, frames_sampled, frames_padded, frame_indices, faces_found,
+                   score, label, threshold, duration, fps, frames_sampled, frames_padded, frame_indices, faces_found,
                    window_scores, timings, thumbs, scanned_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     scan_id, row.path, row.size, row.fingerprint, row.model_key, row.status, row.reason,
-                    row.score, row.label, row.threshold, row.duration, row.frames_sampled, row.frames_padded,
+                    row.score, row.label, row.threshold, row.duration, row.fps, row.frames_sampled, row.frames_padded,
                     json.dumps(row.frame_indices or []),
                     None if row.faces_found is None else json.dumps(row.faces_found),
                     None if row.window_scores is None else json.dumps(row.window_scores),
@@ -242,6 +258,7 @@ def _row(r: sqlite3.Row, with_thumbs: bool = False) -> Result:
         size=r["size"],
         fingerprint=r["fingerprint"],
         duration=r["duration"],
+        fps=r["fps"],
         frames_sampled=r["frames_sampled"] or 0,
         frames_padded=r["frames_padded"] or 0,
         frame_indices=json.loads(r["frame_indices"]) if r["frame_indices"] else [],

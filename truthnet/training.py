@@ -298,7 +298,9 @@ def train(
     """Train on a dataset folder (or manifest CSV) and save the model with its pipeline config,
     manifest, history and curves into ``out_dir``."""
     from . import __version__
+    from .features import FP_PREFIX
     from .model import save_model
+    from .paths import norm
 
     t_start = time.perf_counter()
     cfg = PipelineConfig.preset(config) if isinstance(config, str) else config
@@ -336,7 +338,11 @@ def train(
         "trained": True,
         "truthnet_version": __version__,
         "train_config": tcfg.to_dict(),
-        "dataset": str(dataset),
+        "dataset": norm(dataset),  # absolute: evaluation compares it with the dataset it is given
+        # what the model saw (fingerprint prefixes): evaluation and calibration find and leave out
+        # these videos wherever they turn up again (another folder, a renamed copy)
+        "training_fingerprints": {s: sorted(fps[r.path][:FP_PREFIX] for r in part if r.path in fps)
+                                  for s, part in (("train", train_rows), ("val", val_rows))},
         "layout": layout_name,
         "split_counts": counts,
         "failed_videos": len(failed),

@@ -120,10 +120,15 @@ def _evaluate(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
 
     model = _model(job)
     clf = api.load(model, preset=job.get("preset"))
-    metrics = api.evaluate(clf, job["target"], out_dir, split="all", on_event=event_progress(report))
+    # the split as asked (the TUI's dialog, `jobs add --split`); None: test on the model's own
+    # dataset, all videos of another; the model's training videos are left out unless asked
+    opts = job.get("options") or {}
+    metrics = api.evaluate(clf, job["target"], out_dir, split=opts.get("split"),
+                           include_training=bool(opts.get("include_training")), on_event=event_progress(report))
     auc = "n/a" if metrics["roc_auc"] is None else f"{metrics['roc_auc']:.3f}"
     return {"metrics": str(out_dir / "metrics.json"), "out_dir": str(out_dir), "model": str(model),
-            "message": f"accuracy {metrics['accuracy']:.3f}, ROC-AUC {auc}"}
+            "message": f"{metrics['split']} split, {metrics['split_videos']} videos: accuracy "
+                       f"{metrics['accuracy']:.3f}, ROC-AUC {auc}"}
 
 
 def _selftest(job: dict, store: Store, report: Report, out_dir: Path) -> dict:

@@ -18,6 +18,7 @@ from ..store import ResultRow, Store
 from ..video import is_video_path
 from .jobs_view import JobsView
 from .messages import DevicesFound
+from .widgets.search import SearchBox
 from .widgets.video_tree import VideoTree, videos_below
 
 FILTERS = ("all", "fake", "real", "failed", "not scanned")
@@ -31,6 +32,8 @@ class TruthnetApp(JobsView, App):
     TITLE = "TruthNet"
     BINDINGS = [
         Binding("b", "browse", "Folders"),
+        Binding("l", "focus_videos", "Videos"),
+        Binding("j", "focus_jobs", "Jobs"),
         Binding("s", "queue('scan')", "Scan folder"),
         Binding("t", "queue('train')", "Train"),
         Binding("e", "queue('evaluate')", "Evaluate"),
@@ -50,7 +53,9 @@ class TruthnetApp(JobsView, App):
     def __init__(self, root: str | os.PathLike = ".", *, model: str | None = None, db: str | None = None,
                  start_jobs: bool = True) -> None:
         super().__init__()
-        self.root = Path(root).resolve()
+        from ..paths import norm
+
+        self.root = Path(norm(root))  # as scans store paths: absolute, normalised, links kept
         self.store = Store(db)
         from ..settings import default_model
 
@@ -72,7 +77,7 @@ class TruthnetApp(JobsView, App):
             yield VideoTree(self.root, id="tree")
             with Vertical(id="right"):
                 yield Label("", id="folder-label")
-                yield Input(placeholder="search by name (press / ), Esc to leave", id="search")
+                yield SearchBox(placeholder="search by name (press / ), Esc to leave", id="search")
                 yield DataTable(id="videos", cursor_type="row", zebra_stripes=True)
                 yield Label("Jobs", id="jobs-label")
                 yield DataTable(id="jobs", cursor_type="row")
@@ -133,18 +138,19 @@ class TruthnetApp(JobsView, App):
         elif self.filter == "not scanned":
             rows = [(p, r) for p, r in rows if r is None]
 
-        def key(item):
-            p, r = item
-            col = COLUMNS[self.sort_col]
-            if col == "name":
-                return (0, self.video_name(p).lower())
-            if r is None:
-                return (1, "")
-            v = {"verdict": r.label or "", "score": r.score if r.score is not None else -1.0,
-                 "status": r.status, "scanned": r.scanned_at or 0.0}[col]
-            return (0, v)
+        col = COLUMNS[self.sort_col]
 
-        rows.sort(key=key, reverse=self.sort_reverse)
+        def value(item):
+            p, r = item
+            if col == "name":
+                return Path(p).name.lower()
+            if r is None:
+                return None
+            return {"verdict": r.label, "score": r.score, "status": r.status, "scanned": r.scanned_at}[col]
+
+        # rows without a value (not scanned, not scored) stay last in both directions
+        known = sorted((x for x in rows if value(x) is not None), key=value, reverse=self.sort_reverse)
+        rows = known + sorted((x for x in rows if value(x) is None), key=lambda x: Path(x[0]).name.lower())
         self._rows = rows
         table = self.query_one("#videos", DataTable)
         table.clear()
@@ -189,6 +195,12 @@ class TruthnetApp(JobsView, App):
     def action_browse(self) -> None:
         self.query_one("#tree", VideoTree).focus()
 
+    def action_focus_videos(self) -> None:
+        self.query_one("#videos", DataTable).focus()
+
+    def action_focus_jobs(self) -> None:
+        self.query_one("#jobs", DataTable).focus()
+
     @on(VideoTree.FileSelected)
     def _file_selected(self, event: VideoTree.FileSelected) -> None:
         self.folder = Path(event.path).parent
@@ -221,7 +233,9 @@ class TruthnetApp(JobsView, App):
         self.refresh_videos()
 
     def action_search(self) -> None:
-        self.query_one("#search", Input).focus()
+        box = self.query_one("#search", SearchBox)
+        box.can_focus = True  # only `/` lets typing land in the search box (Tab skips it)
+        box.focus()
 
     @on(Input.Changed, "#search")
     def _search(self, event: Input.Changed) -> None:
@@ -231,6 +245,10 @@ class TruthnetApp(JobsView, App):
     @on(Input.Submitted, "#search")
     def _search_done(self) -> None:
         self.query_one("#videos", DataTable).focus()
+
+    @on(SearchBox.Left)
+    def _search_left(self) -> None:
+        self.query_one("#search", SearchBox).can_focus = False
 
     def action_refresh(self) -> None:
         self.refresh_videos()
@@ -248,22 +266,34 @@ class TruthnetApp(JobsView, App):
         self.push_screen(DetailsScreen(path, row, self.store.thumbs(path), self.shown(Path(path))))
 
     def action_export(self) -> None:
-        from ..htmlreport import write_html
+        """Write the view's verdicts as HTML where the user says (default: the reports folder):
+        never into the scanned folder unless the user types a path there."""
+        from ..outputs import default_report_path
+        from .screens.dialogs import ExportDialog
 
         rows = [r for _, r in self._rows if r is not None]
         if not rows:
             self.error("nothing to export: no scanned videos in this view")
             return
-        thumbs = {r.path: self.store.thumbs(r.path) for r in rows}
+        what = f"{len(rows)} scanned videos of {self.shown(self.folder)} (filter: {self.filter})"
+        self.push_screen(ExportDialog(str(default_report_path(self.folder)), what),
+                         lambda out: out and self.write_report(rows, out))
+
+    def write_report(self, rows: list[ResultRow], out: str) -> None:
+        from ..htmlreport import write_html
+
         for r in rows:
-            r.thumbs = thumbs[r.path]
-        out = self.folder / "truthnet-report.html"
+            r.thumbs = self.store.thumbs(r.path)
+        scans = sorted({r.scan_id for r in rows if r.scan_id})
+        scan = self.store.scan(scans[0]) if len(scans) == 1 else None
+        title = f"TruthNet: {self.shown(self.folder)}" + (f" (results of scans {', '.join(f'#{i}' for i in scans)})"
+                                                          if len(scans) > 1 else "")
         try:
-            write_html(rows, out, title=f"TruthNet: {self.folder}")
+            path = write_html(rows, out, title=title, scan=scan, roots=[str(self.root)])
         except OSError as exc:
             self.error(f"cannot write {out}: {exc.strerror or exc}")
             return
-        self.notify(f"report written to {out}")
+        self.notify(f"report written to {path}", timeout=8)
 
     def error(self, message: str) -> None:
         from .screens.dialogs import ErrorDialog
@@ -286,7 +316,7 @@ class TruthnetApp(JobsView, App):
             if not choice:
                 return
             jid = self.queue_job(choice["kind"], choice["target"], model=choice["model"], preset=choice["preset"],
-                                 device=choice["device"])
+                                 device=choice["device"], options=choice.get("options"))
             self.notify(f"job {jid} queued: {kind} {Path(target).name} on {choice['device']}")
 
         from ..settings import default_model

@@ -179,10 +179,16 @@ class JobsView:
         self.poll_jobs()
 
     def action_view_job(self) -> None:
-        jid = self.selected_job_id()
-        job = self.queue.get(jid) if jid else None
+        """The job highlighted in the jobs table when that has focus, else the last finished one
+        (never whichever job the cursor last sat on)."""
+        if self._main("#jobs", DataTable).has_focus:
+            jid = self.selected_job_id()
+            job = self.queue.get(jid) if jid else None
+        else:
+            done = [j for j in self.queue.jobs(limit=200) if j["state"] == "done"]
+            job = max(done, key=lambda j: j["finished"] or 0) if done else None
         if not job or job["state"] != "done":
-            self.notify("select a finished job in the jobs table", severity="warning")
+            self.notify("no finished job to view (j focuses the jobs table)", severity="warning")
             return
         res = job["result"] or {}
         if job["kind"] == "evaluate":

@@ -29,8 +29,16 @@ class ErrorDialog(ModalScreen[None]):
         self.dismiss(None)
 
 
+TITLES = {"scan": "Queue a scan", "train": "Queue training", "evaluate": "Queue an evaluation"}
+
+#: the evaluation split choices; None: the same default as `truthnet evaluate`
+SPLITS = [("default: test on the model's own dataset, all videos of another", "default"),
+          ("test", "test"), ("val", "val"), ("train", "train"), ("all", "all")]
+
+
 class JobDialog(ModalScreen[dict | None]):
-    """Choose the model, preset and device for a scan / training / evaluation of a folder."""
+    """Choose the model, preset and device for a scan / training / evaluation of a folder
+    (and, for an evaluation, the split)."""
 
     BINDINGS = [("escape", "cancel", "Cancel")]
 
@@ -44,7 +52,7 @@ class JobDialog(ModalScreen[dict | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(f"Queue a {self.kind}", id="dialog-title")
+            yield Label(TITLES.get(self.kind, f"Queue {self.kind}"), id="dialog-title")
             yield Static(f"folder: {self.target}", id="job-target")
             if self.kind != "train":
                 yield Label("model")
@@ -56,6 +64,9 @@ class JobDialog(ModalScreen[dict | None]):
             options = [(p, p) for p in self.presets]
             default = "tiny" if self.kind == "train" else Select.NULL
             yield Select(options, value=default, allow_blank=self.kind != "train", id="job-preset")
+            if self.kind == "evaluate":
+                yield Label("split (training videos are always left out)")
+                yield Select(SPLITS, value="default", allow_blank=False, id="job-split")
             yield Label("device")
             yield Select([(d, d) for d in self.devices], value=self.devices[0], allow_blank=False, id="job-device")
             with Horizontal(id="dialog-buttons"):
@@ -78,7 +89,12 @@ class JobDialog(ModalScreen[dict | None]):
             chosen = self.query_one("#job-model", Select).value
             model = self.query_one("#job-model-path", Input).value.strip() or (
                 None if chosen is Select.NULL else str(chosen))
+        options = {}
+        if self.kind == "evaluate":
+            split = self.query_one("#job-split", Select).value
+            options["split"] = None if split == "default" else split
         self.dismiss({
+            "options": options,
             "kind": self.kind,
             "target": self.target,
             "model": model or None,
@@ -119,4 +135,55 @@ class QuitDialog(ModalScreen[str | None]):
         self.dismiss(None if event.button.id == "back" else event.button.id)
 
     def action_back(self) -> None:
+        self.dismiss(None)
+
+
+class ExportDialog(ModalScreen[str | None]):
+    """Ask where to write a report (default: the user's reports folder, never the evidence)."""
+
+    BINDINGS = [("escape", "cancel", "Cancel")]
+
+    def __init__(self, default: str, what: str) -> None:
+        super().__init__()
+        self.default, self.what = default, what
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label("Export a report", id="dialog-title")
+            yield Static(self.what, id="export-what")
+            yield Label("write to (Enter to confirm)")
+            yield Input(value=self.default, id="export-path")
+            yield Static("", id="export-error")
+            with Horizontal(id="dialog-buttons"):
+                yield Button("Write", id="ok", variant="primary")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#export-path", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id != "ok":
+            self.dismiss(None)
+            return
+        self.submit()
+
+    def submit(self) -> None:
+        from ...errors import ConfigError
+        from ...outputs import check_writable
+
+        path = self.query_one("#export-path", Input).value.strip()
+        if not path:
+            self.query_one("#export-error", Static).update("error: give a file name")
+            return
+        try:
+            check_writable(path, "report")
+        except ConfigError as exc:
+            self.query_one("#export-error", Static).update(f"error: {exc}")
+            return
+        self.dismiss(path)
+
+    def action_cancel(self) -> None:
         self.dismiss(None)

@@ -32,6 +32,13 @@ def confusion_grid(cm: list[list[int]]) -> Table:
     return t
 
 
+def evaluation_title(m: dict) -> str:
+    """Which split, how many videos, how many scored: an evaluation never hides them."""
+    split = f"{m['split']} split" if m.get("split") else "split not recorded"
+    size = m.get("split_videos", m["n"])
+    return f"Evaluation: {split}, {size} videos ({m['n']} scored), threshold {m['threshold']:.2f}"
+
+
 class ResultsScreen(Screen):
     BINDINGS = [("escape", "app.pop_screen", "Back"), ("q", "app.pop_screen", "Back"),
                 ("x", "export", "Export report")]
@@ -46,7 +53,9 @@ class ResultsScreen(Screen):
         m = self.metrics
         yield Header()
         with VerticalScroll(id="results"):
-            yield Static(Text(f"Evaluation: {m['n']} videos, threshold {m['threshold']:.2f}", style="bold"))
+            yield Static(Text(evaluation_title(m), style="bold"), id="results-title")
+            if (m.get("selection") or {}).get("summary"):
+                yield Static(Text(m["selection"]["summary"], style="dim"), id="results-selection")
             with Horizontal(id="results-top"):
                 yield Static(confusion_grid(m["confusion_matrix"]), id="confusion")
                 yield Static(Text(table_one(m).split("Confusion matrix")[0]), id="table-one")
