@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from .config import PipelineConfig
 from .decoding import DecodeFn, default_decode
 from .engine import Engine
+from .errors import VideoError
 from .record import FINAL_STATUSES, Result, is_failure
 from .store import Store
 
@@ -143,24 +144,23 @@ class Scanner:
         return summary
 
     def _plan(self, files: list[str], emit) -> tuple[list[Result], int]:
-        """Fingerprint each file; emit what needs no work (unreadable, already scored with this
-        model); return the rows left to score."""
+        """Check and fingerprint each file; emit what needs no work (special files, unreadable,
+        already scored with this model); return the rows left to score.  Nothing here opens a
+        pipe or a device, and the one read (the fingerprint) is bounded by the per-file timeout."""
         from .features import file_fingerprint
+        from .filecheck import check_regular, read_within
 
         todo: list[Result] = []
         skipped = 0
         for path in files:
             try:
-                size = os.path.getsize(path)
-                fp = file_fingerprint(path)
-            except PermissionError:
-                emit(Result(path=path, status="unreadable", reason="permission denied"))
+                size = check_regular(path).st_size  # stat only: a FIFO or /dev/zero is never opened
+                fp = read_within(path, self.engine.timeout, file_fingerprint)
+            except VideoError as exc:
+                emit(Result(path=path, status=exc.status, reason=exc.reason))
                 continue
             except OSError as exc:
                 emit(Result(path=path, status="unreadable", reason=f"cannot read the file: {exc.strerror or exc}"))
-                continue
-            if os.path.isdir(path):
-                emit(Result(path=path, status="unreadable", reason="is a directory"))
                 continue
             if not self.force:
                 prev = self.store.previous(fp, self.key)

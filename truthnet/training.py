@@ -95,6 +95,8 @@ def prepare_crops(
     def one(row: ManifestRow):
         try:
             fp = file_fingerprint(row.path)
+        except VideoError as exc:  # missing, a pipe, a device: never opened
+            return row.path, None, None, f"{exc.status}: {exc.reason}"
         except OSError as exc:
             return row.path, None, None, f"unreadable: {exc}"
         hit = cache.get_crops(cfg, fp)
