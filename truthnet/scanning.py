@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from .config import PipelineConfig
 from .decoding import DecodeFn, default_decode
 from .engine import Engine
-from .errors import VideoError
+from .errors import StoreError, VideoError
 from .record import FINAL_STATUSES, Result, is_failure
 from .store import Store
 
@@ -137,8 +137,15 @@ class Scanner:
                 state = "interrupted"
         except KeyboardInterrupt:
             state = "interrupted"
+        except BaseException:
+            state = "failed"
+            raise
         finally:
-            self.store.finish_scan(scan_id, state, dict(counts))
+            try:
+                self.store.finish_scan(scan_id, state, dict(counts))
+            except StoreError:
+                if state != "failed":  # else the error in flight (e.g. a full disk) says why
+                    raise
         summary = ScanSummary(scan_id, counts, len(files) + len(problems), skipped, time.perf_counter() - t0)
         summary.interrupted = state == "interrupted"
         return summary

@@ -163,12 +163,19 @@ def default_db_path() -> Path:
 class Store(JobsMixin):
     """A connection to the results database (thread-safe: one connection per thread)."""
 
+    #: tries to take the write lock (each waits up to the busy timeout) before giving up
+    LOCK_ATTEMPTS = 50
+
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         self.path = Path(path) if path else default_db_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self.con.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
-        self._migrate()
+        try:
+            self.con.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
+            self._migrate()
+        except sqlite3.Error as exc:  # never replaced or rebuilt behind the user's back
+            self.close()
+            raise self._error(exc) from None
 
     def _migrate(self) -> None:
         """Bring a database written by an older TruthNet up to :data:`SCHEMA_VERSION`."""
@@ -198,26 +205,52 @@ class Store(JobsMixin):
             self._local.con = con
         return con
 
+    def _error(self, exc: sqlite3.Error):
+        """A :class:`StoreError` naming the database and a way out."""
+        from .errors import StoreError
+
+        text = str(exc)
+        if "not a database" in text or "malformed" in text:
+            return StoreError(
+                f"{self.path}: not a TruthNet results database, or a damaged one ({text})",
+                hint=f"move it aside (mv '{self.path}' '{self.path}.damaged') and a new one is made on the next "
+                "run, or pass --db another file; TruthNet never replaces it on its own")
+        if "full" in text or "I/O" in text:
+            return StoreError(
+                f"{self.path}: cannot write the results database ({text}): the disk or a file-size limit is "
+                "full; every result stored before this is kept",
+                hint="free some space and run the same command again: finished files are reused")
+        return StoreError(f"{self.path}: results database error: {text}")
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        from .errors import StoreError
+
         con = self.con
         # BEGIN IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout
         # instead of failing with "database is locked" halfway through a transaction
-        for attempt in range(50):
+        for attempt in range(self.LOCK_ATTEMPTS):
             try:
                 con.execute("BEGIN IMMEDIATE")
                 break
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
+                    raise self._error(exc) from None
                 time.sleep(0.05 * (attempt + 1))
+        else:  # never run a statement outside its transaction
+            raise StoreError(f"{self.path}: the results database stayed locked by another process; nothing "
+                             "was written", hint="wait for the other scan or the TUI to finish, or pass --db another file")
         try:
             yield con
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        else:
             con.execute("COMMIT")
+        except BaseException as exc:
+            try:
+                con.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite already rolled back (e.g. after a full disk)
+            if isinstance(exc, sqlite3.Error):
+                raise self._error(exc) from None
+            raise
 
     def close(self) -> None:
         con = getattr(self._local, "con", None)
