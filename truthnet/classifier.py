@@ -177,7 +177,7 @@ def new_classifier(
         from ._lazy import import_keras
 
         import_keras().utils.set_random_seed(seed)
-    return Classifier(build_model(cfg, weights=weights), cfg)
+    return Classifier(build_model(cfg, weights=weights), cfg, metadata={"trained": False})  # its card says so
 
 
 # the 0.1 names: "detector" also meant the face detector, so the classifier was renamed

@@ -24,6 +24,8 @@ th{cursor:pointer;background:#f4f4f4;position:sticky;top:0} th:hover{background:
 .fake{color:#b00020;font-weight:600} .real{color:#1b7f3b;font-weight:600} .fail{color:#a36200}
 .cards span{display:inline-block;margin-right:1.5em;font-size:1.1em}
 img.strip{height:40px;image-rendering:auto}
+.warn{background:#fff3cd;border:2px solid #b36b00;padding:.6em 1em;margin:1em 0;color:#5c3b00}
+.warn strong{color:#b00020}
 """
 
 _JS = """
@@ -38,7 +40,24 @@ document.querySelectorAll('th').forEach((th, col) => th.addEventListener('click'
 """
 
 
-def render_html(rows: list[ResultRow], *, title: str = "TruthNet scan", scan: dict | None = None) -> str:
+def card_banner(card: dict | None) -> str:
+    """The model card line, and its warnings as a banner above the verdicts (``card``: what
+    :meth:`truthnet.modelcard.ModelCard.stored` gives, as kept with each scan)."""
+    e = html.escape
+    if not card:
+        return ""
+    out = f"<p class='muted'>model card: {e(str(card.get('summary') or '-'))}</p>"
+    warnings = card.get("warnings") or []
+    if warnings:
+        items = "".join(f"<li>{e(w)}</li>" for w in warnings)
+        out = (f"<div class='warn' id='model-warnings'><strong>&#9888; Do not take these verdicts at face value:"
+               f"</strong><ul>{items}</ul></div>") + out
+    return out
+
+
+def render_html(rows: list[ResultRow], *, title: str = "TruthNet scan", scan: dict | None = None,
+                card: dict | None = None) -> str:
+    """``card``: the model card to show (default: the one stored with ``scan``)."""
     e = html.escape
     counts = Counter(r.status for r in rows)
     labels = Counter(r.label for r in rows if r.label)
@@ -54,6 +73,7 @@ def render_html(rows: list[ResultRow], *, title: str = "TruthNet scan", scan: di
             f"<p class='muted'>scan #{e(str(scan.get('id')))} &middot; {e(started)} &middot; "
             f"model {e(str(scan.get('model') or '-'))} &middot; state {e(str(scan.get('state')))}</p>"
         )
+    parts.append(card_banner(card if card is not None else (scan or {}).get("model_card")))
     parts.append(
         "<p class='cards'>"
         f"<span>{len(rows)} files</span><span class='fake'>{labels.get('fake', 0)} fake</span>"

@@ -46,6 +46,7 @@ class ScanSummary:
     skipped: int
     seconds: float
     interrupted: bool = False
+    model_card: dict | None = None  # ModelCard.stored() of the model that gave the verdicts
 
     @property
     def failed(self) -> int:
@@ -68,7 +69,14 @@ class ScanSummary:
             "reused": self.skipped,
             "seconds": round(self.seconds, 2),
             "interrupted": self.interrupted,
+            **self._card(),
         }
+
+    def _card(self) -> dict:
+        """``model_card`` (its fields and one-line ``summary``) and the card's ``warnings``."""
+        stored = self.model_card or {}
+        return {"model_card": {"summary": stored.get("summary"), **(stored.get("card") or {})},
+                "warnings": list(stored.get("warnings") or [])}
 
 
 class Scanner:
@@ -96,6 +104,9 @@ class Scanner:
                              batch_size=batch_size, decode_fn=decode_fn)
         self.windows = self.engine.windows
         self.key = model_key(model_path, detector.config, self.windows)
+        from .modelcard import ModelCard
+
+        self.card = ModelCard.from_metadata(getattr(detector, "metadata", None)).stored()
 
     def scan(
         self,
@@ -111,7 +122,7 @@ class Scanner:
         ``cancel.set()`` stop it cleanly (the scan is marked ``interrupted``; a re-run does the
         rest)."""
         t0 = time.perf_counter()
-        scan_id = self.store.start_scan(self.model_path, self.key, roots or files, options or {})
+        scan_id = self.store.start_scan(self.model_path, self.key, roots or files, options or {}, model_card=self.card)
         counts: Counter = Counter()
 
         def emit(row: Result) -> None:
@@ -146,7 +157,8 @@ class Scanner:
             except StoreError:
                 if state != "failed":  # else the error in flight (e.g. a full disk) says why
                     raise
-        summary = ScanSummary(scan_id, counts, len(files) + len(problems), skipped, time.perf_counter() - t0)
+        summary = ScanSummary(scan_id, counts, len(files) + len(problems), skipped, time.perf_counter() - t0,
+                              model_card=self.card)
         summary.interrupted = state == "interrupted"
         return summary
 

@@ -23,6 +23,7 @@ SCHEMA_VERSION = 2
 _ADDED_COLUMNS = [
     ("results", "frame_indices", "TEXT"),     # JSON list of the sampled frame indices
     ("results", "frames_padded", "INTEGER"),
+    ("scans", "model_card", "TEXT"),          # JSON ModelCard.stored(): summary, warnings, card (0.2)
 ]
 
 _SCHEMA = """
@@ -36,7 +37,8 @@ CREATE TABLE IF NOT EXISTS scans (
     model_key TEXT,
     roots TEXT,                                  -- JSON list of the paths given
     options TEXT,                                -- JSON of the command's options
-    counts TEXT                                  -- JSON {status: n, "fake": n, "real": n}
+    counts TEXT,                                 -- JSON {status: n, "fake": n, "real": n}
+    model_card TEXT                              -- JSON: the model card's summary, warnings and card
 );
 CREATE TABLE IF NOT EXISTS results (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -259,11 +261,13 @@ class Store(JobsMixin):
             self._local.con = None
 
     # -- scans ----------------------------------------------------------------------------
-    def start_scan(self, model: str | None, model_key: str | None, roots: list[str], options: dict) -> int:
+    def start_scan(self, model: str | None, model_key: str | None, roots: list[str], options: dict, *,
+                   model_card: dict | None = None) -> int:
         with self._tx() as con:
             cur = con.execute(
-                "INSERT INTO scans (started, model, model_key, roots, options) VALUES (?, ?, ?, ?, ?)",
-                (time.time(), model, model_key, json.dumps(roots), json.dumps(options, default=str)),
+                "INSERT INTO scans (started, model, model_key, roots, options, model_card) VALUES (?, ?, ?, ?, ?, ?)",
+                (time.time(), model, model_key, json.dumps(roots), json.dumps(options, default=str),
+                 None if model_card is None else json.dumps(model_card, default=str)),
             )
             return int(cur.lastrowid)
 
@@ -281,8 +285,8 @@ class Store(JobsMixin):
         out = []
         for r in self.con.execute(q):
             d = dict(r)
-            for k in ("roots", "options", "counts"):
-                d[k] = json.loads(d[k]) if d[k] else None
+            for k in ("roots", "options", "counts", "model_card"):
+                d[k] = json.loads(d[k]) if d.get(k) else None
             out.append(d)
         return out
 

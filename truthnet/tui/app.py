@@ -18,6 +18,7 @@ from ..errors import TruthnetError
 from ..store import ResultRow, Store
 from ..video import is_video_path
 from .messages import DevicesFound, JobFinished, JobLog, JobProgress
+from .widgets.model_card import ModelCardBanner, card_warnings
 from .widgets.video_tree import VideoTree
 
 FILTERS = ("all", "fake", "real", "failed", "not scanned")
@@ -65,6 +66,7 @@ class TruthnetApp(App):
         self.start_jobs = start_jobs
         self.selected_job: int | None = None
         self._rows: list[tuple[str, ResultRow | None]] = []
+        self._cards: dict[str, object] = {}  # model path -> ModelCard (or the error reading it)
 
     # -- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -74,6 +76,7 @@ class TruthnetApp(App):
             with Vertical(id="right"):
                 yield Label("", id="folder-label")
                 yield Input(placeholder="search by name (press / ), Esc to leave", id="search")
+                yield ModelCardBanner("", id="model-card")
                 yield DataTable(id="videos", cursor_type="row", zebra_stripes=True)
                 yield Label("Jobs", id="jobs-label")
                 yield DataTable(id="jobs", cursor_type="row")
@@ -164,6 +167,14 @@ class TruthnetApp(App):
             + (f"  —  search: {self.search!r}" if self.search else "")
             + f"  —  sort: {COLUMNS[self.sort_col]} {arrow}"
         )
+        self.update_card()
+
+    def card_warnings(self) -> tuple[str, list[str]]:
+        """The current model's card line and the warnings behind the verdicts shown."""
+        return card_warnings(self.model, self._cards, self.store, [r for _, r in self._rows if r is not None])
+
+    def update_card(self) -> None:
+        self.query_one("#model-card", ModelCardBanner).show(*self.card_warnings())
 
     def shown(self, path: Path) -> str:
         """A path as the user thinks of it: relative to the folder the app was opened on."""
@@ -258,7 +269,8 @@ class TruthnetApp(App):
             r.thumbs = thumbs[r.path]
         out = self.folder / "truthnet-report.html"
         try:
-            write_html(rows, out, title=f"TruthNet: {self.folder}")
+            line, warnings = self.card_warnings()
+            write_html(rows, out, title=f"TruthNet: {self.folder}", card={"summary": line, "warnings": warnings})
         except OSError as exc:
             self.error(f"cannot write {out}: {exc.strerror or exc}")
             return
@@ -360,7 +372,7 @@ class TruthnetApp(App):
             self.error(msg.message)
         job = self.store.job(msg.job_id)
         if job and job["kind"] == "train" and msg.state == "done" and not self.model:
-            self.model = job["result"]["model"]
+            self.model = job["result"]["model"]  # for this session only; its card shows above the table
             self.sub_title = f"model: {self.model}"
         self.refresh_jobs()
         self.refresh_videos()
