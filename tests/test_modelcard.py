@@ -31,7 +31,8 @@ def test_card_summary_and_warnings():
     assert "untrained" in ModelCard.from_metadata({"trained": False}).warnings()[0]
     # a model saved before cards: what its metadata says, or an honest "no record"
     old = ModelCard.from_metadata({"trained": True, "dataset": "d", "layout": "folder",
-                                   "split_counts": {"train": {"real": 400, "fake": 500}}, "history": {"loss": [0.5, 0.3]}})
+                                   "split_counts": {"train": {"real": 400, "fake": 500}},
+                                   "history": {"loss": [0.5, 0.3]}})
     assert old.videos("train") == 900 and old.train_metrics == {"loss": 0.3} and old.warnings() == []
     assert "no record" in ModelCard.from_metadata({}).warnings()[0]
 

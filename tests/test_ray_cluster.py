@@ -78,11 +78,12 @@ def test_scan_reaches_a_token_cluster_by_explicit_address(cluster, tmp_path, med
     folder.mkdir()
     (folder / "face.mp4").write_bytes(media["face"].read_bytes())
     (folder / "zero.mp4").write_bytes(b"")
-    model = truthnet.new_detector(truthnet.PipelineConfig.preset("tiny", image_size=32), seed=0).save(tmp_path / "m.keras")
+    det = truthnet.new_detector(truthnet.PipelineConfig.preset("tiny", image_size=32), seed=0)
+    model = det.save(tmp_path / "m.keras")
     r = subprocess.run([sys.executable, "-m", "truthnet.cli", "scan", str(folder), "--model", str(model), "--db",
                         str(tmp_path / "r.sqlite"), "--engine", "ray", "--ray-address", address, "--num-workers", "1",
-                        "--json"], capture_output=True, text=True, env=_env(home, TRUTHNET_CONFIG=str(tmp_path / "s.json")),
-                       timeout=300)
+                        "--json"], capture_output=True, text=True, timeout=300,
+                       env=_env(home, TRUTHNET_CONFIG=str(tmp_path / "s.json")))
     assert r.returncode == 2, r.stderr[-3000:]  # the empty file is reported, the clip is scored
     rows = {Path(x["path"]).name: x for x in map(json.loads, r.stdout.splitlines()[:-1])}
     assert rows["face.mp4"]["status"] == "ok" and rows["face.mp4"]["score"] is not None

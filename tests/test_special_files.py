@@ -16,7 +16,7 @@ def _png(path) -> None:
     import cv2
     import numpy as np
 
-    ok, buf = cv2.imencode(".png", np.full((48, 64, 3), 128, np.uint8))
+    _, buf = cv2.imencode(".png", np.full((48, 64, 3), 128, np.uint8))
     path.write_bytes(buf.tobytes())
 
 
@@ -68,7 +68,7 @@ def test_image_signatures_and_stat_only_checks(special, tmp_path):
 
     img = np.full((20, 20, 3), 200, np.uint8)
     for ext, name in ((".png", "PNG"), (".jpg", "JPEG"), (".bmp", "BMP"), (".webp", "WebP"), (".tiff", "TIFF")):
-        ok, buf = cv2.imencode(ext, img)
+        _, buf = cv2.imencode(ext, img)
         assert sniff_image(buf.tobytes()[:256]) == f"a {name} image", ext
     assert sniff_image(b"GIF89a" + bytes(20)) == "a GIF image"
     assert sniff_image(b"\x00\x00\x00\x18ftypmp42") is None

@@ -241,7 +241,8 @@ class IsolatedDecoder:
             self._todo.appendleft(task)  # next, in a fresh worker
             return None
         return DecodeFailed(task.key, "decode_error",
-                            f"the decoder crashed on this file in {len(deaths)} fresh workers ({', then '.join(deaths)})")
+                            f"the decoder crashed on this file in {len(deaths)} fresh workers "
+                            f"({', then '.join(deaths)})")
 
 
 # --- the thread strategy ------------------------------------------------------------------

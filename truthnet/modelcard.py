@@ -104,7 +104,8 @@ class ModelCard:
             parts.append(f"preset {self.preset}")
         m = self.train_metrics or {}
         if "val_auc" in m or "val_accuracy" in m:
-            parts.append("validation " + ", ".join(f"{k[4:]} {m[k]:.3f}" for k in ("val_accuracy", "val_auc") if k in m))
+            val = [f"{k[4:]} {m[k]:.3f}" for k in ("val_accuracy", "val_auc") if k in m]
+            parts.append("validation " + ", ".join(val))
         t = self.test_metrics or {}
         if t.get("roc_auc") is not None or t.get("accuracy") is not None:
             parts.append(f"test ({t.get('n', '?')} videos) " + ", ".join(

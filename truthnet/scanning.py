@@ -122,7 +122,8 @@ class Scanner:
         ``cancel.set()`` stop it cleanly (the scan is marked ``interrupted``; a re-run does the
         rest)."""
         t0 = time.perf_counter()
-        scan_id = self.store.start_scan(self.model_path, self.key, roots or files, options or {}, model_card=self.card)
+        scan_id = self.store.start_scan(self.model_path, self.key, roots or files, options or {},
+                                        model_card=self.card)
         counts: Counter = Counter()
 
         def emit(row: Result) -> None:

@@ -24,7 +24,8 @@ def load_settings() -> dict:
     p = settings_path()
     if not p.exists():
         return {}
-    way_out = f"fix or delete {p} (then `truthnet default-model PATH` writes a new one); $TRUTHNET_MODEL or --model work meanwhile"
+    way_out = (f"fix or delete {p} (then `truthnet default-model PATH` writes a new one); "
+               "$TRUTHNET_MODEL or --model work meanwhile")
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

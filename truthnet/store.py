@@ -241,7 +241,8 @@ class Store(JobsMixin):
                 time.sleep(0.05 * (attempt + 1))
         else:  # never run a statement outside its transaction
             raise StoreError(f"{self.path}: the results database stayed locked by another process; nothing "
-                             "was written", hint="wait for the other scan or the TUI to finish, or pass --db another file")
+                             "was written",
+                             hint="wait for the other scan or the TUI to finish, or pass --db another file")
         try:
             yield con
             con.execute("COMMIT")
