@@ -49,6 +49,8 @@ def cmd_scan(args) -> int:
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     clf = api.load(args.model, preset=args.preset, threshold=args.threshold, device=args.device)
+    if not args.json:  # before the first verdict too, not only in the summary
+        print_card(err, card_of(clf), warnings_only=True)
     bar = task = None
     t0 = time.perf_counter()
 
@@ -135,13 +137,20 @@ def _print_summary(console, summary, db, args) -> None:
         console.print("[yellow]interrupted:[/] run the same command again to finish the remaining files")
 
 
-def print_card(console, stored: dict | None) -> None:
+def card_of(clf) -> dict:
+    from .modelcard import ModelCard
+
+    return ModelCard.from_metadata(clf.metadata).stored()
+
+
+def print_card(console, stored: dict | None, *, warnings_only: bool = False) -> None:
     """The model card's one line, and each of its warnings where nobody can miss them."""
     from rich.markup import escape
 
     if not stored:
         return
-    console.print(f"[dim]model card:[/] {escape(str(stored.get('summary') or '-'))}")
+    if not warnings_only:
+        console.print(f"[dim]model card:[/] {escape(str(stored.get('summary') or '-'))}")
     for w in stored.get("warnings") or []:
         console.print(f"[bold yellow]warning:[/] {escape(w)}")
 
