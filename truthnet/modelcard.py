@@ -40,7 +40,7 @@ class ModelCard:
     manifest_sha256: str | None = None
     preset: str | None = None
     train_metrics: dict[str, float] | None = None  # the kept epoch's loss/accuracy/AUC (and val_*)
-    test_metrics: dict[str, Any] | None = None  # split, n, accuracy, roc_auc (demo, evaluate --record)
+    test_metrics: dict[str, Any] | None = None  # split, n, accuracy, roc_auc (the demo records its own)
     truthnet_version: str | None = None
     created: str | None = None
 
