@@ -155,7 +155,7 @@ def test_decoder_crash_and_hang_cost_one_file_each(model, tmp_path, media):
 
     folder = tmp_path / "v"
     folder.mkdir()
-    for name in ("a.mp4", "crash.mp4", "b.mp4", "hang.mp4", "c.mp4"):
+    for name in ("a.mp4", "crash.mp4", "b.mp4", "hang.mp4", "c.mp4", "oncecrash.mp4"):
         (folder / name).write_bytes(media["face"].read_bytes() + name.encode())  # distinct fingerprints
     det = truthnet.load_detector(model)
     sys.path.insert(0, str(Path(__file__).parent))
@@ -166,9 +166,15 @@ def test_decoder_crash_and_hang_cost_one_file_each(model, tmp_path, media):
     s = Scanner(det, store, model_path=str(model), workers=2, timeout=4, decode_fn=faulty).scan(files)
     got = {Path(r.path).name: r for r in store.results(s.scan_id)}
     assert {k: v.status for k, v in got.items()} == {
-        "a.mp4": "ok", "b.mp4": "ok", "c.mp4": "ok", "crash.mp4": "decode_error", "hang.mp4": "timeout"}
-    assert "crashed" in got["crash.mp4"].reason and "signal" in got["crash.mp4"].reason
+        "a.mp4": "ok", "b.mp4": "ok", "c.mp4": "ok", "crash.mp4": "decode_error", "hang.mp4": "timeout",
+        "oncecrash.mp4": "ok"}
+    # a worker death is retried once in a fresh worker; only a file that kills two is blamed
+    assert (folder / "oncecrash.mp4.attempted").exists() and got["oncecrash.mp4"].score is not None
+    assert "crashed on this file in 2 fresh workers (signal 6, then signal 6)" in got["crash.mp4"].reason
     assert "4 s" in got["hang.mp4"].reason
+    # the non-final timeout is decoded again by a re-run; the final results are reused
+    again = Scanner(det, store, model_path=str(model), workers=2, timeout=4, decode_fn=faulty).scan(files)
+    assert again.skipped == 5 and again.counts["timeout"] == 1
 
 
 def test_two_scans_share_one_database(model, tmp_path):

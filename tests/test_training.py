@@ -59,6 +59,19 @@ def test_train_on_cached_embeddings_reuses_cache(tmp_path):
 
     det = truthnet.load_detector(r2.model_path)
     assert det.metadata["trained"] is True and det.metadata["split_counts"] == r1.counts
+    # the model card: what it was trained on travels inside the model file
+    import hashlib
+
+    from truthnet.modelcard import ModelCard
+
+    card = ModelCard.read(r2.model_path)
+    assert card.trained and card.synthetic and card.synthetic_videos == 16 and card.counts == r1.counts
+    assert card.dataset == str(tmp_path / "data") and card.layout == "folder"
+    assert card.manifest_sha256 == hashlib.sha256((tmp_path / "run2" / "manifest.csv").read_bytes()).hexdigest()
+    assert card.preset == "custom (tiny with image_size, trainable_backbone changed)"
+    assert card.train_metrics["epoch"] == 2 and "val_loss" in card.train_metrics
+    assert card.truthnet_version == truthnet.__version__ and card.created
+    assert [w.split(" ")[2] for w in card.warnings()] == ["synthetic", "only"]
 
 
 def test_metrics_equal_hand_computation():

@@ -137,6 +137,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     from .resolve import resolve_model
 
     det = load_classifier(resolve_model(args.model), _config_from_args(args), threshold=args.threshold)
+    from .cli_scan import card_of, print_card
+
+    print_card(_stderr_console(), card_of(det), warnings_only=True)  # synthetic data, few videos ...
     failed = 0
     for v in det.score_videos(args.videos, batch_size=args.batch_size):
         failed += not v.ok

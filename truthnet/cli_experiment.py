@@ -142,11 +142,14 @@ def cmd_demo(args) -> int:
     for v in det.score_videos(rows[: args.show]):
         score = "-" if v.score is None else f"{v.score:.3f}"
         print(f"  {v.status:8s} {(v.label or '-'):5s} {score:>6s}  {Path(v.path).parent.name}/{Path(v.path).name}")
-    from .settings import default_model, set_default_model
+    from .modelcard import with_test_metrics
 
-    if not default_model():
-        set_default_model(res.model_path)
-        _log(f"set {res.model_path} as the default model: `truthnet scan DIR` and `truthnet-tui` use it")
+    det.save(res.model_path, {"card": with_test_metrics(det.metadata.get("card") or {}, m)})  # the card's test line
+    # a model trained on synthetic clips never silently becomes the default for real scans
+    _log(f"demo model: {res.model_path} (trained on synthetic clips: not set as the default model).\n"
+         f"  try it:  truthnet scan {data} -r --model {res.model_path}\n"
+         f"           truthnet-tui {data} --model {res.model_path}\n"
+         f"  its card: truthnet model-info {res.model_path}")
     total = time.perf_counter() - t0
     summary = {"roc_auc": m["roc_auc"], "accuracy": m["accuracy"], "test_videos": m["n"], "seconds": round(total, 1),
                "model": str(res.model_path)}

@@ -103,8 +103,11 @@ def cmd_scan(args) -> int:
         if ev.stage == "log":
             err.print(ev.message)
             return
-        if row is None:  # the plan: how many files
-            pass
+        if row is None:  # the plan (how many files), then "scoring" once the model is loaded
+            if ev.message == "scoring" and not args.json:  # the card's warnings before the first verdict
+                from .modelcard import ModelCard
+
+                print_card(err, ModelCard.read(resolve_model(args.model)).stored(), warnings_only=True)
         elif args.json:
             d = row.to_dict()
             d.pop("model_key", None)
@@ -207,6 +210,7 @@ def _print_summary(console, summary, db, args) -> None:
         if status != "ok":
             t.add_row(f"[yellow]{status}[/]", str(n))
     console.print(t)
+    print_card(console, summary.model_card)
     if summary.interrupted:
         console.print(f"[yellow]{interrupted_line(summary, db)}[/]")
         return
@@ -240,12 +244,13 @@ def _scans_table(store, limit: int):
         t.add_column(col, no_wrap=True)
     t.add_column("scanned roots", overflow="fold")
     t.add_column("model", overflow="fold")
+    t.add_column("model warnings", overflow="fold")
     for s in store.scans(limit=limit):
         c = s["counts"] or {}
         failed = sum(v for k, v in c.items() if k not in ("ok", "real", "fake"))
         t.add_row(str(s["id"]), time.strftime("%Y-%m-%d %H:%M", time.localtime(s["started"])), s["state"],
                   str(s["n"]), str(c.get("fake", 0)), str(c.get("real", 0)), str(failed),
-                  "\n".join(s["roots"] or []) or "-", str(s["model"] or "-"))
+                  "\n".join(s["roots"] or []) or "-", str(s["model"] or "-"), _warning_cell(s.get("model_card")))
     return t
 
 
@@ -270,6 +275,24 @@ def _verdicts_table(store, scan: dict):
     return t
 
 
+def card_of(clf) -> dict:
+    from .modelcard import ModelCard
+
+    return ModelCard.from_metadata(clf.metadata).stored()
+
+
+def print_card(console, stored: dict | None, *, warnings_only: bool = False) -> None:
+    """The model card's one line, and each of its warnings where nobody can miss them."""
+    from rich.markup import escape
+
+    if not stored:
+        return
+    if not warnings_only:
+        console.print(f"[dim]model card:[/] {escape(str(stored.get('summary') or '-'))}")
+    for w in stored.get("warnings") or []:
+        console.print(f"[bold yellow]warning:[/] {escape(w)}")
+
+
 def cmd_results(args) -> int:
     from rich.console import Console
 
@@ -292,6 +315,9 @@ def cmd_results(args) -> int:
     scan = store.scan(scan_id)
     if scan is None:
         raise ConfigError(f"no scan #{scan_id} in {store.path}")
+    from rich.console import Console
+
+    print_card(Console(stderr=True, highlight=False, soft_wrap=True), (store.scan(scan_id) or {}).get("model_card"))
     _write_reports(store, scan_id, args)
     if args.json:
         for r in store.results(scan_id):
@@ -303,6 +329,36 @@ def cmd_results(args) -> int:
     return ExitCode.OK
 
 
+def _warning_cell(stored: dict | None):
+    from rich.text import Text
+
+    if not stored:
+        return Text("unknown (scanned before model cards)", style="dim")
+    warnings = stored.get("warnings") or []
+    return Text("; ".join(warnings), style="bold yellow") if warnings else Text("none", style="green")
+
+
+def cmd_model_info(args) -> int:
+    """``truthnet model-info MODEL [--json]``: the model's card and its warnings."""
+    from .modelcard import ModelCard
+    from .resolve import resolve_model
+
+    path = resolve_model(args.model)
+    card = ModelCard.read(path)
+    if args.json:
+        sys.stdout.write(json.dumps({"model": path, "summary": card.summary(), "warnings": card.warnings(),
+                                     "card": card.to_dict()}, default=str) + "\n")
+        return ExitCode.OK
+    print(f"model: {path}")
+    print(f"summary: {card.summary()}")
+    for key, value in card.to_dict().items():
+        if value is not None:
+            print(f"  {key}: {json.dumps(value, default=str) if isinstance(value, (dict, list)) else value}")
+    for w in card.warnings():
+        print(f"warning: {w}")
+    return ExitCode.OK
+
+
 def cmd_default_model(args) -> int:
     from .settings import default_model, set_default_model
 
@@ -310,9 +366,16 @@ def cmd_default_model(args) -> int:
         set_default_model(None)
         print("default model cleared")
     elif args.path:
-        from .model import read_metadata
+        from .modelcard import ModelCard
 
-        read_metadata(args.path)  # refuse a file that is not a model now, not at scan time
+        card = ModelCard.read(args.path)  # refuse a file that is not a model now, not at scan time
+        if card.synthetic and not args.accept_synthetic:
+            from .errors import ConfigError
+
+            raise ConfigError(
+                f"{args.path} was trained on synthetic clips ({card.summary()}); it would give every real "
+                "video an unqualified verdict", hint="use it for one scan with --model PATH, or pass "
+                "--accept-synthetic to make it the default anyway (its warning still shows on every verdict list)")
         p = set_default_model(args.path)
         print(f"default model: {Path(args.path).resolve()} (saved in {p})")
     else:
@@ -367,4 +430,11 @@ def register(sub) -> None:
     p = sub.add_parser("default-model", help="show or set the model used when --model is not given")
     p.add_argument("path", nargs="?")
     p.add_argument("--clear", action="store_true")
+    p.add_argument("--accept-synthetic", action="store_true",
+                   help="allow a model trained on synthetic data (e.g. the demo's) as the default")
     p.set_defaults(func=cmd_default_model)
+
+    p = sub.add_parser("model-info", help="what a model was trained on (its model card) and its warnings")
+    p.add_argument("model", nargs="?", help="model file (default: the default model)")
+    p.add_argument("--json", action="store_true", help="print the card as JSON")
+    p.set_defaults(func=cmd_model_info)

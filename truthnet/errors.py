@@ -130,6 +130,13 @@ class UnsafeModelError(ModelError):
     """A model file would run arbitrary code when loaded (e.g. it holds a Lambda layer)."""
 
 
+class StoreError(TruthnetError):
+    """The results database cannot be opened or written (damaged, locked, disk full); the
+    message names the file and a way out.  Results committed before it are kept."""
+
+    status = "store_error"
+
+
 class DatasetError(TruthnetError):
     """A dataset folder does not match any known layout or is inconsistent."""
 

@@ -42,11 +42,12 @@ FP_PREFIX = 16
 def file_fingerprint(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """A content fingerprint: size plus the first and last MiB (BLAKE2b).  Cheap on big files,
     and changes when a file is replaced, re-encoded or truncated."""
-    p = Path(path)
-    size = p.stat().st_size
-    h = hashlib.blake2b(digest_size=16)
-    h.update(str(size).encode())
-    with open(p, "rb") as fh:
+    from .filecheck import open_regular
+
+    with open_regular(path) as fh:  # never a pipe or a device: they would block or never end
+        size = os.fstat(fh.fileno()).st_size
+        h = hashlib.blake2b(digest_size=16)
+        h.update(str(size).encode())
         h.update(fh.read(chunk))
         if size > 2 * chunk:
             fh.seek(-chunk, os.SEEK_END)

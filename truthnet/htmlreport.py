@@ -34,6 +34,8 @@ img.strip{height:40px;cursor:zoom-in}
       flex-direction:column;align-items:center;justify-content:center;color:#eee}
 #zoom.on{display:flex} #zoom img{width:96vw;max-height:80vh;object-fit:contain;image-rendering:pixelated}
 #zoom p{font-family:ui-monospace,monospace;max-width:96vw}
+.warn{background:#fff3cd;border:2px solid #b36b00;padding:.6em 1em;margin:1em 0;color:#5c3b00}
+.warn strong{color:#b00020}
 """
 
 # Sorting keeps rows without a value (unscored files) last in both directions; a click on a
@@ -84,6 +86,21 @@ def _facts(rows: list[ResultRow], scan: dict | None, roots: list[str]) -> list[t
     return facts
 
 
+def card_banner(card: dict | None) -> str:
+    """The model card line, and its warnings as a banner above the verdicts (``card``: what
+    :meth:`truthnet.modelcard.ModelCard.stored` gives, as kept with each scan)."""
+    e = html.escape
+    if not card:
+        return ""
+    out = f"<p class='muted'>model card: {e(str(card.get('summary') or '-'))}</p>"
+    warnings = card.get("warnings") or []
+    if warnings:
+        items = "".join(f"<li>{e(w)}</li>" for w in warnings)
+        out = (f"<div class='warn' id='model-warnings'><strong>&#9888; Do not take these verdicts at face value:"
+               f"</strong><ul>{items}</ul></div>") + out
+    return out
+
+
 def _row_html(r: ResultRow, roots: list[str]) -> str:
     e = html.escape
     verdict = r.label or "-"
@@ -111,9 +128,10 @@ def _row_html(r: ResultRow, roots: list[str]) -> str:
 
 
 def render_html(rows: list[ResultRow], *, title: str = "TruthNet scan", scan: dict | None = None,
-                roots: list[str] | None = None) -> str:
-    """The report: facts (roots, model hash, threshold, versions, date), counts, then one
-    sortable table per folder, paths relative to the scanned root."""
+                roots: list[str] | None = None, card: dict | None = None) -> str:
+    """The report: facts (roots, model hash, threshold, versions, date), the model card and its
+    warnings (``card``, default: the one stored with ``scan``), counts, then one sortable table
+    per folder, paths relative to the scanned root."""
     e = html.escape
     roots = list(roots or (scan or {}).get("roots") or [])
     counts = Counter(r.status for r in rows)
@@ -127,8 +145,8 @@ def render_html(rows: list[ResultRow], *, title: str = "TruthNet scan", scan: di
     for k, v in _facts(rows, scan, roots):
         parts.append(f"<dt>{e(k)}</dt><dd>{e(v).replace(chr(10), '<br>')}</dd>")
     parts.append("</dl>")
-    # MODEL CARD (issue #15): the model card's summary and its warnings go here, between the
-    # facts above and the counts below (truthnet/modelcard.py renders them).
+    # the model card's summary, and its warnings as a banner nobody can miss
+    parts.append(card_banner(card if card is not None else (scan or {}).get("model_card")))
     parts.append(
         "<p class='cards'>"
         f"<span>{len(rows)} files</span><span class='fake'>{labels.get('fake', 0)} fake</span>"

@@ -51,11 +51,13 @@ class Decoded:
 
 @dataclass
 class DecodeFailed:
-    """The file cannot be decoded: its own status and reason."""
+    """The file cannot be decoded: its own status and reason.  ``retry``: the failure may be
+    the worker's, not the file's (out of memory): the strategy tries once more, afresh."""
 
     key: int
     status: str
     reason: str
+    retry: bool = False
 
 
 @dataclass
@@ -79,6 +81,8 @@ def decode_one(decode_fn: DecodeFn, task: DecodeTask) -> Message:
         return DecodeFailed(task.key, exc.status, exc.reason)
     except TruthnetError as exc:  # ConfigError, UnknownNameError, PluginError: not the file's fault
         return SetupFailed(task.key, str(exc))
+    except MemoryError:  # the machine's state as much as the file's: worth one more try
+        return DecodeFailed(task.key, "decode_error", "ran out of memory decoding this file", retry=True)
     except Exception as exc:  # an unexpected decoder failure is this file's problem only
         return DecodeFailed(task.key, "decode_error", f"{type(exc).__name__}: {exc}")
 
@@ -130,11 +134,17 @@ class _Worker:
         self.conn.close()
 
 
+#: attempts a file gets when its worker dies under it (a crash signal, an out-of-memory kill):
+#: a worker can die for reasons of its own, so only a file that kills a fresh one again is blamed
+ATTEMPTS = 2
+
+
 class IsolatedDecoder:
     """A pool of decode processes with a per-file time limit.
 
     ``run(tasks)`` yields one message per task as files finish, in completion order; at most
-    one decoded file per worker waits unconsumed.
+    one decoded file per worker waits unconsumed.  A file whose worker dies is retried once in
+    a fresh worker; only a second death makes it that file's ``decode_error``.
     """
 
     def __init__(self, workers: int = 2, timeout: float = 120.0, decode_fn: DecodeFn = default_decode) -> None:
@@ -143,6 +153,8 @@ class IsolatedDecoder:
         self.spec = fn_spec(decode_fn)
         self.workers: list[_Worker] = []
         self.restarts = 0
+        self.deaths: dict[int, list[str]] = {}  # task key -> how each worker died on it
+        self._todo: deque = deque()
 
     def __enter__(self) -> IsolatedDecoder:
         self.workers = [_Worker(self.spec) for _ in range(self.n)]
@@ -183,7 +195,7 @@ class IsolatedDecoder:
                     todo.appendleft(task)
 
     def run(self, tasks: Iterable[DecodeTask]) -> Iterator[Message]:
-        todo = deque(tasks)
+        todo = self._todo = deque(tasks)
         while todo or any(w.task for w in self.workers):
             self._dispatch(todo)
             busy = [w for w in self.workers if w.task is not None]
@@ -196,26 +208,41 @@ class IsolatedDecoder:
                     yield msg
 
     def _collect(self, w: _Worker, ready: list) -> Message | None:
-        """The message of a worker that answered, died or ran out of time (else None)."""
-        key = w.task.key
+        """The message of a worker that answered, died or ran out of time (else None; a task
+        whose worker died the first time is queued again)."""
+        task = w.task
         if w.conn in ready:
             try:
                 msg = w.conn.recv()
             except (EOFError, OSError):
                 msg = None  # the socket closed: the worker died
-            if msg is not None:
+            if msg is not None and not (isinstance(msg, DecodeFailed) and msg.retry):
                 w.task = None
                 return msg
-            code = w.exitcode()
             w.task = None
+            if msg is None:
+                code = w.exitcode()
+                how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            else:
+                how = msg.reason
             self._replace(w)
-            how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-            return DecodeFailed(key, "decode_error", f"the decoder crashed ({how}) on this file")
+            return self._died(task, how)
         if time.monotonic() - w.started > self.timeout:
             w.task = None
             self._replace(w)
-            return DecodeFailed(key, "timeout", f"decoding took longer than {self.timeout:g} s")
+            return DecodeFailed(task.key, "timeout", f"decoding took longer than {self.timeout:g} s")
         return None
+
+    def _died(self, task: DecodeTask, how: str) -> DecodeFailed | None:
+        """Retry a task whose worker died, or blame the file when it has killed ``ATTEMPTS``."""
+        deaths = self.deaths.setdefault(task.key, [])
+        deaths.append(how)
+        if len(deaths) < ATTEMPTS:
+            self._todo.appendleft(task)  # next, in a fresh worker
+            return None
+        return DecodeFailed(task.key, "decode_error",
+                            f"the decoder crashed on this file in {len(deaths)} fresh workers "
+                            f"({', then '.join(deaths)})")
 
 
 # --- the thread strategy ------------------------------------------------------------------
@@ -242,10 +269,18 @@ class InProcessDecoder:
     def run(self, tasks: Iterable[DecodeTask]) -> Iterator[Message]:
         todo = deque(tasks)
         running: deque = deque()
+        retried: set[int] = set()
         while todo or running:
             while todo and len(running) < self.n * 2:  # bounded look-ahead: memory stays flat
-                running.append(self.pool.submit(decode_one, self.decode_fn, todo.popleft()))
-            yield running.popleft().result()
+                task = todo.popleft()
+                running.append((task, self.pool.submit(decode_one, self.decode_fn, task)))
+            task, future = running.popleft()
+            msg = future.result()
+            if isinstance(msg, DecodeFailed) and msg.retry and task.key not in retried:
+                retried.add(task.key)  # out of memory: once more, when others may have finished
+                todo.appendleft(task)
+                continue
+            yield msg
 
 
 def open_decoder(isolation: str, workers: int, timeout: float, decode_fn: DecodeFn = default_decode):

@@ -29,6 +29,60 @@ def import_ray():
     return ray
 
 
+#: Ray retries an unreachable cluster for 20 s by default; an explicit address gets this many
+_CONNECT_SECONDS = "5"
+
+
+def _use_ray_token() -> None:
+    """Use Ray's token authentication when a token is at hand, as ``ray start`` does.
+
+    Ray 2.60 turns token authentication on for a cluster started where a token exists
+    (``~/.ray/auth_token``, ``$RAY_AUTH_TOKEN`` or ``$RAY_AUTH_TOKEN_PATH``), but a driver that
+    names the address explicitly does not look for it (only ``address="auto"`` does), so it is
+    refused.  An explicit ``$RAY_AUTH_MODE`` is left as it is."""
+    if os.environ.get("RAY_AUTH_MODE"):
+        return
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
+    if not (os.environ.get("RAY_AUTH_TOKEN") or os.path.isfile(path)):
+        return
+    os.environ["RAY_AUTH_MODE"] = "token"
+    try:  # Ray caches its configuration: make this process read the mode again
+        from ray._raylet import Config
+
+        Config.initialize("")
+    except Exception:  # an older Ray without token authentication: nothing to refresh
+        pass
+
+
+def connect(ray, address: str) -> None:
+    """``ray.init(address=...)`` that answers in seconds: a one-line :class:`ConfigError` when
+    nothing listens at ``address`` or the cluster refuses us, never a traceback."""
+    hint = ("start a cluster with `ray start --head` and pass the address it prints; a cluster with token "
+            "authentication needs its token here (~/.ray/auth_token or $RAY_AUTH_TOKEN)")
+    if address != "auto" and "://" not in address:
+        import socket
+
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"--ray-address {address!r}: expected HOST:PORT, auto or ray://HOST:PORT")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=3).close()
+        except OSError as exc:
+            raise ConfigError(f"no Ray cluster answers at {address}: {exc.strerror or exc}", hint=hint) from None
+    _use_ray_token()
+    wait_var = "RAY_gcs_server_port_wait_time_s"
+    saved = os.environ.get(wait_var)
+    os.environ.setdefault(wait_var, _CONNECT_SECONDS)
+    try:
+        ray.init(address=address, log_to_driver=False)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"cannot connect to the Ray cluster at {address}: {first}", hint=hint) from None
+    finally:
+        if saved is None:
+            os.environ.pop(wait_var, None)
+
+
 class _Scorer:
     """A Ray actor: one model, the local engine, a batch of files at a time."""
 
@@ -87,7 +141,7 @@ class RayScanner(Scanner):
         started_here = False
         if not ray.is_initialized():
             if self.address:
-                ray.init(address=self.address, log_to_driver=False)
+                connect(ray, self.address)
             else:
                 ray.init(num_cpus=self.num_workers, include_dashboard=False, log_to_driver=False,
                          configure_logging=False)

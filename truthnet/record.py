@@ -17,15 +17,17 @@ STATUSES = {
     "ok": "scored: `score` in [0, 1], `label` `fake` when `score >= threshold`",
     "no_face": "the face detector found no face in the sampled frames",
     "too_few_frames": "fewer decodable frames than the pipeline's `min_frames`",
-    "decode_error": "looks like a video (container signature) but frames do not decode",
-    "not_a_video": "empty file, text, an image, random bytes",
+    "decode_error": "looks like a video (container signature) but frames do not decode, or the file "
+                    "crashed two fresh decoder processes",
+    "not_a_video": "empty file, text, an image, random bytes, a named pipe, socket or device (never opened)",
     "unreadable": "missing, a directory, or no read permission",
     "detector_error": "the face detector failed on this video's frames (e.g. a plugin bug)",
     "timeout": "decoding took longer than the per-file time limit",
 }
 
 #: statuses that a re-scan does not retry: the same file and model give the same answer.
-#: ``timeout``, ``unreadable`` and ``detector_error`` may be transient and are retried.
+#: ``timeout``, ``unreadable`` and ``detector_error`` may be transient and are retried (a
+#: decoder death is retried at once in a fresh worker; see :mod:`truthnet.isolation`).
 FINAL_STATUSES = ("ok", "no_face", "too_few_frames", "decode_error", "not_a_video")
 
 

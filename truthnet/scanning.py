@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from .config import PipelineConfig
 from .decoding import DecodeFn, default_decode
 from .engine import Engine
+from .errors import StoreError, VideoError
 from .record import FINAL_STATUSES, Result, is_failure
 from .store import Store
 
@@ -56,6 +57,7 @@ class ScanSummary:
     skipped: int
     seconds: float
     interrupted: bool = False
+    model_card: dict | None = None  # ModelCard.stored() of the model that gave the verdicts
 
     @property
     def failed(self) -> int:
@@ -78,7 +80,14 @@ class ScanSummary:
             "reused": self.skipped,
             "seconds": round(self.seconds, 2),
             "interrupted": self.interrupted,
+            **self._card(),
         }
+
+    def _card(self) -> dict:
+        """``model_card`` (its fields and one-line ``summary``) and the card's ``warnings``."""
+        stored = self.model_card or {}
+        return {"model_card": {"summary": stored.get("summary"), **(stored.get("card") or {})},
+                "warnings": list(stored.get("warnings") or [])}
 
 
 class Scanner:
@@ -107,6 +116,9 @@ class Scanner:
                              batch_size=batch_size, decode_fn=decode_fn, max_wait=max_wait)
         self.windows = self.engine.windows
         self.key = model_key(model_path, detector.config, self.windows)
+        from .modelcard import ModelCard
+
+        self.card = ModelCard.from_metadata(getattr(detector, "metadata", None)).stored()
 
     def scan(
         self,
@@ -133,7 +145,7 @@ class Scanner:
         info = {"model_sha256": model_sha256(self.model_path), "truthnet_version": __version__,
                 "threshold": self.det.threshold, "windows": self.windows}
         scan_id = self.store.start_scan(self.model_path, self.key, [norm(r) for r in roots or files], options or {},
-                                        info)
+                                        info, model_card=self.card)
         counts: Counter = Counter()
 
         def emit(row: Result) -> None:
@@ -159,35 +171,46 @@ class Scanner:
                 state = "interrupted"
         except KeyboardInterrupt:
             state = "interrupted"
+        except BaseException:
+            state = "failed"
+            raise
         finally:
             if state != "done":  # the interrupt may land between storing a row and counting it
-                counts = Counter()
-                for r in self.store.results(scan_id):
-                    counts.update([r.status] + ([r.label] if r.label else []))
-            self.store.finish_scan(scan_id, state, dict(counts))
-        summary = ScanSummary(scan_id, counts, len(files) + len(problems), skipped, time.perf_counter() - t0)
+                try:
+                    recount: Counter = Counter()
+                    for r in self.store.results(scan_id):
+                        recount.update([r.status] + ([r.label] if r.label else []))
+                    counts = recount
+                except StoreError:
+                    pass  # the store itself failed: the counts in hand are what we know
+            try:
+                self.store.finish_scan(scan_id, state, dict(counts))
+            except StoreError:
+                if state != "failed":  # else the error in flight (e.g. a full disk) says why
+                    raise
+        summary = ScanSummary(scan_id, counts, len(files) + len(problems), skipped, time.perf_counter() - t0,
+                              model_card=self.card)
         summary.interrupted = state == "interrupted"
         return summary
 
     def _plan(self, files: list[str], emit) -> tuple[list[Result], int]:
-        """Fingerprint each file; emit what needs no work (unreadable, already scored with this
-        model); return the rows left to score."""
+        """Check and fingerprint each file; emit what needs no work (special files, unreadable,
+        already scored with this model); return the rows left to score.  Nothing here opens a
+        pipe or a device, and the one read (the fingerprint) is bounded by the per-file timeout."""
         from .features import file_fingerprint
+        from .filecheck import check_regular, read_within
 
         todo: list[Result] = []
         skipped = 0
         for path in files:
             try:
-                size = os.path.getsize(path)
-                fp = file_fingerprint(path)
-            except PermissionError:
-                emit(Result(path=path, status="unreadable", reason="permission denied"))
+                size = check_regular(path).st_size  # stat only: a FIFO or /dev/zero is never opened
+                fp = read_within(path, self.engine.timeout, file_fingerprint)
+            except VideoError as exc:
+                emit(Result(path=path, status=exc.status, reason=exc.reason))
                 continue
             except OSError as exc:
                 emit(Result(path=path, status="unreadable", reason=f"cannot read the file: {exc.strerror or exc}"))
-                continue
-            if os.path.isdir(path):
-                emit(Result(path=path, status="unreadable", reason="is a directory"))
                 continue
             if not self.force:
                 prev = self.store.previous(fp, self.key)

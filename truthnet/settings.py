@@ -17,11 +17,22 @@ def settings_path() -> Path:
 
 
 def load_settings() -> dict:
+    """The saved settings; a damaged file is an error naming it, never silently dropped (and
+    then overwritten by the next ``set_default_model``)."""
+    from .errors import ConfigError
+
     p = settings_path()
-    try:
-        return json.loads(p.read_text()) if p.exists() else {}
-    except (OSError, json.JSONDecodeError):
+    if not p.exists():
         return {}
+    way_out = (f"fix or delete {p} (then `truthnet default-model PATH` writes a new one); "
+               "$TRUTHNET_MODEL or --model work meanwhile")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read the TruthNet settings file: {exc}", hint=way_out) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: the TruthNet settings file holds {type(data).__name__}, not an object", hint=way_out)
+    return data
 
 
 def default_model() -> str | None:
@@ -37,5 +48,7 @@ def set_default_model(path: str | None) -> Path:
         s["default_model"] = str(Path(path).resolve())
     p = settings_path()
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(s, indent=2))
+    tmp = p.with_name(p.name + ".tmp")  # a crash mid-write never leaves a half-written file
+    tmp.write_text(json.dumps(s, indent=2), encoding="utf-8")
+    os.replace(tmp, p)
     return p

@@ -28,6 +28,7 @@ _ADDED_COLUMNS = [
     ("results", "frames_padded", "INTEGER"),
     ("results", "fps", "REAL"),
     ("scans", "info", "TEXT"),                # JSON: model_sha256, truthnet_version, threshold, windows
+    ("scans", "model_card", "TEXT"),          # JSON ModelCard.stored(): summary, warnings, card (0.2)
 ]
 
 _SCHEMA = """
@@ -42,7 +43,8 @@ CREATE TABLE IF NOT EXISTS scans (
     roots TEXT,                                  -- JSON list of the paths given
     options TEXT,                                -- JSON of the command's options
     counts TEXT,                                 -- JSON {status: n, "fake": n, "real": n}
-    info TEXT                                    -- JSON: model_sha256, truthnet_version, threshold
+    info TEXT,                                   -- JSON: model_sha256, truthnet_version, threshold
+    model_card TEXT                              -- JSON: the model card's summary, warnings and card
 );
 CREATE TABLE IF NOT EXISTS results (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -89,19 +91,29 @@ class Store:
 
     The job queue keeps its tables in the same database: :class:`truthnet.jobs.JobQueue`."""
 
+    #: tries to take the write lock (each waits up to the busy timeout) before giving up
+    LOCK_ATTEMPTS = 50
+
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         self.path = Path(path) if path else default_db_path()
         self._local = threading.local()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.con.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
-        except (OSError, sqlite3.Error) as exc:  # a typo or an unwritable place: one line, not a traceback
+            self._migrate()
+        except OSError as exc:  # a typo or an unwritable place: one line, not a traceback
             from .errors import ConfigError
 
-            why = getattr(exc, "strerror", None) or str(exc)
-            raise ConfigError(f"cannot open the results database {self.path}: {why}",
+            raise ConfigError(f"cannot open the results database {self.path}: {exc.strerror or exc}",
                               hint="give a writable file with --db") from None
-        self._migrate()
+        except sqlite3.Error as exc:  # never replaced or rebuilt behind the user's back
+            self.close()
+            if "unable to open" in str(exc):
+                from .errors import ConfigError
+
+                raise ConfigError(f"cannot open the results database {self.path}: {exc}",
+                                  hint="give a writable file with --db") from None
+            raise self._error(exc) from None
 
     def _migrate(self) -> None:
         """Bring a database written by an older TruthNet up to :data:`SCHEMA_VERSION`."""
@@ -131,26 +143,53 @@ class Store:
             self._local.con = con
         return con
 
+    def _error(self, exc: sqlite3.Error):
+        """A :class:`StoreError` naming the database and a way out."""
+        from .errors import StoreError
+
+        text = str(exc)
+        if "not a database" in text or "malformed" in text:
+            return StoreError(
+                f"{self.path}: not a TruthNet results database, or a damaged one ({text})",
+                hint=f"move it aside (mv '{self.path}' '{self.path}.damaged') and a new one is made on the next "
+                "run, or pass --db another file; TruthNet never replaces it on its own")
+        if "full" in text or "I/O" in text:
+            return StoreError(
+                f"{self.path}: cannot write the results database ({text}): the disk or a file-size limit is "
+                "full; every result stored before this is kept",
+                hint="free some space and run the same command again: finished files are reused")
+        return StoreError(f"{self.path}: results database error: {text}")
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        from .errors import StoreError
+
         con = self.con
         # BEGIN IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout
         # instead of failing with "database is locked" halfway through a transaction
-        for attempt in range(50):
+        for attempt in range(self.LOCK_ATTEMPTS):
             try:
                 con.execute("BEGIN IMMEDIATE")
                 break
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
+                    raise self._error(exc) from None
                 time.sleep(0.05 * (attempt + 1))
+        else:  # never run a statement outside its transaction
+            raise StoreError(f"{self.path}: the results database stayed locked by another process; nothing "
+                             "was written",
+                             hint="wait for the other scan or the TUI to finish, or pass --db another file")
         try:
             yield con
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        else:
             con.execute("COMMIT")
+        except BaseException as exc:
+            try:
+                con.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite already rolled back (e.g. after a full disk)
+            if isinstance(exc, sqlite3.Error):
+                raise self._error(exc) from None
+            raise
 
     def close(self) -> None:
         con = getattr(self._local, "con", None)
@@ -160,12 +199,13 @@ class Store:
 
     # -- scans ----------------------------------------------------------------------------
     def start_scan(self, model: str | None, model_key: str | None, roots: list[str], options: dict,
-                   info: dict | None = None) -> int:
+                   info: dict | None = None, *, model_card: dict | None = None) -> int:
         with self._tx() as con:
             cur = con.execute(
-                "INSERT INTO scans (started, model, model_key, roots, options, info) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO scans (started, model, model_key, roots, options, info, model_card)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (time.time(), model, model_key, json.dumps(roots), json.dumps(options, default=str),
-                 json.dumps(info or {}, default=str)),
+                 json.dumps(info or {}, default=str), None if model_card is None else json.dumps(model_card, default=str)),
             )
             return int(cur.lastrowid)
 
@@ -183,8 +223,8 @@ class Store:
         out = []
         for r in self.con.execute(q):
             d = dict(r)
-            for k in ("roots", "options", "counts", "info"):
-                d[k] = json.loads(d[k]) if d[k] else None
+            for k in ("roots", "options", "counts", "info", "model_card"):
+                d[k] = json.loads(d[k]) if d.get(k) else None
             out.append(d)
         return out
 

@@ -237,6 +237,9 @@ def make_dataset(
         if m not in ("sbi", "swap"):
             raise ValueError(f"unknown fake method {m!r}; known: sbi, swap")
     written: list[Path] = []
+    _mark_synthetic(out, methods=list(methods), seed=seed, n_real=n_real, n_fake=n_fake,
+                    faces="user photos" if faces_dir else "skimage astronaut",
+                    real_videos=str(real_videos_dir) if real_videos_dir else None)
     if real_videos_dir is not None:
         return _fakes_from_user_videos(Path(real_videos_dir), out, seed, progress)
     faces = _load_user_faces(faces_dir) if faces_dir else []
@@ -278,6 +281,19 @@ def make_dataset(
         if progress:
             progress(i + 1, n)
     return written
+
+
+def _mark_synthetic(out: Path, **how) -> None:
+    """Leave :data:`truthnet.modelcard.SYNTHETIC_MARKER` in the output, so that a model trained
+    on it says so in its card (and every verdict list shows it)."""
+    import json
+
+    from . import __version__
+    from .modelcard import SYNTHETIC_MARKER
+
+    info = {"generator": "truthnet synth", "truthnet_version": __version__, **how,
+            "note": "generated clips: a model trained on them knows nothing about real footage"}
+    (out / SYNTHETIC_MARKER).write_text(json.dumps(info, indent=2))
 
 
 def _fakes_from_user_videos(src: Path, out: Path, seed: int, progress=None) -> list[Path]:

@@ -95,6 +95,8 @@ def prepare_crops(
     def one(row: ManifestRow):
         try:
             fp = file_fingerprint(row.path)
+        except VideoError as exc:  # missing, a pipe, a device: never opened
+            return row.path, None, None, f"{exc.status}: {exc.reason}"
         except OSError as exc:
             return row.path, None, None, f"unreadable: {exc}"
         hit = cache.get_crops(cfg, fp)
@@ -334,7 +336,18 @@ def train(
     history, model = _fit_model(cfg, tcfg, crops, fps, cache, train_rows, val_rows, out, progress)
 
     seconds = time.perf_counter() - t_start
+    from .modelcard import build as build_card
+
+    kept = None  # early stopping restores the epoch of least validation loss
+    if tcfg.patience is not None and history.get("val_loss"):
+        kept = int(np.argmin(history["val_loss"]))
+    card = build_card(dataset=str(dataset), layout=layout_name, counts=counts, paths=[r.path for r in rows],
+                      manifest=out / "manifest.csv", config=cfg, history=history, best_epoch=kept)
+    if card["synthetic"]:
+        progress(f"warning: {card['synthetic_videos']} of {len(rows)} videos are synthetic (truthnet synth): "
+                 "the model's card says so wherever its verdicts are shown")
     meta = {
+        "card": card,
         "trained": True,
         "truthnet_version": __version__,
         "train_config": tcfg.to_dict(),

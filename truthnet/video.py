@@ -76,22 +76,21 @@ def _sniff_container(head: bytes) -> str | None:
 
 
 def _check_file(path: str) -> tuple[int, str | None]:
-    """Size and sniffed container; raises the specific error for unusable files."""
-    p = Path(path)
-    if not p.exists():
-        raise UnreadableFileError(path, "file does not exist")
-    if p.is_dir():
-        raise UnreadableFileError(path, "is a directory, not a video file")
-    try:
-        with open(p, "rb") as fh:
+    """Size and sniffed container; raises the specific error for unusable files.  Only regular
+    files are opened (:mod:`truthnet.filecheck`): pipes, sockets and devices never are."""
+    from .filecheck import open_regular, sniff_image
+
+    with open_regular(path) as fh:
+        try:
             head = fh.read(256)
-        size = p.stat().st_size
-    except PermissionError:
-        raise UnreadableFileError(path, "permission denied", hint="check the file's read permission") from None
-    except OSError as exc:
-        raise UnreadableFileError(path, f"cannot read the file: {exc.strerror or exc}") from None
+        except OSError as exc:
+            raise UnreadableFileError(path, f"cannot read the file: {exc.strerror or exc}") from None
+        size = os.fstat(fh.fileno()).st_size
     if size == 0:
         raise EmptyFileError(path, "empty file (0 bytes)")
+    image = sniff_image(head)
+    if image:  # OpenCV would open it as a one-frame "video" and it would get a score
+        raise NotAVideoError(path, f"{image}, not a video")
     return size, _sniff_container(head)
 
 

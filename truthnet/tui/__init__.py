@@ -17,11 +17,17 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.dir).is_dir():
         print(f"error: {args.dir}: not a folder", file=sys.stderr)
         return 3
+    from ..errors import TruthnetError
     from .app import make_app
 
+    try:
+        app = make_app(args.dir, model=args.model, db=args.db)
+    except TruthnetError as exc:  # a damaged results database or settings file: say which, and how out
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     log = _divert_native_stderr()
     try:
-        make_app(args.dir, model=args.model, db=args.db).run()
+        app.run()
     finally:
         _restore(log)
     return 0

@@ -20,6 +20,7 @@ from .jobs_view import JobsView
 from .messages import DevicesFound
 from .widgets.search import SearchBox
 from .widgets.video_tree import VideoTree, videos_below
+from .widgets.model_card import ModelCardBanner, card_warnings
 
 FILTERS = ("all", "fake", "real", "failed", "not scanned")
 COLUMNS = ("name", "verdict", "score", "status", "scanned")
@@ -69,6 +70,7 @@ class TruthnetApp(JobsView, App):
         self.below = False  # the table lists every video under the folder, not only its own
         self.init_jobs(start_jobs)
         self._rows: list[tuple[str, ResultRow | None]] = []
+        self._cards: dict[str, object] = {}  # model path -> ModelCard (or the error reading it)
 
     # -- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -78,6 +80,7 @@ class TruthnetApp(JobsView, App):
             with Vertical(id="right"):
                 yield Label("", id="folder-label")
                 yield SearchBox(placeholder="search by name (press / ), Esc to leave", id="search")
+                yield ModelCardBanner("", id="model-card")
                 yield DataTable(id="videos", cursor_type="row", zebra_stripes=True)
                 yield Label("Jobs", id="jobs-label")
                 yield DataTable(id="jobs", cursor_type="row")
@@ -171,6 +174,14 @@ class TruthnetApp(JobsView, App):
             + (f"  —  search: {self.search!r}" if self.search else "")
             + f"  —  sort: {COLUMNS[self.sort_col]} {arrow}"
         )
+        self.update_card()
+
+    def card_warnings(self) -> tuple[str, list[str]]:
+        """The current model's card line and the warnings behind the verdicts shown."""
+        return card_warnings(self.model, self._cards, self.store, [r for _, r in self._rows if r is not None])
+
+    def update_card(self) -> None:
+        self.query_one("#model-card", ModelCardBanner).show(*self.card_warnings())
 
     def shown(self, path: Path) -> str:
         """A path as the user thinks of it: relative to the folder the app was opened on."""
@@ -289,7 +300,12 @@ class TruthnetApp(JobsView, App):
         title = f"TruthNet: {self.shown(self.folder)}" + (f" (results of scans {', '.join(f'#{i}' for i in scans)})"
                                                           if len(scans) > 1 else "")
         try:
-            path = write_html(rows, out, title=title, scan=scan, roots=[str(self.root)])
+            # the card stored with the scan; for verdicts of several scans, the app's model's card
+            card = (scan or {}).get("model_card")
+            if card is None:
+                line, warnings = self.card_warnings()
+                card = {"summary": line, "warnings": warnings}
+            path = write_html(rows, out, title=title, scan=scan, roots=[str(self.root)], card=card)
         except OSError as exc:
             self.error(f"cannot write {out}: {exc.strerror or exc}")
             return

@@ -1,0 +1,108 @@
+"""Model cards: what a model was trained on, and warnings beside every verdict list (issue #15,
+item 3).  The training round trip is in test_training.py (it trains anyway)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from truthnet.modelcard import SYNTHETIC_MARKER, ModelCard, preset_name, synthetic_count
+
+SYNTH_CARD = {
+    "trained": True, "dataset": "/data/demo", "layout": "folder", "synthetic": True, "synthetic_videos": 100,
+    "counts": {"train": {"real": 35, "fake": 35}, "val": {"real": 5, "fake": 5}, "test": {"real": 10, "fake": 10}},
+    "preset": "tiny", "train_metrics": {"val_accuracy": 0.9, "val_auc": 0.95},
+    "test_metrics": {"split": "test", "n": 20, "accuracy": 1.0, "roc_auc": 1.0},
+}
+
+
+def test_card_summary_and_warnings():
+    card = ModelCard.from_metadata({"card": SYNTH_CARD, "truthnet_version": "0.1.0", "created": "2026-11-27T00:00:00"})
+    line = card.summary()
+    assert "trained on 100 videos (70 for training: 35 real, 35 fake) from /data/demo [folder]" in line
+    assert "SYNTHETIC" in line and "preset tiny" in line and "test (20 videos) accuracy 1.000" in line
+    assert "TruthNet 0.1.0 2026-11-27" in line and "\n" not in line
+    w = card.warnings()
+    assert len(w) == 2 and "synthetic" in w[0] and "only 70 videos (fewer than 300)" in w[1]
+    big = ModelCard.from_dict({**SYNTH_CARD, "synthetic": False, "counts": {"train": {"real": 200, "fake": 200}}})
+    assert big.warnings() == []
+    assert "untrained" in ModelCard.from_metadata({"trained": False}).warnings()[0]
+    # a model saved before cards: what its metadata says, or an honest "no record"
+    old = ModelCard.from_metadata({"trained": True, "dataset": "d", "layout": "folder",
+                                   "split_counts": {"train": {"real": 400, "fake": 500}},
+                                   "history": {"loss": [0.5, 0.3]}})
+    assert old.videos("train") == 900 and old.train_metrics == {"loss": 0.3} and old.warnings() == []
+    assert "no record" in ModelCard.from_metadata({}).warnings()[0]
+
+
+def test_synthetic_marker_and_preset_names(tmp_path):
+    from truthnet import PipelineConfig
+    from truthnet.synth import make_dataset
+
+    make_dataset(tmp_path / "synth", n_real=2, n_fake=2, n_frames=4, seed=0)
+    marker = json.loads((tmp_path / "synth" / SYNTHETIC_MARKER).read_text())
+    assert marker["generator"] == "truthnet synth" and marker["n_real"] == 2
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "a.mp4").write_bytes(b"x")
+    paths = [*map(str, (tmp_path / "synth").rglob("*.mp4")), str(tmp_path / "mine" / "a.mp4")]
+    assert synthetic_count(paths) == 4
+    assert preset_name(PipelineConfig.preset("paper")) == "paper"
+    assert preset_name(PipelineConfig.preset("tiny", image_size=64)) == "custom (tiny with image_size changed)"
+
+
+@pytest.fixture(scope="module")
+def synthetic_model(tmp_path_factory):
+    import truthnet
+
+    d = tmp_path_factory.mktemp("card")
+    det = truthnet.new_detector(truthnet.PipelineConfig.preset("tiny", image_size=32), seed=0)
+    return det.save(d / "demo.keras", {"trained": True, "card": SYNTH_CARD})
+
+
+def _run(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "truthnet.cli", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+@pytest.mark.slow
+def test_synthetic_warning_in_json_html_and_results(synthetic_model, media, tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TRUTHNET_CONFIG": str(tmp_path / "settings.json")}
+    db, html = tmp_path / "r.sqlite", tmp_path / "report.html"
+    r = _run("scan", media["face"], "--model", synthetic_model, "--db", db, "--json", "--html", html, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads(r.stdout.splitlines()[-1])
+    assert summary["model_card"]["synthetic"] is True and "SYNTHETIC" in summary["model_card"]["summary"]
+    assert any("synthetic" in w for w in summary["warnings"])
+    page = html.read_text()
+    assert "id='model-warnings'" in page and "trained on synthetic clips" in page
+    assert page.index("model-warnings") < page.index("<table")  # above the verdicts
+    r = _run("results", "--db", db, "--scan", summary["scan_id"], "--json", env=env)
+    assert r.returncode == 0 and "warning: trained on synthetic clips" in r.stderr.replace("\n", " ")
+    r = _run("results", "--db", db, env={**env, "COLUMNS": "250"})
+    assert "trained on synthetic" in r.stdout
+    # model-info, and the default model refuses synthetic data unless told
+    r = _run("model-info", synthetic_model, "--json", env=env)
+    info = json.loads(r.stdout)
+    assert info["card"]["synthetic"] is True and info["warnings"] == ModelCard.from_dict(SYNTH_CARD).warnings()
+    r = _run("default-model", synthetic_model, env=env)
+    assert r.returncode == 3 and "--accept-synthetic" in r.stderr and not (tmp_path / "settings.json").exists()
+    r = _run("default-model", synthetic_model, "--accept-synthetic", env=env)
+    assert r.returncode == 0 and str(synthetic_model) in (tmp_path / "settings.json").read_text()
+
+
+@pytest.mark.slow
+async def test_tui_shows_the_warning_above_the_verdicts(synthetic_model, tmp_path):
+    from truthnet.tui.app import make_app
+    from truthnet.tui.widgets.model_card import ModelCardBanner
+
+    (tmp_path / "v").mkdir()
+    app = make_app(tmp_path / "v", model=str(synthetic_model), db=str(tmp_path / "r.sqlite"), start_jobs=False)
+    app.find_devices = lambda: None
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause(0.2)
+        banner = app.query_one("#model-card", ModelCardBanner)
+        text = str(banner.render())
+        assert banner.has_class("warn") and "⚠ trained on synthetic clips" in text and "SYNTHETIC" in text
+        assert banner.region.y < app.query_one("#videos").region.y
