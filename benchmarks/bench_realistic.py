@@ -179,7 +179,9 @@ def role_reference(paths: list[str], model_path: str) -> dict:
 
 def scan(folder: Path, model: Path, workers: int, env: dict) -> tuple[dict, dict]:
     cmd = [str(Path(sys.executable).with_name("truthnet")), "scan", str(folder), "--model", str(model), "--json",
-           "--quiet", "--force", "--workers", str(workers), "--db", str(folder.parent / f"{folder.name}.sqlite")]
+           "--quiet", "--force", "--db", str(folder.parent / f"{folder.name}.sqlite")]
+    if workers:  # else the engine's own plan for the cores (truthnet.engine.plan_threads)
+        cmd += ["--workers", str(workers)]
     r = run_child(cmd, env)
     rows = [json.loads(line) for line in r.pop("stdout").splitlines() if line.startswith("{")]
     return {"rows": [x for x in rows if "path" in x], "summary": rows[-1]}, r
@@ -251,7 +253,8 @@ def memory_rows(work: Path, model: Path, n: int, workers: int, env: dict) -> dic
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="the small corpus, 2 synthetic videos, memory at 5 / 50")
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=None,
+                    help="decode workers for the scan (default: the engine's plan for this machine's cores)")
     ap.add_argument("--memory-videos", type=int, default=None, help="N for the N vs 10 N memory rows (0: skip)")
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "truthnet-bench-realistic"))
     ap.add_argument("--out", default=None)

@@ -10,7 +10,7 @@ def test_paper_preset_matches_design_table():
     assert c.detector == "mtcnn"
     assert c.detector_options == {"coarse_side": None, "min_confidence": 0.0, "per_frame": True}
     fast = PipelineConfig.preset("paper-fast")
-    assert fast.detector_options["coarse_side"] == 320 and fast.fingerprint() != c.fingerprint()
+    assert fast.detector_options["coarse_side"] == 320 and fast.to_json() != c.to_json()
     assert c.image_size == 224
     assert c.normalization == "unit"  # divide by 255 into [0, 1]
     assert (c.backbone, c.backbone_weights, c.trainable_backbone) == ("mobilenetv2", "imagenet", False)

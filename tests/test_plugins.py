@@ -140,7 +140,7 @@ def test_third_party_plugin_trains_from_the_cli_and_scores_in_a_fresh_scan(tmp_p
     assert all(v["faces_found"] == [1] * 6 for v in videos)
 
     # scoring cannot change the trained backbone
-    r = _run([*cli, "scan", str(data), "--model", str(model), "--option", "backbone.width=2"], env)
+    r = _run([*cli, "scan", str(data), "-r", "--model", str(model), "--option", "backbone.width=2"], env)
     assert r.returncode == 3 and "cannot change when scoring" in r.stderr, r.stderr
 
     # here, where the plugin is not installed: the model names the package to install ...
