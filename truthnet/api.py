@@ -126,7 +126,6 @@ def scan(
     scoring starts, then one ``Event("scan", done, total, result=...)`` per file."""
     from .paths import norm
     from .resolve import resolve_model
-    from .scanning import Scanner
     from .store import Store
 
     if engine not in ("local", "ray"):
@@ -146,17 +145,8 @@ def scan(
                              detector=detector, options=parts)
     if classifier is not None and threshold is not None:
         clf = clf.with_threshold(threshold)
-    common = dict(model_path=model_path or None, windows=windows, workers=workers, timeout=timeout, force=force,
-                  batch_size=batch_size)
-    if engine == "ray":
-        from .ray_engine import RayScanner, import_ray
-
-        import_ray()  # fail now, with the install hint, not after the plan
-        r = ray or {}
-        scanner = RayScanner(clf, store, address=r.get("address"), num_workers=r.get("num_workers", 2),
-                             gpus_per_worker=r.get("gpus_per_worker", 0.0), **common)
-    else:
-        scanner = Scanner(clf, store, max_wait=max_wait, **common)
+    scanner = _scanner(engine, clf, store, ray, model_path=model_path or None, windows=windows, workers=workers,
+                       timeout=timeout, force=force, batch_size=batch_size, max_wait=max_wait)
     done = 0
     if on_event is not None:  # the model is loaded: scoring starts now (a rate counts from here)
         on_event(Event("scan", 0, total, "scoring"))
@@ -170,6 +160,20 @@ def scan(
     summary = scanner.scan(collected.files, problems=collected.problems, roots=[norm(p) for p in paths],
                            options=options or {}, on_result=on_result, cancel=cancel)
     return ScanOutcome(summary, store.path, model_path)
+
+
+def _scanner(engine: str, clf, store, ray: dict | None, *, max_wait: float | None, **common):
+    """The local :class:`~truthnet.scanning.Scanner`, or its Ray twin."""
+    if engine == "ray":
+        from .ray_engine import RayScanner, import_ray
+
+        import_ray()  # fail now, with the install hint, not after the plan
+        r = ray or {}
+        return RayScanner(clf, store, address=r.get("address"), num_workers=r.get("num_workers", 2),
+                          gpus_per_worker=r.get("gpus_per_worker", 0.0), **common)
+    from .scanning import Scanner
+
+    return Scanner(clf, store, max_wait=max_wait, **common)
 
 
 def train(dataset, output, config="paper", train_config=None, *, layout: str | None = None, cache_dir=None,

@@ -175,23 +175,29 @@ class Scanner:
             state = "failed"
             raise
         finally:
-            if state != "done":  # the interrupt may land between storing a row and counting it
-                try:
-                    recount: Counter = Counter()
-                    for r in self.store.results(scan_id):
-                        recount.update([r.status] + ([r.label] if r.label else []))
-                    counts = recount
-                except StoreError:
-                    pass  # the store itself failed: the counts in hand are what we know
-            try:
-                self.store.finish_scan(scan_id, state, dict(counts))
-            except StoreError:
-                if state != "failed":  # else the error in flight (e.g. a full disk) says why
-                    raise
+            counts = self._finish(scan_id, state, counts)
         summary = ScanSummary(scan_id, counts, len(files) + len(problems), skipped, time.perf_counter() - t0,
                               model_card=self.card)
         summary.interrupted = state == "interrupted"
         return summary
+
+    def _finish(self, scan_id: int, state: str, counts: Counter) -> Counter:
+        """Mark the scan finished; after an interrupt or a failure, count what the store holds
+        (the stop may land between storing a row and counting it)."""
+        if state != "done":
+            try:
+                recount: Counter = Counter()
+                for r in self.store.results(scan_id):
+                    recount.update([r.status] + ([r.label] if r.label else []))
+                counts = recount
+            except StoreError:
+                pass  # the store itself failed: the counts in hand are what we know
+        try:
+            self.store.finish_scan(scan_id, state, dict(counts))
+        except StoreError:
+            if state != "failed":  # else the error in flight (e.g. a full disk) says why
+                raise
+        return counts
 
     def _plan(self, files: list[str], emit) -> tuple[list[Result], int]:
         """Check and fingerprint each file; emit what needs no work (special files, unreadable,

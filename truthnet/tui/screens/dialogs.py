@@ -8,6 +8,19 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 
+class _Submits:
+    """Enter in a field and the ``ok`` button both submit; any other button dismisses."""
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id != "ok":
+            self.dismiss(None)
+            return
+        self.submit()
+
+
 class ErrorDialog(ModalScreen[None]):
     BINDINGS = [("escape", "dismiss", "Close"), ("enter", "dismiss", "Close")]
 
@@ -36,7 +49,7 @@ SPLITS = [("default: test on the model's own dataset, all videos of another", "d
           ("test", "test"), ("val", "val"), ("train", "train"), ("all", "all")]
 
 
-class JobDialog(ModalScreen[dict | None]):
+class JobDialog(_Submits, ModalScreen[dict | None]):
     """Choose the model, preset and device for a scan / training / evaluation of a folder
     (and, for an evaluation, the split)."""
 
@@ -72,15 +85,6 @@ class JobDialog(ModalScreen[dict | None]):
             with Horizontal(id="dialog-buttons"):
                 yield Button("Queue", id="ok", variant="primary")
                 yield Button("Cancel", id="cancel")
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.submit()  # Enter in the model field queues, like the Queue button
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id != "ok":
-            self.dismiss(None)
-            return
-        self.submit()
 
     def submit(self) -> None:
         preset = self.query_one("#job-preset", Select).value
@@ -138,7 +142,7 @@ class QuitDialog(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class ExportDialog(ModalScreen[str | None]):
+class ExportDialog(_Submits, ModalScreen[str | None]):
     """Ask where to write a report (default: the user's reports folder, never the evidence)."""
 
     BINDINGS = [("escape", "cancel", "Cancel")]
@@ -160,15 +164,6 @@ class ExportDialog(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         self.query_one("#export-path", Input).focus()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.submit()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id != "ok":
-            self.dismiss(None)
-            return
-        self.submit()
 
     def submit(self) -> None:
         from ...errors import ConfigError
