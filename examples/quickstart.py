@@ -1,4 +1,4 @@
-"""The main job end to end on a fresh machine: make a face video, build a detector, score it.
+"""The main job end to end on a fresh machine: make a face video, build a classifier, score it.
 
 Runs offline on a CPU in about a minute.  Uses the `tiny` preset (no ImageNet weights needed);
 the model is untrained, so the score shows the pipeline working, not a real verdict.
@@ -19,9 +19,9 @@ def main() -> None:
     empty = make_noface_clip(out / "no-face.mp4", n_frames=20)
     (out / "broken.mp4").write_bytes(clip.read_bytes()[:2000])
 
-    det = truthnet.new_detector("tiny", seed=0)
+    det = truthnet.new_classifier("tiny", seed=0)
     model = det.save(out / "tiny.keras")
-    det = truthnet.load_detector(model)  # the saved file carries its pipeline configuration
+    det = truthnet.load_classifier(model)  # the saved file carries its pipeline configuration
     # an untrained stand-in (metadata trained=false): TruthNet refuses its verdicts unless told;
     # here the point is the statuses of good and bad files, not the scores
     det.allow_untrained = True
