@@ -48,7 +48,8 @@ def child_env(device: str, base: dict[str, str] | None = None) -> dict[str, str]
     env = dict(os.environ if base is None else base)
     env["CUDA_VISIBLE_DEVICES"] = cuda_visible_devices(device)
     env["PYTHONUNBUFFERED"] = "1"  # the log shows lines as they are printed, not at exit
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # a cpu job hides the GPUs on purpose: TensorFlow's "failed call to cuInit" is noise there
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if device == "cpu" else "2")
     return env
 
 
