@@ -81,7 +81,7 @@ def plan(paths: Sequence[str | os.PathLike], *, recursive: bool = False, include
         if collected.below:
             where = "; ".join(f"{p} has {n} in sub-folders" for p, n in collected.below.items())
             raise ConfigError(f"no videos directly in the given folder(s): {where}",
-                              hint="add -r (recursive=True) to scan sub-folders")
+                              hint="scan them with -r, or recursive=True from Python")
         raise ConfigError(f"nothing to scan: no video files in {', '.join(os.fspath(p) for p in paths)}",
                           hint="--include GLOB picks files by name when they lack a video extension")
     return collected

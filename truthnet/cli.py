@@ -15,6 +15,7 @@ from typing import Any
 
 from . import __version__
 from .errors import ModelError, TruthnetError
+from .console import stdout_console
 from .exitcodes import ExitCode
 
 
@@ -62,7 +63,6 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             }
         )
         return ExitCode.OK
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="TruthNet plugins", title_justify="left")
@@ -70,7 +70,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         table.add_column(col)
     for e in entries:
         table.add_row(e.kind.replace("_", " "), e.name, e.source, e.description)
-    Console().print(table)
+    stdout_console().print(table)
     for name, err in errors.items():
         _stderr_console().print(f"[red]plugin {name!r} failed to load:[/] {err}")
     return ExitCode.OK
@@ -87,7 +87,6 @@ def cmd_presets(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(data)
         return ExitCode.OK
-    from rich.console import Console
     from rich.table import Table
 
     names = list(data)
@@ -97,7 +96,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
         table.add_column(n)
     for key in data[names[0]]:
         table.add_row(key, *(json.dumps(data[n][key]) for n in names))
-    Console().print(table)
+    stdout_console().print(table)
     return ExitCode.OK
 
 

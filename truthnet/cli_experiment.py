@@ -6,6 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from .console import stdout_console
 
 
 def _log(msg: str) -> None:
@@ -83,7 +84,6 @@ def cmd_calibrate(args) -> int:
     if args.json:
         print(json.dumps(r))
         return 0
-    from rich.console import Console
     from rich.table import Table
 
     pct = lambda x: "-" if x is None else f"{x:.1%}"  # noqa: E731
@@ -97,7 +97,7 @@ def cmd_calibrate(args) -> int:
                  ("written to", r["model"] + (" (in place)" if r["in_place"] else "")),
                  ("input model", r["input_model"] + ("" if r["in_place"] else " (unchanged)"))):
         t.add_row(k, v)
-    Console().print(t)
+    stdout_console().print(t)
     for w in r["warnings"]:
         _log(f"warning: {w}")
     return 0

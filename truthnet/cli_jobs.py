@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from .console import stdout_console
 from .errors import ConfigError, ModelError
 from .jobs.text import env_text, eta_text, progress_text
 
@@ -75,7 +76,6 @@ def cmd_list(args) -> int:
             j["eta_text"] = eta_text(j)
             sys.stdout.write(json.dumps(j, default=str) + "\n")
         return 0
-    from rich.console import Console
     from rich.table import Table
 
     def when(t):
@@ -88,7 +88,7 @@ def cmd_list(args) -> int:
     for j in jobs:
         t.add_row(str(j["id"]), j["kind"], j["target"], j["device"], j["state"], progress_text(j), eta_text(j),
                   str(j["pid"] or ""), env_text(j), when(j["started"]), when(j["finished"]), j["message"])
-    Console().print(t)
+    stdout_console().print(t)
     return 0
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 
+from .console import stdout_console
 from .exitcodes import ExitCode
 from .resolve import NO_MODEL_HELP, resolve_model  # noqa: F401  (NO_MODEL_HELP: its 0.1 home)
 
@@ -304,7 +305,7 @@ def cmd_results(args) -> int:
         Console(stderr=True).print("no scans yet (run `truthnet scan PATH`)")
         return ExitCode.OK
     if args.scan is None and not (args.csv or args.html or args.json):
-        Console().print(_scans_table(store, args.limit))
+        stdout_console().print(_scans_table(store, args.limit))
         return ExitCode.OK
     scan_id = args.scan
     if scan_id is None:
@@ -325,7 +326,7 @@ def cmd_results(args) -> int:
             d.pop("model_key", None)
             sys.stdout.write(json.dumps(d) + "\n")
     elif not (args.csv or args.html):
-        Console().print(_verdicts_table(store, scan))
+        stdout_console().print(_verdicts_table(store, scan))
     return ExitCode.OK
 
 
