@@ -181,10 +181,14 @@ def test_a_failing_detector_costs_one_video_not_the_run(media, tmp_path):
         # a plugin registered at run time exists in this process only: decode in threads here
         out = list(det.score_videos([media["face"], media["short"], media["face_avi"]], isolation="thread"))
         assert [v.status for v in out] == ["ok", "detector_error", "ok"]
-        # the isolated decode workers do not know it: a configuration error for the whole run,
-        # never a per-file status
+        # by default (isolation="auto") the engine sees the workers could not build this
+        # pipeline and decodes in threads: the same statuses and scores
+        auto = list(det.score_videos([media["face"], media["short"], media["face_avi"]]))
+        assert [(v.status, v.score) for v in auto] == [(v.status, v.score) for v in out]
+        # asking for the isolated decode workers, which do not know it: a configuration error
+        # for the whole run, never a per-file status
         with pytest.raises(truthnet.ConfigError, match="flaky"):
-            list(det.score_videos([media["face"]]))
+            list(det.score_videos([media["face"]], isolation="process"))
         assert "flaky" in out[1].reason and "empty output" in out[1].reason and out[1].score is None
     finally:
         plugins.reset()

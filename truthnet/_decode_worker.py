@@ -2,8 +2,10 @@
 
 A plain subprocess (not multiprocessing): it never re-imports the user's ``__main__``, so a
 script that calls the scanner without an ``if __name__ == "__main__"`` guard still works.  It
-reads :class:`~truthnet.isolation.DecodeTask` messages from the socket ``FD`` and answers each
-with one message of :mod:`truthnet.isolation` (``Decoded``, ``DecodeFailed``, ``SetupFailed``).
+imports its decode function and says :data:`~truthnet.isolation.READY` (or, when the import
+fails, one ``SetupFailed``: the configuration's fault, not any file's), then reads
+:class:`~truthnet.isolation.DecodeTask` messages from the socket ``FD`` and answers each with
+one message of :mod:`truthnet.isolation` (``Decoded``, ``DecodeFailed``, ``SetupFailed``).
 """
 
 from __future__ import annotations
@@ -14,23 +16,32 @@ import sys
 from multiprocessing.connection import Connection
 
 
-def main() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    fd, spec = int(sys.argv[1]), sys.argv[2]
+def _load(spec: str):
     module, _, name = spec.partition(":")
     obj = importlib.import_module(module)
     for part in name.split("."):
         obj = getattr(obj, part)
-    from truthnet.isolation import decode_one
+    return obj
 
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    fd, spec = int(sys.argv[1]), sys.argv[2]
+    conn = Connection(fd)
+    from truthnet.isolation import READY, SetupFailed, decode_one
+
+    try:
+        fn = _load(spec)
+    except Exception as exc:
+        conn.send(SetupFailed(-1, f"the decode worker cannot import {spec}: {type(exc).__name__}: {exc}"))
+        return
     # One OpenCV thread per worker: the engine runs as many workers as it wants busy cores, and
     # OpenCV's own pool on top of that only oversubscribes them (measured: 12.1 s -> 10.7 s for
     # 20 realistic reads on 2 cores)
     import cv2
 
     cv2.setNumThreads(1)
-
-    conn = Connection(fd)
+    conn.send(READY)
     while True:
         try:
             task = conn.recv()
@@ -38,7 +49,7 @@ def main() -> None:
             return
         if task is None:
             return
-        conn.send(decode_one(obj, task))
+        conn.send(decode_one(fn, task))
 
 
 if __name__ == "__main__":

@@ -117,7 +117,7 @@ class Classifier:
 
     def score_videos(
         self, paths: Iterable[str | os.PathLike], *, batch_size: int = 8, workers: int | None = None, windows: int = 1,
-        isolation: str = "process", timeout: float = 120.0, detect_threads: int | None = None,
+        isolation: str = "auto", timeout: float = 120.0, detect_threads: int | None = None,
     ) -> Iterator[Result]:
         """Score many videos, yielding results in input order as they are ready.
 

@@ -9,12 +9,14 @@ across videos -> :class:`~truthnet.record.Result`.  The Python API (``score_vide
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,14 +61,46 @@ class _Ready:
     seqs: list[FaceSequence]
 
 
+class _PipelinePool:
+    """Face pipelines not in use, for one classifier.  Each detection thread takes its own (a
+    detector network instance is not safe to call from two threads at once) and gives it back;
+    a changed pipeline configuration empties the pool."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.free: list = []
+        self.key: str | None = None
+
+    @contextmanager
+    def take(self, clf):
+        key = json.dumps(clf.config.to_dict(), sort_keys=True, default=str)
+        with self.lock:
+            if key != self.key:
+                self.free, self.key = [], key
+            pipe = self.free.pop() if self.free else None
+        if pipe is None:
+            from .pipeline import FacePipeline
+
+            pipe = FacePipeline(clf.config, device=clf.device)
+        try:
+            yield pipe
+        finally:
+            with self.lock:
+                if self.key == key:
+                    self.free.append(pipe)
+
+
 class Engine:
     """Scores files with a classifier (:class:`~truthnet.classifier.Classifier`).
 
     Args:
         classifier: the model and its pipeline.
         windows: sequences spread over each video; the score is their mean.
-        isolation: ``"process"`` (decoders in subprocesses, a crash or hang costs one file) or
-            ``"thread"`` (same decode code in threads; no start-up cost, no protection).
+        isolation: ``"process"`` (decoders in subprocesses, a crash or hang costs one file),
+            ``"thread"`` (same decode code in threads; no start-up cost, no protection), or
+            ``"auto"`` (the default: ``process``, unless the sampler or detector was registered
+            at run time with ``register_plugin()`` or ``decode_fn`` lives in ``__main__``, which
+            the worker processes cannot see: then ``thread``).
         workers: decoders working at once (None: chosen for the cores, see :func:`plan_threads`).
         detect_threads: threads detecting faces here, each with its own detector (None: chosen
             for the cores); unused when the detector runs in the decode workers.
@@ -83,7 +117,7 @@ class Engine:
     ``TRUTHNET_ALLOW_UNTRAINED=1``.
     """
 
-    def __init__(self, classifier, *, windows: int = 1, isolation: str = "process", workers: int | None = None,
+    def __init__(self, classifier, *, windows: int = 1, isolation: str = "auto", workers: int | None = None,
                  timeout: float = 120.0, batch_size: int = 8, thumbs: bool = True,
                  decode_fn: DecodeFn = default_decode, detect_threads: int | None = None,
                  max_wait: float | None = None) -> None:
@@ -93,26 +127,32 @@ class Engine:
         self.clf = classifier
         self.windows = int(windows)
         self.max_wait = max_wait
+        if isolation == "auto":
+            isolation = "process" if _worker_safe(classifier.config, decode_fn) else "thread"
         self.isolation = isolation
         self.in_worker = detects_in_decoder(classifier.config)
         auto_workers, auto_detect = plan_threads(self.in_worker)
         self.workers = auto_workers if workers is None else max(1, int(workers))
         self.detect_threads = auto_detect if detect_threads is None else max(1, int(detect_threads))
-        self._local = threading.local()
         self.timeout = timeout
         self.batch_size = max(1, int(batch_size))
         self.thumbs = thumbs
         self.decode_fn = decode_fn
         if isolation == "process":
+            from .isolation import fn_spec
             from .plugins import check_worker_safe
 
             check_worker_safe(classifier.config)  # the decode workers load installed plugins only
+            fn_spec(decode_fn)  # ... and import the decode function by name
 
     def run(self, rows: Iterable[Result], *, cancel=None) -> Iterator[Result]:
         """Complete each of ``rows`` (``path`` set; ``size``/``fingerprint`` kept) with its
-        status and score; yields them in completion order.  ``cancel.is_set()`` stops after
-        the batch in hand (those results are still yielded)."""
+        status and score; yields them in completion order.  ``cancel.is_set()`` stops within
+        a fraction of a second, even while a file is still decoding: the files already decoded
+        are still scored and yielded, the rest are not yielded at all."""
         rows = list(rows)
+        if not rows:
+            return
         for r in rows:
             r.threshold = self.clf.threshold if r.threshold is None else r.threshold
         config = self.clf.config.to_dict()
@@ -122,8 +162,8 @@ class Engine:
         self._oldest = 0.0  # when the oldest video waiting for the model was ready
         with open_decoder(self.isolation, self.workers, self.timeout, self.decode_fn) as pool, \
                 ThreadPoolExecutor(self.detect_threads, thread_name_prefix="truthnet-faces") as detect:
+            # the decoders yield None every 0.2 s nothing finished: the loop acts on time too
             for msg in pool.run(tasks):
-                row = rows[msg.key]
                 if isinstance(msg, SetupFailed):
                     raise ConfigError(
                         f"the decode workers could not set up the pipeline: {msg.message}",
@@ -132,9 +172,11 @@ class Engine:
                         "(isolation='thread')",
                     )
                 if isinstance(msg, DecodeFailed):
+                    row = rows[msg.key]
                     row.status, row.reason = msg.status, msg.reason
                     yield row
-                else:
+                elif msg is not None:
+                    row = rows[msg.key]
                     faces.append((row, detect.submit(self._faces, row, msg)))
                 # collect finished detections; at most two per thread wait, so memory stays flat
                 while faces and (faces[0][1].done() or len(faces) > 2 * self.detect_threads):
@@ -159,20 +201,25 @@ class Engine:
         if sum(len(p.seqs) for p in pending) >= self.batch_size:  # a full batch: score it now
             yield from self._flush(pending)
 
-    def _pipeline(self):
-        """This thread's face pipeline: each detection thread has its own detector (a network
-        instance is not safe to call from two threads at once)."""
-        pipe = getattr(self._local, "pipe", None)
-        if pipe is None:
-            from .pipeline import FacePipeline
-
-            pipe = self._local.pipe = FacePipeline(self.clf.config, device=self.clf.device)
-        return pipe
+    def _pipeline(self) -> _PipelinePool:
+        """The classifier's pool of face pipelines, kept on the classifier so that every run
+        with it (``score_video`` per file, each Ray batch) reuses detectors already built."""
+        pool = getattr(self.clf, "_face_pipelines", None)
+        if pool is None:
+            pool = _PipelinePool()
+            try:
+                self.clf._face_pipelines = pool
+            except AttributeError:  # a classifier that takes no attributes: a pool per engine
+                pass
+        return pool
 
     def _faces(self, row: Result, msg: Decoded) -> _Ready | None:
         """Detect (unless the worker did) and crop each window; None when no window is usable
         (``row`` then carries the failure)."""
-        pipe = self._pipeline()
+        with self._pipeline().take(self.clf) as pipe:
+            return self._faces_with(pipe, row, msg)
+
+    def _faces_with(self, pipe, row: Result, msg: Decoded) -> _Ready | None:
         row.status, row.duration = "ok", msg.info.duration
         row.fps = msg.info.fps or None
         in_worker = self.in_worker
@@ -229,6 +276,20 @@ class Engine:
                 row.timings[stage] = round(seconds / len(seqs) * len(p.seqs), 4)
             yield row
         pending.clear()
+
+
+def _worker_safe(config, decode_fn: DecodeFn) -> bool:
+    """Whether the decode worker processes can build this pipeline (installed plugins only)
+    and import the decode function (not one defined in ``__main__``)."""
+    from .isolation import fn_spec
+    from .plugins import check_worker_safe
+
+    try:
+        check_worker_safe(config)
+        fn_spec(decode_fn)
+    except ConfigError:
+        return False
+    return True
 
 
 def plan_threads(detect_in_worker: bool, cores: int | None = None) -> tuple[int, int]:

@@ -11,10 +11,12 @@ file gets the same frames, status and score whichever strategy reads it.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as future_wait
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any
@@ -22,7 +24,7 @@ from typing import Any
 from .decoding import DecodeFn, default_decode
 from .errors import ConfigError, TruthnetError, VideoError
 
-ISOLATIONS = ("process", "thread")
+ISOLATIONS = ("auto", "process", "thread")
 
 
 # --- the messages -------------------------------------------------------------------------
@@ -90,9 +92,17 @@ def decode_one(decode_fn: DecodeFn, task: DecodeTask) -> Message:
 def fn_spec(fn: DecodeFn) -> str:
     """``module:qualname`` of a decode function, importable in the worker process."""
     spec = f"{fn.__module__}:{fn.__qualname__}"
-    if "<" in spec:
-        raise ValueError(f"decode functions must be importable module-level functions, got {spec}")
+    if "<" in spec or fn.__module__ == "__main__":
+        raise ConfigError(
+            f"the decode workers cannot import the decode function {spec}",
+            hint="define it at module level in an importable module (not the script being run, "
+            "not inside a function), or decode in threads (isolation='thread')",
+        )
     return spec
+
+
+#: what a decode worker sends once it has imported its decode function, before any task
+READY = "ready"
 
 
 # --- the process strategy -----------------------------------------------------------------
@@ -118,6 +128,7 @@ class _Worker:
         self.conn = Connection(parent.detach())
         self.task: DecodeTask | None = None
         self.started = 0.0
+        self.ready = False  # it has said READY: it imported its decode function
 
     def exitcode(self) -> int | None:
         try:
@@ -194,7 +205,9 @@ class IsolatedDecoder:
                     self._replace(w)
                     todo.appendleft(task)
 
-    def run(self, tasks: Iterable[DecodeTask]) -> Iterator[Message]:
+    def run(self, tasks: Iterable[DecodeTask]) -> Iterator[Message | None]:
+        """Messages as files finish; ``None`` after each 0.2 s with nothing finished, so the
+        caller can act between files (flush a waiting batch, notice a cancel)."""
         todo = self._todo = deque(tasks)
         while todo or any(w.task for w in self.workers):
             self._dispatch(todo)
@@ -202,10 +215,14 @@ class IsolatedDecoder:
             if not busy:
                 continue
             ready = wait([w.conn for w in busy], timeout=0.2)
+            answered = False
             for w in busy:
                 msg = self._collect(w, ready)
                 if msg is not None:
+                    answered = True
                     yield msg
+            if not answered:
+                yield None
 
     def _collect(self, w: _Worker, ready: list) -> Message | None:
         """The message of a worker that answered, died or ran out of time (else None; a task
@@ -214,8 +231,23 @@ class IsolatedDecoder:
         if w.conn in ready:
             try:
                 msg = w.conn.recv()
+                if isinstance(msg, str) and msg == READY:
+                    w.ready = True
+                    msg = w.conn.recv() if w.conn.poll() else READY
             except (EOFError, OSError):
                 msg = None  # the socket closed: the worker died
+            if isinstance(msg, str):  # READY: started; the task's answer is still to come
+                return self._timed_out(w)
+            if isinstance(msg, SetupFailed):
+                w.task = None
+                return SetupFailed(task.key, msg.message)
+            if msg is None and not w.ready:  # it died before it could take any file
+                code = w.exitcode()
+                raise ConfigError(
+                    f"a decode worker could not start (exit code {code}) before reading any file",
+                    hint=f"check that `{sys.executable} -c 'import truthnet._decode_worker'` works, "
+                    "or decode in threads (isolation='thread')",
+                )
             if msg is not None and not (isinstance(msg, DecodeFailed) and msg.retry):
                 w.task = None
                 return msg
@@ -227,11 +259,15 @@ class IsolatedDecoder:
                 how = msg.reason
             self._replace(w)
             return self._died(task, how)
-        if time.monotonic() - w.started > self.timeout:
-            w.task = None
-            self._replace(w)
-            return DecodeFailed(task.key, "timeout", f"decoding took longer than {self.timeout:g} s")
-        return None
+        return self._timed_out(w)
+
+    def _timed_out(self, w: _Worker) -> DecodeFailed | None:
+        """The timeout message of a worker past its time limit (the worker is replaced)."""
+        if time.monotonic() - w.started <= self.timeout:
+            return None
+        task, w.task = w.task, None
+        self._replace(w)
+        return DecodeFailed(task.key, "timeout", f"decoding took longer than {self.timeout:g} s")
 
     def _died(self, task: DecodeTask, how: str) -> DecodeFailed | None:
         """Retry a task whose worker died, or blame the file when it has killed ``ATTEMPTS``."""
@@ -263,10 +299,13 @@ class InProcessDecoder:
 
     def __exit__(self, *exc) -> None:
         if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            # after a cancel, a decode still running (a thread cannot be stopped) finishes in
+            # the background: the caller does not wait for it
+            self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = None
 
-    def run(self, tasks: Iterable[DecodeTask]) -> Iterator[Message]:
+    def run(self, tasks: Iterable[DecodeTask]) -> Iterator[Message | None]:
+        """Messages in submission order; ``None`` after each 0.2 s the next one is not ready."""
         todo = deque(tasks)
         running: deque = deque()
         retried: set[int] = set()
@@ -274,7 +313,11 @@ class InProcessDecoder:
             while todo and len(running) < self.n * 2:  # bounded look-ahead: memory stays flat
                 task = todo.popleft()
                 running.append((task, self.pool.submit(decode_one, self.decode_fn, task)))
-            task, future = running.popleft()
+            task, future = running[0]
+            if not future_wait([future], timeout=0.2).done:
+                yield None  # a tick: nothing finished yet
+                continue
+            running.popleft()
             msg = future.result()
             if isinstance(msg, DecodeFailed) and msg.retry and task.key not in retried:
                 retried.add(task.key)  # out of memory: once more, when others may have finished

@@ -1,0 +1,128 @@
+"""The engine between files: a batch waiting for the model and a cancel are acted on while a
+slow file is still decoding; a decode worker that cannot start is a configuration error, never
+a per-file status."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+import truthnet
+from truthnet.engine import Engine
+from truthnet.errors import ConfigError
+from truthnet.record import Result
+
+TIME_LIMIT = 30.0  # the per-file decode limit here: a regression waits for it, then fails
+
+
+@pytest.fixture(scope="module")
+def clf():
+    cfg = truthnet.PipelineConfig.preset("tiny", detector="none", image_size=32)
+    return truthnet.new_classifier(cfg, seed=0)
+
+
+@pytest.fixture
+def good_and_hang(media, tmp_path):
+    """A good clip and one whose decoder hangs (``fault_decoders.faulty`` sleeps on "hang*")."""
+    hang = tmp_path / "hang.mp4"
+    hang.write_bytes(media["face"].read_bytes())
+    return media["face"], hang
+
+
+def _run_until_first(engine: Engine, files) -> tuple[list[Result], float, float]:
+    """Run, set cancel at the first result; (results, time of the first, time of the end)."""
+    cancel = threading.Event()
+    t0 = time.monotonic()
+    out, first = [], None
+    for row in engine.run([Result(path=str(f), status="ok") for f in files], cancel=cancel):
+        out.append(row)
+        if first is None:
+            first = time.monotonic() - t0
+            cancel.set()
+    return out, first, time.monotonic() - t0
+
+
+def test_a_waiting_batch_is_scored_and_a_cancel_stops_while_another_file_hangs(clf, good_and_hang):
+    from fault_decoders import faulty
+
+    good, hang = good_and_hang
+    engine = Engine(clf, isolation="process", workers=2, timeout=TIME_LIMIT, batch_size=8, max_wait=0.3,
+                    decode_fn=faulty)
+    out, first, end = _run_until_first(engine, [good, hang])
+    # the good clip's batch is not full, and the other file never finishes: max_wait scores it
+    # anyway, long before the hanging file's time limit; the cancel then ends the run at once
+    assert [(r.path, r.status) for r in out] == [(str(good), "ok")] and out[0].score is not None
+    assert first < TIME_LIMIT / 2 and end < TIME_LIMIT / 2
+
+
+def test_thread_isolation_also_scores_a_waiting_batch_while_a_file_hangs(clf, good_and_hang):
+    from fault_decoders import faulty
+
+    good, hang = good_and_hang
+    # threads cannot be killed: the hanging decode goes on in the background, the run does not
+    # wait for it after a cancel
+    engine = Engine(clf, isolation="thread", workers=2, batch_size=8, max_wait=0.3, decode_fn=faulty)
+    out, first, end = _run_until_first(engine, [good, hang])
+    assert [(r.path, r.status) for r in out] == [(str(good), "ok")] and out[0].score is not None
+    assert end < TIME_LIMIT / 2
+
+
+_WORKER_ONLY_FAILURE = """
+import os, sys
+
+_main = sys.modules.get("__main__")
+if getattr(getattr(_main, "__spec__", None), "name", "") == "truthnet._decode_worker":
+    {action}
+
+from truthnet.decoding import default_decode
+
+
+def decode(config, path, windows):
+    return default_decode(config, path, windows)
+"""
+
+
+@pytest.mark.parametrize(("name", "action", "expected"), [
+    ("needs_gpu_lib", 'raise ImportError("libcuda.so.1: cannot open shared object file")', "libcuda"),
+    ("exits_at_import", "os._exit(3)", "could not start"),
+])
+def test_a_worker_that_cannot_start_is_a_configuration_error(clf, media, tmp_path, monkeypatch, name, action,
+                                                             expected):
+    """Before any file: never every file's decode_error."""
+    (tmp_path / f"{name}.py").write_text(_WORKER_ONLY_FAILURE.format(action=action))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = __import__(name)
+    engine = Engine(clf, isolation="process", workers=2, decode_fn=module.decode)
+    rows = [Result(path=str(media["face"]), status="ok"), Result(path=str(media["short"]), status="ok")]
+    with pytest.raises(ConfigError, match=expected):
+        list(engine.run(rows))
+    sys.modules.pop(name, None)
+
+
+def test_a_decode_function_in_main_is_decoded_in_threads_unless_processes_are_asked_for(clf, media):
+    from truthnet.decoding import default_decode
+
+    def decode(config, path, windows):
+        return default_decode(config, path, windows)
+
+    decode.__module__, decode.__qualname__ = "__main__", "decode"  # as if defined in a script
+    with pytest.raises(ConfigError, match="cannot import the decode function __main__:decode"):
+        Engine(clf, isolation="process", decode_fn=decode)
+    auto = Engine(clf, decode_fn=decode)
+    assert auto.isolation == "thread"
+    (row,) = auto.run([Result(path=str(media["face"]), status="ok")])
+    ref = clf.score_video(media["face"])
+    assert row.status == "ok" and row.score == pytest.approx(ref.score, abs=1e-6)
+
+
+def test_face_pipelines_are_kept_with_the_classifier_across_runs(clf, media):
+    """score_video per file must not build a new face detector each time (MTCNN's networks)."""
+    first = clf.score_video(media["face"])
+    (pipe,) = clf._face_pipelines.free
+    again = clf.score_video(media["face"])
+    assert clf._face_pipelines.free == [pipe]  # the same object, given back after use
+    assert (again.status, again.score) == (first.status, first.score)
