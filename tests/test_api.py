@@ -104,6 +104,7 @@ def test_a_version_1_store_is_migrated_in_place(tmp_path):
     store = Store(db)
     (row,) = store.results(1)
     assert (row.path, row.score, row.frames_sampled, row.frame_indices) == ("/old.mp4", 0.7, 10, [])
+    assert store.scan(1)["model_card"] is None  # version 4's column, added empty
     assert store.con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
 
     # a store from a newer TruthNet is refused, not silently rewritten

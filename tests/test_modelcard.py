@@ -106,3 +106,34 @@ async def test_tui_shows_the_warning_above_the_verdicts(synthetic_model, tmp_pat
         text = str(banner.render())
         assert banner.has_class("warn") and "⚠ trained on synthetic clips" in text and "SYNTHETIC" in text
         assert banner.region.y < app.query_one("#videos").region.y
+
+
+@pytest.mark.slow
+async def test_tui_export_of_two_scans_gives_each_scans_own_model_card(synthetic_model, media, tmp_path):
+    """Each verdict was given by its own scan's model, not by the model the app holds now."""
+    import shutil
+
+    import truthnet
+    from truthnet import api
+    from truthnet.tui.app import make_app
+
+    case = tmp_path / "case"
+    case.mkdir()
+    a, b = shutil.copy(media["face"], case / "a.mp4"), shutil.copy(media["face_avi"], case / "b.avi")
+    other = truthnet.new_classifier(truthnet.PipelineConfig.preset("tiny", image_size=32), seed=1)
+    other = other.save(tmp_path / "other.keras", {"trained": True})  # no card: "no training record"
+    db = tmp_path / "r.sqlite"
+    s1 = api.scan([a], model=synthetic_model, db=db).scan_id
+    s2 = api.scan([b], model=other, db=db).scan_id
+    app = make_app(case, model=str(other), db=str(db), start_jobs=False)
+    app.find_devices = lambda: None
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause(0.2)
+        rows = [r for _, r in app._rows if r is not None]
+        assert sorted(r.scan_id for r in rows) == [s1, s2]
+        app.write_report(rows, str(tmp_path / "out" / "report.html"))
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert f"scan #{s1}: trained on synthetic clips" in page
+    assert f"scan #{s2}: " in page and "by different models" in page
+    # the face strips are each result's own
+    assert page.count("data:image/jpeg;base64,") == 2

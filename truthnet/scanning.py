@@ -105,7 +105,7 @@ class Scanner:
         force: bool = False,
         batch_size: int = 8,
         decode_fn: DecodeFn = default_decode,
-        isolation: str = "process",
+        isolation: str = "auto",
         max_wait: float | None = None,
     ) -> None:
         self.det = detector
@@ -223,7 +223,6 @@ class Scanner:
                 if prev is not None:
                     prev.path, prev.size = path, size
                     prev.timings = {**prev.timings, "reused": 1.0}
-                    prev.thumbs = self.store.thumbs(path)
                     emit(prev)
                     skipped += 1
                     continue

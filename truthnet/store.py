@@ -18,9 +18,10 @@ from pathlib import Path
 
 #: version 2 added ``frame_indices`` and ``frames_padded`` (the API's fields) to ``results``;
 #: version 3 added ``results.fps`` (frame times in reports), ``scans.info`` (what a report must
-#: say about a scan: model file hash, TruthNet version, threshold); the job tables are
-#: :mod:`truthnet.jobs.queue`'s
-SCHEMA_VERSION = 3
+#: say about a scan: model file hash, TruthNet version, threshold); version 4 added
+#: ``scans.model_card`` (the card and its warnings as they were when the scan ran); the job
+#: tables are :mod:`truthnet.jobs.queue`'s
+SCHEMA_VERSION = 4
 
 #: columns added after version 1: (table, column, type), applied by :meth:`Store._migrate`
 _ADDED_COLUMNS = [
@@ -256,7 +257,7 @@ class Store:
             "ORDER BY scanned_at DESC LIMIT 1" % ",".join("?" * len(FINAL_STATUSES))
         )
         r = self.con.execute(q, (fingerprint, model_key, *FINAL_STATUSES)).fetchone()
-        return _row(r) if r else None
+        return _row(r, with_thumbs=True) if r else None  # its faces too: the same content's
 
     def results(self, scan_id: int | None = None, *, with_thumbs: bool = False) -> list[Result]:
         cols = "*" if with_thumbs else "*, NULL AS thumbs"
@@ -280,10 +281,14 @@ class Store:
                 out[r["path"]] = _row(r)
         return out
 
-    def thumbs(self, path: str) -> bytes | None:
-        r = self.con.execute(
-            "SELECT thumbs FROM results WHERE path = ? AND thumbs IS NOT NULL ORDER BY id DESC LIMIT 1", (path,)
-        ).fetchone()
+    def thumbs(self, path: str, scan_id: int | None = None) -> bytes | None:
+        """The face strip of ``path``'s result in scan ``scan_id`` (None: its latest result):
+        the faces of that very result, never another scan's of a file since changed."""
+        if scan_id is None:
+            q, args = "SELECT thumbs FROM results WHERE path = ? ORDER BY id DESC LIMIT 1", (path,)
+        else:
+            q, args = "SELECT thumbs FROM results WHERE path = ? AND scan_id = ? ORDER BY id DESC LIMIT 1", (path, scan_id)
+        r = self.con.execute(q, args).fetchone()
         return r["thumbs"] if r else None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -18,9 +19,9 @@ from ..store import ResultRow, Store
 from ..video import is_video_path
 from .jobs_view import JobsView
 from .messages import DevicesFound
+from .widgets.model_card import ModelCardBanner, card_warnings
 from .widgets.search import SearchBox
 from .widgets.video_tree import VideoTree, videos_below
-from .widgets.model_card import ModelCardBanner, card_warnings
 
 FILTERS = ("all", "fake", "real", "failed", "not scanned")
 COLUMNS = ("name", "verdict", "score", "status", "scanned")
@@ -274,7 +275,8 @@ class TruthnetApp(JobsView, App):
         from .screens.details import DetailsScreen
 
         row = self.store.latest_for_paths([path]).get(path)
-        self.push_screen(DetailsScreen(path, row, self.store.thumbs(path), self.shown(Path(path))))
+        thumbs = self.store.thumbs(path, scan_id=row.scan_id) if row is not None else None
+        self.push_screen(DetailsScreen(path, row, thumbs, self.shown(Path(path))))
 
     def action_export(self) -> None:
         """Write the view's verdicts as HTML where the user says (default: the reports folder):
@@ -294,22 +296,31 @@ class TruthnetApp(JobsView, App):
         from ..htmlreport import write_html
 
         for r in rows:
-            r.thumbs = self.store.thumbs(r.path)
+            r.thumbs = self.store.thumbs(r.path, scan_id=r.scan_id)  # this very result's faces
         scans = sorted({r.scan_id for r in rows if r.scan_id})
         scan = self.store.scan(scans[0]) if len(scans) == 1 else None
         title = f"TruthNet: {self.shown(self.folder)}" + (f" (results of scans {', '.join(f'#{i}' for i in scans)})"
                                                           if len(scans) > 1 else "")
         try:
-            # the card stored with the scan; for verdicts of several scans, the app's model's card
-            card = (scan or {}).get("model_card")
-            if card is None:
-                line, warnings = self.card_warnings()
-                card = {"summary": line, "warnings": warnings}
+            card = self.report_card(scans)
             path = write_html(rows, out, title=title, scan=scan, roots=[str(self.root)], card=card)
         except OSError as exc:
             self.error(f"cannot write {out}: {exc.strerror or exc}")
             return
         self.notify(f"report written to {path}", timeout=8)
+
+    def report_card(self, scans: list[int]) -> dict | None:
+        """The model card of the scans whose verdicts are exported: each verdict is the model's
+        of its own scan, never the model the app holds now.  Several scans with different cards
+        give one line per scan and every warning, each saying which scan it is about."""
+        cards = {i: (self.store.scan(i) or {}).get("model_card") for i in scans}
+        distinct = {json.dumps(c, sort_keys=True) for c in cards.values()}
+        if len(distinct) <= 1:
+            return next(iter(cards.values()), None)
+        summary = "; ".join(f"scan #{i}: {(c or {}).get('summary') or 'no model card stored'}"
+                            for i, c in cards.items())
+        warnings = [f"scan #{i}: {w}" for i, c in cards.items() for w in (c or {}).get("warnings") or []]
+        return {"summary": f"verdicts of {len(cards)} scans by different models ({summary})", "warnings": warnings}
 
     def error(self, message: str) -> None:
         from .screens.dialogs import ErrorDialog
@@ -331,8 +342,12 @@ class TruthnetApp(JobsView, App):
         def queued(choice: dict | None) -> None:
             if not choice:
                 return
-            jid = self.queue_job(choice["kind"], choice["target"], model=choice["model"], preset=choice["preset"],
-                                 device=choice["device"], options=choice.get("options"))
+            try:  # the queue checks target and model now, not when the job starts
+                jid = self.queue_job(choice["kind"], choice["target"], model=choice["model"],
+                                     preset=choice["preset"], device=choice["device"], options=choice.get("options"))
+            except TruthnetError as exc:
+                self.error(str(exc))
+                return
             self.notify(f"job {jid} queued: {kind} {Path(target).name} on {choice['device']}")
 
         from ..settings import default_model
