@@ -257,6 +257,30 @@ def test_a_real_scan_job_end_to_end(tmp_path, none_model):
     assert log[-1].startswith("done: ")
 
 
+def test_job_paths_are_absolute_normalised_and_checked_when_queued(tmp_path, monkeypatch, none_model):
+    """The runner may start in another folder, hours later: what is queued is what the store
+    will name (absolute, normalised, links kept as typed), and a missing model fails now."""
+    from truthnet.errors import ConfigError, ModelError
+
+    (tmp_path / "case" / "sub").mkdir(parents=True)
+    (tmp_path / "current").symlink_to(tmp_path / "case")
+    (tmp_path / "notes.txt").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    q = JobQueue(tmp_path / "q.sqlite")
+    job = q.get(q.add("scan", "current/sub/../sub", model=os.path.relpath(none_model)))
+    assert job["target"] == str(tmp_path / "current" / "sub")
+    assert job["model"] == os.path.normpath(os.path.abspath(none_model))
+    with pytest.raises(ModelError, match="model file not found"):
+        q.add("scan", "case", model="nope.keras")
+    with pytest.raises(ModelError, match="truthnet demo"):
+        q.add("evaluate", "case", model=None)
+    with pytest.raises(ConfigError, match="dataset folder or a manifest CSV"):
+        q.add("evaluate", "notes.txt", model=none_model)
+    with pytest.raises(ConfigError, match="no such file or folder"):
+        q.add("train", "gone")
+    assert [j["id"] for j in q.jobs()] == [job["id"]]
+
+
 def test_jobs_command_errors(tmp_path, monkeypatch, capsys):
     from truthnet.cli import main
 

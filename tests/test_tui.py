@@ -218,10 +218,10 @@ async def test_tree_counts_videos_below_and_table_lists_them(tmp_path):
 
 
 async def test_job_dialog_offers_known_models(videos, tmp_path, monkeypatch):
-    from textual.widgets import Select
+    from textual.widgets import Input, Select
 
     from truthnet.settings import set_default_model
-    from truthnet.tui.screens.dialogs import JobDialog
+    from truthnet.tui.screens.dialogs import ErrorDialog, JobDialog
 
     monkeypatch.setenv("TRUTHNET_CONFIG", str(tmp_path / "settings.json"))
     monkeypatch.delenv("TRUTHNET_MODEL", raising=False)
@@ -244,7 +244,17 @@ async def test_job_dialog_offers_known_models(videos, tmp_path, monkeypatch):
         offered = [(label.split(":")[0], v) for label, v in select._options if v is not Select.NULL]
         assert offered == [("current", str(tmp_path / "current.keras")), ("default", str(tmp_path / "default.keras")),
                            ("job 1 (train)", str(trained))]
-        select.value = str(trained)
+        # a mistyped model path: an error now, nothing queued (not a job that fails later)
+        app.screen.query_one("#job-model-path", Input).value = "typo/model.keras"
+        await pilot.click("#ok")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, ErrorDialog)
+        assert "model file not found" in str(app.screen.query_one("#error-message").render())
+        assert [j["kind"] for j in q.jobs()] == ["train"]
+        await pilot.press("escape")
+        await pilot.press("s")
+        await pilot.pause(0.3)
+        app.screen.query_one("#job-model", Select).value = str(trained)
         await pilot.click("#ok")
         await pilot.pause(0.2)
     assert q.jobs()[-1]["model"] == str(trained)

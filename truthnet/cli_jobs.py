@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 
 from .console import stdout_console
-from .errors import ConfigError, ModelError
+from .errors import ConfigError
 from .jobs.text import env_text, eta_text, progress_text
 
 
@@ -22,40 +21,23 @@ def _queue(args):
     return JobQueue(args.db)
 
 
-def _check_target(kind: str, path: str) -> str:
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"{path}: no such file or folder")
-    if kind in ("train", "evaluate") and not (p.is_dir() or p.suffix.lower() == ".csv"):
-        raise ConfigError(f"{path}: {kind} needs a dataset folder or a manifest CSV")
-    return str(p.resolve())
-
-
 def cmd_add(args) -> int:
     from .config import PipelineConfig
     from .jobs import parse_device
+    from .jobs.queue import check_job
 
-    target = _check_target(args.kind, args.path)
     device = parse_device(args.device)
     if args.preset:
         PipelineConfig.preset(args.preset)  # an unknown name lists the known ones now, not in the job
     if args.force and args.kind != "scan":
         raise ConfigError("--force (rescore files scored before) applies to scan jobs only")
-    model = None
-    if args.kind == "train":
-        if args.model:
-            raise ConfigError("train makes a new model; --model is for scan and evaluate jobs")
-    else:
+    model = args.model
+    if args.kind != "train" and not model:
         from .settings import default_model
 
-        model = args.model or default_model()
-        if not model:
-            from .cli_scan import NO_MODEL_HELP
-
-            raise ModelError(NO_MODEL_HELP)
-        if not Path(model).is_file():
-            raise ModelError(f"model file not found: {model}")
-        model = str(Path(model).resolve())  # the runner may start in another folder
+        model = default_model()
+    # absolute and normalised (the runner may start in another folder), checked now
+    target, model = check_job(args.kind, args.path, model)
     q = _queue(args)
     jid = q.add(args.kind, target, model=model, preset=args.preset, device=device, force=args.force, origin="cli")
     if args.json:

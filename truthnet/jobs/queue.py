@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
 from ..store import Store
 
 JOB_KINDS = ("scan", "train", "evaluate")
@@ -126,6 +126,33 @@ def _decode(row) -> dict:
     return d
 
 
+def check_job(kind: str, target: str | os.PathLike, model: str | None) -> tuple[str, str | None]:
+    """A job's target and model as the runner will need them, or a clear error now (not when
+    the job starts, possibly hours later, in another folder): both absolute and normalised
+    (:func:`truthnet.paths.norm`, the way the store names files), the target present and of
+    the right kind, the model a file (scan and evaluate) or absent (train)."""
+    from ..paths import norm
+
+    target = norm(target)
+    p = Path(target)
+    if not p.exists():
+        raise ConfigError(f"{target}: no such file or folder")
+    if kind in ("train", "evaluate") and not (p.is_dir() or p.suffix.lower() == ".csv"):
+        raise ConfigError(f"{target}: {kind} needs a dataset folder or a manifest CSV")
+    if kind == "train":
+        if model:
+            raise ConfigError("train makes a new model; a model is for scan and evaluate jobs")
+        return target, None
+    if not model:
+        from ..resolve import NO_MODEL_HELP
+
+        raise ModelError(NO_MODEL_HELP)
+    model = norm(os.path.expanduser(str(model)))
+    if not Path(model).is_file():
+        raise ModelError(f"model file not found: {model}")
+    return target, model
+
+
 class JobQueue:
     """Jobs in a results store (``Store`` or a path; None: the default store)."""
 
@@ -199,6 +226,8 @@ class JobQueue:
 
         if kind not in (*JOB_KINDS, SELFTEST_KIND):
             raise ConfigError(f"unknown job kind {kind!r}; known: {', '.join(JOB_KINDS)}")
+        if kind != SELFTEST_KIND:
+            target, model = check_job(kind, target, model)
         with self.store._tx() as con:
             cur = con.execute(
                 "INSERT INTO jobs (kind, target, model, preset, device, force, options, origin, created) "

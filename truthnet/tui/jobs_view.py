@@ -202,7 +202,8 @@ class JobsView:
                 pass
             self.push_screen(ResultsScreen(res["metrics"], meta))
         elif job["kind"] == "scan":
-            self.folder = Path(job["target"])
+            target = Path(job["target"])  # a one-file scan shows the file among its folder's
+            self.folder = target if target.is_dir() else target.parent
             self.refresh_videos()
         else:
             self.notify(f"model: {res.get('model')}")
