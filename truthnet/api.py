@@ -118,7 +118,7 @@ def scan(
 
     Checked before the model loads (:class:`~truthnet.errors.ConfigError`): the paths (see
     :func:`plan`), ``windows >= 1`` and that the store can be opened.  ``classifier``: an already
-    loaded model (the TUI keeps one) instead of loading ``model``.  ``engine="ray"`` spreads the
+    loaded model (a script scoring many folders keeps one) instead of loading ``model``.  ``engine="ray"`` spreads the
     files over Ray (``ray``: ``address``, ``num_workers``, ``gpus_per_worker``).  ``max_wait``:
     seconds a decoded file may wait for a fuller model batch (results and progress per file).
     ``sampler``/``detector``/``parts`` (``part.key=value`` options) change the model's pipeline.

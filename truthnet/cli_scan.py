@@ -143,8 +143,10 @@ def cmd_scan(args) -> int:
     except KeyboardInterrupt:
         if bar is not None:
             bar.stop()
-        err.print(f"[yellow]interrupted[/] after {time.perf_counter() - t0:.1f} s, before any file was scored: "
-                  "nothing stored")
+        # the scanner itself stores what finished and returns; an interrupt reaches here only
+        # while the files were listed or the model loaded
+        err.print(f"[yellow]interrupted[/] after {time.perf_counter() - t0:.1f} s, before scoring started "
+                  "(listing files or loading the model): no results stored")
         return ExitCode.INTERRUPTED
     finally:
         if bar is not None:
