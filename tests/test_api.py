@@ -50,6 +50,15 @@ def test_scan_reports_structured_events_and_stops_on_cancel(folder_and_model, tm
     assert again.summary.skipped == len(stored)
 
 
+def test_a_cancel_before_scoring_scores_nothing(folder_and_model, tmp_path):
+    """A cancel that arrives while the files are checked stops there: no file is decoded."""
+    folder, model = folder_and_model
+    cancel = threading.Event()
+    cancel.set()
+    out = api.scan([folder], model=model, db=tmp_path / "r.sqlite", cancel=cancel)
+    assert out.summary.interrupted and Store(out.db).results(out.scan_id) == []
+
+
 def test_scan_results_equal_the_classifier_api(folder_and_model, tmp_path):
     folder, model = folder_and_model
     out = api.scan([folder], model=model, db=tmp_path / "r.sqlite")

@@ -119,12 +119,18 @@ def test_hook_truthnet_register_face_detectors(register, media, tmp_path):
     assert v.status == "ok" and v.faces_found == [1] * 10
     assert det.pipeline.prepare(media["face"]).boxes == [(0, 0, 20, 20)] * 10
 
-    # the scan's decode workers are fresh processes: refused up front, saying how to package it
+    # the scan's decode workers are fresh processes: asked for, they are refused up front,
+    # saying how to package it; by default the scanner decodes in threads instead
     from truthnet.scanning import Scanner
     from truthnet.store import Store
 
     with pytest.raises(ConfigError, match=r"face detector 'corner' was registered at run time.*entry-points\.truthnet"):
-        Scanner(det, Store(tmp_path / "db.sqlite"))
+        Scanner(det, Store(tmp_path / "db.sqlite"), isolation="process")
+    scanner = Scanner(det, Store(tmp_path / "db.sqlite"))
+    assert scanner.engine.isolation == "thread"
+    scanner.scan([str(media["face"])])
+    (row,) = Store(tmp_path / "db.sqlite").results()
+    assert (row.status, row.faces_found) == ("ok", [1] * 10)
 
 
 def _conv_backbone(name: str, feature_dim: int, channels: int, *, flat: bool = False):

@@ -165,7 +165,7 @@ class Scanner:
         try:
             for path, status, reason in problems:
                 emit(Result(path=path, status=status, reason=reason))
-            todo, skipped = self._plan(files, emit)
+            todo, skipped = self._plan(files, emit, cancel)
             self.execute(todo, emit, cancel)
             if cancel is not None and cancel.is_set():
                 state = "interrupted"
@@ -199,7 +199,7 @@ class Scanner:
                 raise
         return counts
 
-    def _plan(self, files: list[str], emit) -> tuple[list[Result], int]:
+    def _plan(self, files: list[str], emit, cancel=None) -> tuple[list[Result], int]:
         """Check and fingerprint each file; emit what needs no work (special files, unreadable,
         already scored with this model); return the rows left to score.  Nothing here opens a
         pipe or a device, and the one read (the fingerprint) is bounded by the per-file timeout."""
@@ -209,6 +209,8 @@ class Scanner:
         todo: list[Result] = []
         skipped = 0
         for path in files:
+            if cancel is not None and cancel.is_set():  # the rest are left for a re-run
+                break
             try:
                 size = check_regular(path).st_size  # stat only: a FIFO or /dev/zero is never opened
                 fp = read_within(path, self.engine.timeout, file_fingerprint)
