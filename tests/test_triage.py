@@ -299,8 +299,10 @@ async def test_keys_focus_panels_and_typing_never_lands_in_search(tmp_path):
 
     store = Store(tmp_path / "r.sqlite")
     queue = JobQueue(store)
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"k")  # jobs are queued with a model file; these never run
     for d, t in (("a", 100.0), ("b", 200.0)):  # two finished scan jobs; b/ finished last
-        jid = queue.add("scan", str(root / d))
+        jid = queue.add("scan", str(root / d), model=str(model))
         store.con.execute("UPDATE jobs SET state = 'done', finished = ?, result = ? WHERE id = ?",
                           (t, json.dumps({"scan_id": 0}), jid))
     app = make_app(root, model="m.keras", db=str(tmp_path / "r.sqlite"), start_jobs=False)
