@@ -1,6 +1,7 @@
 """Decoders that crash or hang on purpose, run inside the scanner's isolated worker processes."""
 
 import os
+import threading
 import time
 
 from truthnet.scanning import default_decode
@@ -17,4 +18,15 @@ def faulty(config, path, windows):
             os.kill(os.getpid(), 9)  # like an out-of-memory kill
     if name.startswith("hang"):
         time.sleep(600)
+    return default_decode(config, path, windows)
+
+
+#: ``held`` blocks on "hang*" files until a test sets this (a thread cannot be killed, and an
+#: endless decode thread would keep the interpreter from exiting after the test)
+RELEASE = threading.Event()
+
+
+def held(config, path, windows):
+    if os.path.basename(path).startswith("hang"):
+        RELEASE.wait(600)
     return default_decode(config, path, windows)

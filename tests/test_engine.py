@@ -60,13 +60,17 @@ def test_a_waiting_batch_is_scored_and_a_cancel_stops_while_another_file_hangs(c
 
 
 def test_thread_isolation_also_scores_a_waiting_batch_while_a_file_hangs(clf, good_and_hang):
-    from fault_decoders import faulty
+    from fault_decoders import RELEASE, held
 
     good, hang = good_and_hang
     # threads cannot be killed: the hanging decode goes on in the background, the run does not
-    # wait for it after a cancel
-    engine = Engine(clf, isolation="thread", workers=2, batch_size=8, max_wait=0.3, decode_fn=faulty)
-    out, first, end = _run_until_first(engine, [good, hang])
+    # wait for it after a cancel (released at the end, so the interpreter can exit)
+    engine = Engine(clf, isolation="thread", workers=2, batch_size=8, max_wait=0.3, decode_fn=held)
+    RELEASE.clear()
+    try:
+        out, first, end = _run_until_first(engine, [good, hang])
+    finally:
+        RELEASE.set()
     assert [(r.path, r.status) for r in out] == [(str(good), "ok")] and out[0].score is not None
     assert end < TIME_LIMIT / 2
 
