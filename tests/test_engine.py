@@ -116,6 +116,8 @@ def test_a_decode_function_in_main_is_decoded_in_threads_unless_processes_are_as
     decode.__module__, decode.__qualname__ = "__main__", "decode"  # as if defined in a script
     with pytest.raises(ConfigError, match="cannot import the decode function __main__:decode"):
         Engine(clf, isolation="process", decode_fn=decode)
+    with pytest.raises(ConfigError, match="unknown decode isolation 'procss'; choose one of: auto, process, thread"):
+        Engine(clf, isolation="procss")
     auto = Engine(clf, decode_fn=decode)
     assert auto.isolation == "thread"
     (row,) = auto.run([Result(path=str(media["face"]), status="ok")])

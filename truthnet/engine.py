@@ -23,7 +23,7 @@ import numpy as np
 
 from .decoding import DecodeFn, WindowFailure, build_window, default_decode, detects_in_decoder
 from .errors import ConfigError, ModelError
-from .isolation import Decoded, DecodeFailed, DecodeTask, SetupFailed, open_decoder
+from .isolation import ISOLATIONS, Decoded, DecodeFailed, DecodeTask, SetupFailed, open_decoder
 from .pipeline import FaceSequence
 from .record import Result, label_for
 
@@ -127,6 +127,8 @@ class Engine:
         self.clf = classifier
         self.windows = int(windows)
         self.max_wait = max_wait
+        if isolation not in ISOLATIONS:
+            raise ConfigError(f"unknown decode isolation {isolation!r}; choose one of: {', '.join(ISOLATIONS)}")
         if isolation == "auto":
             isolation = "process" if _worker_safe(classifier.config, decode_fn) else "thread"
         self.isolation = isolation
