@@ -238,6 +238,18 @@ def test_evaluation_names_its_split_and_leaves_out_training_videos(trained, tmp_
     m = api.evaluate(res.model_path, copy, include_training=True)
     assert m["split_videos"] == len(manifest)
 
+    # a named pipe among someone's videos is not a training video and does not stop the check
+    # (it is scored later, with its own status); nothing ever opens it for reading here
+    import os
+
+    from truthnet.holdout import select
+    from truthnet.model import read_metadata
+
+    os.mkfifo(copy / "fake" / "zz-pipe.mp4")
+    sel = select(copy, read_metadata(res.model_path)[0])
+    assert str(copy / "fake" / "zz-pipe.mp4") in {r.path for r in sel.rows}
+    assert sel.info["training_overlap"]["found"] == n["train"] + n["val"]
+
 
 def test_calibrate_writes_a_new_model_and_warns_on_few_videos(trained, tmp_path):
     from truthnet import api

@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass, field
 
 from .datasets import ManifestRow, split_rows
-from .errors import DatasetError
+from .errors import DatasetError, VideoError
 from .features import FP_PREFIX, file_fingerprint
 from .paths import norm
 
@@ -99,8 +99,8 @@ def _training_rows(rows: list[ManifestRow], meta: dict, own: bool, splits: tuple
             try:
                 if file_fingerprint(r.path)[:FP_PREFIX] in known:
                     hits.append(r.path)
-            except OSError:
-                pass  # an unreadable file fails when scored, with its own status
+            except (OSError, VideoError):  # a missing, unreadable or special file (a pipe):
+                pass  # it fails when scored, with its own status
         return "fingerprints", hits
     if own:
         return "split", [r.path for r in rows if r.split in splits]
