@@ -5,7 +5,6 @@ a per-file status."""
 from __future__ import annotations
 
 import sys
-import textwrap
 import threading
 import time
 

@@ -149,7 +149,7 @@ def scan(
                        timeout=timeout, force=force, batch_size=batch_size, max_wait=max_wait)
     done = 0
     if on_event is not None:  # the model is loaded: scoring starts now (a rate counts from here)
-        on_event(Event("scan", 0, total, "scoring"))
+        on_event(Event("scan", 0, total, "scoring", card=scanner.card))
 
     def on_result(row) -> None:
         nonlocal done

@@ -15,7 +15,7 @@ from typing import Any
 
 from . import __version__
 from .errors import ModelError, TruthnetError
-from .console import stdout_console
+from .console import stderr_console, stdout_console
 from .exitcodes import ExitCode
 
 
@@ -27,17 +27,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ExitCode.USAGE, f"{self.prog}: error: {message}\n")
 
 
-def _stderr_console():
-    from rich.console import Console
-
-    # soft_wrap: a message is one line however narrow the terminal (grep-able logs)
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
 def _error(exc: BaseException) -> None:
     from rich.markup import escape
 
-    _stderr_console().print(f"[red]error:[/] {escape(str(exc))}")
+    stderr_console().print(f"[red]error:[/] {escape(str(exc))}")
 
 
 def _print_json(obj: Any) -> None:
@@ -72,7 +65,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         table.add_row(e.kind.replace("_", " "), e.name, e.source, e.description)
     stdout_console().print(table)
     for name, err in errors.items():
-        _stderr_console().print(f"[red]plugin {name!r} failed to load:[/] {err}")
+        stderr_console().print(f"[red]plugin {name!r} failed to load:[/] {err}")
     return ExitCode.OK
 
 
@@ -138,7 +131,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     det = load_classifier(resolve_model(args.model), _config_from_args(args), threshold=args.threshold)
     from .cli_scan import card_of, print_card
 
-    print_card(_stderr_console(), card_of(det), warnings_only=True)  # synthetic data, few videos ...
+    print_card(stderr_console(), card_of(det), warnings_only=True)  # synthetic data, few videos ...
     failed = 0
     for v in det.score_videos(args.videos, batch_size=args.batch_size):
         failed += not v.ok
@@ -164,7 +157,7 @@ def cmd_new_model(args: argparse.Namespace) -> int:
                           options=args.option, image_size=args.image_size)
     det = new_classifier(cfg, seed=args.seed)
     path = det.save(args.output, {"trained": False})
-    _stderr_console().print(f"wrote untrained {args.preset} model to {path} (train it with `truthnet train`)")
+    stderr_console().print(f"wrote untrained {args.preset} model to {path} (train it with `truthnet train`)")
     return ExitCode.OK
 
 
@@ -233,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
-        _stderr_console().print("[yellow]interrupted[/]")
+        stderr_console().print("[yellow]interrupted[/]")
         return ExitCode.INTERRUPTED
     except ModelError as exc:
         _error(exc)

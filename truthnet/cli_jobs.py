@@ -36,7 +36,8 @@ def cmd_add(args) -> int:
         from .settings import default_model
 
         model = default_model()
-    # absolute and normalised (the runner may start in another folder), checked now
+    # the target first, then the model; checked before the store is opened (JobQueue.add
+    # checks again, for every caller)
     target, model = check_job(args.kind, args.path, model)
     q = _queue(args)
     jid = q.add(args.kind, target, model=model, preset=args.preset, device=device, force=args.force, origin="cli")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 
-from .console import stdout_console
+from .console import stderr_console, stdout_console
 from .exitcodes import ExitCode
 from .resolve import NO_MODEL_HELP, resolve_model  # noqa: F401  (NO_MODEL_HELP: its 0.1 home)
 
@@ -91,7 +91,7 @@ def cmd_scan(args) -> int:
     from . import api
     from .paths import norm
 
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err = stderr_console()
     check_outputs(args)
     roots = [norm(p) for p in args.paths]
     bar = task = None
@@ -106,9 +106,7 @@ def cmd_scan(args) -> int:
             return
         if row is None:  # the plan (how many files), then "scoring" once the model is loaded
             if ev.message == "scoring" and not args.json:  # the card's warnings before the first verdict
-                from .modelcard import ModelCard
-
-                print_card(err, ModelCard.read(resolve_model(args.model)).stored(), warnings_only=True)
+                print_card(err, ev.card, warnings_only=True)
         elif args.json:
             d = row.to_dict()
             d.pop("model_key", None)
@@ -154,21 +152,20 @@ def cmd_scan(args) -> int:
     return _finish_scan(outcome, args, err, roots)
 
 
-def _write_reports(store, scan_id: int, args) -> None:
-    from .errors import ConfigError
+def _write_reports(store, scan: dict | None, args) -> None:
     from .htmlreport import write_csv, write_html
+    from .outputs import write_error
 
     if not (args.csv or args.html):
         return
-    rows = store.results(scan_id, with_thumbs=bool(args.html))
-    scan = store.scan(scan_id)
+    rows = store.results(scan["id"], with_thumbs=bool(args.html)) if scan else []
     for flag, write in (("csv", write_csv), ("html", write_html)):
         target = getattr(args, flag)
         if target:
             try:
                 write(rows, target, scan=scan)
             except OSError as exc:
-                raise ConfigError(f"cannot write --{flag} {target}: {exc.strerror or exc}") from None
+                raise write_error(target, exc, f"--{flag}") from None
 
 
 def _finish_scan(outcome, args, err, roots) -> int:
@@ -177,7 +174,7 @@ def _finish_scan(outcome, args, err, roots) -> int:
 
     summary = outcome.summary
     store = Store(outcome.db)
-    _write_reports(store, summary.scan_id, args)
+    _write_reports(store, store.scan(summary.scan_id), args)
     if args.json:
         sys.stdout.write(json.dumps(summary.to_dict()) + "\n")
     else:
@@ -318,10 +315,8 @@ def cmd_results(args) -> int:
     scan = store.scan(scan_id)
     if scan is None:
         raise ConfigError(f"no scan #{scan_id} in {store.path}")
-    from rich.console import Console
-
-    print_card(Console(stderr=True, highlight=False, soft_wrap=True), (store.scan(scan_id) or {}).get("model_card"))
-    _write_reports(store, scan_id, args)
+    print_card(stderr_console(), scan.get("model_card"))
+    _write_reports(store, scan, args)
     if args.json:
         for r in store.results(scan_id):
             d = r.to_dict()
@@ -344,7 +339,6 @@ def _warning_cell(stored: dict | None):
 def cmd_model_info(args) -> int:
     """``truthnet model-info MODEL [--json]``: the model's card and its warnings."""
     from .modelcard import ModelCard
-    from .resolve import resolve_model
 
     path = resolve_model(args.model)
     card = ModelCard.read(path)

@@ -1,4 +1,4 @@
-"""Consoles for the CLI's output (tables on stdout)."""
+"""Consoles for the CLI's output (tables on stdout, messages on stderr)."""
 
 from __future__ import annotations
 
@@ -14,3 +14,11 @@ def stdout_console():
     from rich.console import Console
 
     return Console() if sys.stdout.isatty() or os.environ.get("COLUMNS") else Console(width=200)
+
+
+def stderr_console():
+    """A console for messages on stderr; ``soft_wrap``: a message is one line however narrow
+    the terminal (grep-able logs)."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)

@@ -9,7 +9,9 @@ so only the small crops cross the process boundary.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .config import PipelineConfig
@@ -29,29 +31,54 @@ class WindowFailure:
     frames: int
 
 
-_pipelines: dict[str, object] = {}  # one FacePipeline per configuration in each worker
+class PipelinePool:
+    """Face pipelines of one configuration not in use.  A thread takes one for a file and
+    gives it back: a pipeline's detector (a network, a cascade) is never called from two
+    threads at once, and no thread builds one that another has already built."""
+
+    def __init__(self, build: Callable[[], object], key: str = "") -> None:
+        self.build, self.key = build, key
+        self.lock = threading.Lock()
+        self.free: list = []
+
+    @contextmanager
+    def take(self):
+        with self.lock:
+            pipe = self.free.pop() if self.free else None
+        if pipe is None:
+            pipe = self.build()
+        try:
+            yield pipe
+        finally:
+            with self.lock:
+                self.free.append(pipe)
 
 
-def pipeline_for(config: dict):
-    """The worker's :class:`~truthnet.pipeline.FacePipeline` for ``config`` (built once)."""
-    from .pipeline import FacePipeline
+_pools: dict[str, PipelinePool] = {}  # per configuration: the decode workers' (or threads') pipelines
+_pools_lock = threading.Lock()
 
+
+def pipelines_for(config: dict) -> PipelinePool:
+    """The :class:`~truthnet.pipeline.FacePipeline` pool of this process for ``config``."""
     key = json.dumps(config, sort_keys=True)
-    pipe = _pipelines.get(key)
-    if pipe is None:
-        pipe = _pipelines[key] = FacePipeline(PipelineConfig.from_dict(config))
-    return pipe
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            from .pipeline import FacePipeline
+
+            pool = _pools[key] = PipelinePool(lambda: FacePipeline(PipelineConfig.from_dict(config)), key)
+    return pool
 
 
 def default_decode(config: dict, path: str, windows: int):
     """Probe ``path`` and read the sampled frames of each window; with a detector that runs in
     the decoder, return :class:`~truthnet.pipeline.FaceSequence` / :class:`WindowFailure` per
     window instead of the full-resolution frames."""
-    pipe = pipeline_for(config)
-    info, per_window, seconds = pipe.decode(path, windows=windows)
-    if not detects_in_decoder(pipe.config):
-        return info, per_window, seconds
-    return info, [build_window(pipe, path, info, frames, got, seconds) for frames, got in per_window], seconds
+    with pipelines_for(config).take() as pipe:
+        info, per_window, seconds = pipe.decode(path, windows=windows)
+        if not detects_in_decoder(pipe.config):
+            return info, per_window, seconds
+        return info, [build_window(pipe, path, info, frames, got, seconds) for frames, got in per_window], seconds
 
 
 def detects_in_decoder(config: PipelineConfig) -> bool:

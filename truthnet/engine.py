@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
-from .decoding import DecodeFn, WindowFailure, build_window, default_decode, detects_in_decoder
+from .decoding import DecodeFn, PipelinePool, WindowFailure, build_window, default_decode, detects_in_decoder
 from .errors import ConfigError, ModelError
-from .isolation import ISOLATIONS, Decoded, DecodeFailed, DecodeTask, SetupFailed, open_decoder
-from .pipeline import FaceSequence
+from .isolation import ISOLATIONS, Decoded, DecodeFailed, DecodeTask, SetupFailed, fn_spec, open_decoder
+from .pipeline import FacePipeline, FaceSequence
 from .record import Result, label_for
 
 
@@ -59,35 +57,6 @@ class _Ready:
 
     row: Result
     seqs: list[FaceSequence]
-
-
-class _PipelinePool:
-    """Face pipelines not in use, for one classifier.  Each detection thread takes its own (a
-    detector network instance is not safe to call from two threads at once) and gives it back;
-    a changed pipeline configuration empties the pool."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.free: list = []
-        self.key: str | None = None
-
-    @contextmanager
-    def take(self, clf):
-        key = json.dumps(clf.config.to_dict(), sort_keys=True, default=str)
-        with self.lock:
-            if key != self.key:
-                self.free, self.key = [], key
-            pipe = self.free.pop() if self.free else None
-        if pipe is None:
-            from .pipeline import FacePipeline
-
-            pipe = FacePipeline(clf.config, device=clf.device)
-        try:
-            yield pipe
-        finally:
-            with self.lock:
-                if self.key == key:
-                    self.free.append(pipe)
 
 
 class Engine:
@@ -131,6 +100,11 @@ class Engine:
             raise ConfigError(f"unknown decode isolation {isolation!r}; choose one of: {', '.join(ISOLATIONS)}")
         if isolation == "auto":
             isolation = "process" if _worker_safe(classifier.config, decode_fn) else "thread"
+        elif isolation == "process":  # asked for: what the workers cannot build is an error now
+            from .plugins import check_worker_safe
+
+            check_worker_safe(classifier.config)  # the decode workers load installed plugins only
+            fn_spec(decode_fn)  # ... and import the decode function by name
         self.isolation = isolation
         self.in_worker = detects_in_decoder(classifier.config)
         auto_workers, auto_detect = plan_threads(self.in_worker)
@@ -140,12 +114,6 @@ class Engine:
         self.batch_size = max(1, int(batch_size))
         self.thumbs = thumbs
         self.decode_fn = decode_fn
-        if isolation == "process":
-            from .isolation import fn_spec
-            from .plugins import check_worker_safe
-
-            check_worker_safe(classifier.config)  # the decode workers load installed plugins only
-            fn_spec(decode_fn)  # ... and import the decode function by name
 
     def run(self, rows: Iterable[Result], *, cancel=None) -> Iterator[Result]:
         """Complete each of ``rows`` (``path`` set; ``size``/``fingerprint`` kept) with its
@@ -158,6 +126,8 @@ class Engine:
         for r in rows:
             r.threshold = self.clf.threshold if r.threshold is None else r.threshold
         config = self.clf.config.to_dict()
+        self._config_key = json.dumps(config, sort_keys=True, default=str)
+        self._pool = self._pipelines()
         tasks = [DecodeTask(i, config, r.path, self.windows) for i, r in enumerate(rows)]
         pending: list[_Ready] = []
         faces: deque = deque()  # futures of _faces, in decode order
@@ -203,22 +173,21 @@ class Engine:
         if sum(len(p.seqs) for p in pending) >= self.batch_size:  # a full batch: score it now
             yield from self._flush(pending)
 
-    def _pipeline(self) -> _PipelinePool:
+    def _pipelines(self) -> PipelinePool:
         """The classifier's pool of face pipelines, kept on the classifier so that every run
-        with it (``score_video`` per file, each Ray batch) reuses detectors already built."""
+        with it (``score_video`` per file, each Ray batch) reuses detectors already built; a
+        changed configuration starts a new pool."""
         pool = getattr(self.clf, "_face_pipelines", None)
-        if pool is None:
-            pool = _PipelinePool()
-            try:
-                self.clf._face_pipelines = pool
-            except AttributeError:  # a classifier that takes no attributes: a pool per engine
-                pass
+        if pool is None or pool.key != self._config_key:
+            clf = self.clf
+            pool = clf._face_pipelines = PipelinePool(lambda: FacePipeline(clf.config, device=clf.device),
+                                                      self._config_key)
         return pool
 
     def _faces(self, row: Result, msg: Decoded) -> _Ready | None:
         """Detect (unless the worker did) and crop each window; None when no window is usable
         (``row`` then carries the failure)."""
-        with self._pipeline().take(self.clf) as pipe:
+        with self._pool.take() as pipe:
             return self._faces_with(pipe, row, msg)
 
     def _faces_with(self, pipe, row: Result, msg: Decoded) -> _Ready | None:
@@ -283,7 +252,6 @@ class Engine:
 def _worker_safe(config, decode_fn: DecodeFn) -> bool:
     """Whether the decode worker processes can build this pipeline (installed plugins only)
     and import the decode function (not one defined in ``__main__``)."""
-    from .isolation import fn_spec
     from .plugins import check_worker_safe
 
     try:

@@ -30,7 +30,9 @@ class Event:
 
     ``stage``: ``scan``, ``faces``, ``embeddings``, ``epoch``, ``evaluate``, ``calibrate`` or
     ``log`` (a message without counts); ``done``/``total``: units of that stage (files, videos,
-    epochs); ``result``: the :class:`~truthnet.record.Result` a scan just finished, if any.
+    epochs); ``result``: the :class:`~truthnet.record.Result` a scan just finished, if any;
+    ``card``: on a scan's ``scoring`` event, the model card stored with the scan (summary and
+    warnings, :meth:`truthnet.modelcard.ModelCard.stored`).
     """
 
     stage: str
@@ -38,6 +40,7 @@ class Event:
     total: int = 0
     message: str = ""
     result: Any = None
+    card: dict | None = None
 
     @property
     def fraction(self) -> float | None:

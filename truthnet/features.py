@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import PipelineConfig
+from .settings import default_cache_dir
 
 #: the settings that decide the crops (everything before the backbone)
 CROP_KEYS = (
@@ -75,15 +76,6 @@ def embedding_key(cfg: PipelineConfig, weights_tag: str = "") -> str:
             "normalization": d["normalization"],
         }
     )
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get("TRUTHNET_CACHE")
-    if env:
-        return Path(env)
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("truthnet"))
 
 
 class FeatureCache:

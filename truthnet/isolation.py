@@ -114,7 +114,6 @@ class _Worker:
     def __init__(self, spec: str) -> None:
         import socket
         import subprocess
-        import sys
         from multiprocessing.connection import Connection
 
         parent, child = socket.socketpair()
@@ -327,9 +326,10 @@ class InProcessDecoder:
 
 
 def open_decoder(isolation: str, workers: int, timeout: float, decode_fn: DecodeFn = default_decode):
-    """The decoder pool for an isolation strategy name (``process`` or ``thread``)."""
+    """The decoder pool for a resolved isolation strategy (``process`` or ``thread``; the
+    engine resolves ``auto`` and refuses unknown names)."""
     if isolation == "process":
         return IsolatedDecoder(workers, timeout, decode_fn)
     if isolation == "thread":
         return InProcessDecoder(workers, timeout, decode_fn)
-    raise ConfigError(f"unknown decode isolation {isolation!r}; choose one of: {', '.join(ISOLATIONS)}")
+    raise ConfigError(f"unknown decode isolation {isolation!r}; choose process or thread")

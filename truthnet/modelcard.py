@@ -172,7 +172,12 @@ def preset_name(config) -> str:
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """SHA-256 of a whole file, read in blocks (model files can be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def build(*, dataset: str, layout: str, counts: dict, paths: list[str], manifest: str | os.PathLike, config,

@@ -21,24 +21,22 @@ from .errors import StoreError, VideoError
 from .record import FINAL_STATUSES, Result, is_failure
 from .store import Store
 
-# the 0.1 homes of these names (tests, benchmarks and scripts import them from here)
+# the 0.1 homes of these names, same behaviour (scripts written against 0.1 import them from
+# here); 0.1's IsolatedDecoder is not among them: its interface changed (truthnet.isolation)
 from .collect import Collected, collect_files  # noqa: F401,E402
 from .decoding import WindowFailure, detects_in_decoder  # noqa: F401,E402
 from .engine import thumbnail_strip  # noqa: F401,E402
-from .isolation import IsolatedDecoder  # noqa: F401,E402
 
 __all__ = ["Scanner", "ScanSummary", "model_key", "model_sha256", "FINAL_STATUSES", "collect_files", "default_decode"]
 
 
 def model_sha256(model_path: str | None) -> str | None:
     """SHA-256 of the whole model file (what a report cites), or None for an in-memory model."""
+    from .modelcard import file_sha256
+
     if not model_path or not os.path.isfile(model_path):
         return None
-    h = hashlib.sha256()
-    with open(model_path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(model_path)
 
 
 def model_key(model_path: str | None, config: PipelineConfig, windows: int) -> str:

@@ -16,6 +16,17 @@ def settings_path() -> Path:
     return Path(user_config_dir("truthnet")) / "settings.json"
 
 
+def default_cache_dir() -> Path:
+    """Where caches live (crops, embeddings, the GPU list): ``$TRUTHNET_CACHE`` or the user's
+    cache folder."""
+    env = os.environ.get("TRUTHNET_CACHE")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("truthnet"))
+
+
 def load_settings() -> dict:
     """The saved settings; a damaged file is an error naming it, never silently dropped (and
     then overwritten by the next ``set_default_model``)."""

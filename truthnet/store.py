@@ -217,20 +217,17 @@ class Store:
                 (time.time(), state, json.dumps(counts), scan_id),
             )
 
+    _SCANS = "SELECT s.*, (SELECT COUNT(*) FROM results r WHERE r.scan_id = s.id) AS n FROM scans s"
+
     def scans(self, limit: int | None = None) -> list[dict]:
-        q = "SELECT s.*, (SELECT COUNT(*) FROM results r WHERE r.scan_id = s.id) AS n FROM scans s ORDER BY s.id DESC"
+        q = self._SCANS + " ORDER BY s.id DESC"
         if limit:
             q += f" LIMIT {int(limit)}"
-        out = []
-        for r in self.con.execute(q):
-            d = dict(r)
-            for k in ("roots", "options", "counts", "info", "model_card"):
-                d[k] = json.loads(d[k]) if d.get(k) else None
-            out.append(d)
-        return out
+        return [_scan_dict(r) for r in self.con.execute(q)]
 
     def scan(self, scan_id: int) -> dict | None:
-        return next((s for s in self.scans() if s["id"] == scan_id), None)
+        r = self.con.execute(self._SCANS + " WHERE s.id = ?", (int(scan_id),)).fetchone()
+        return _scan_dict(r) if r else None
 
     # -- results --------------------------------------------------------------------------
     def add_result(self, scan_id: int, row: Result) -> None:
@@ -290,6 +287,13 @@ class Store:
             q, args = "SELECT thumbs FROM results WHERE path = ? AND scan_id = ? ORDER BY id DESC LIMIT 1", (path, scan_id)
         r = self.con.execute(q, args).fetchone()
         return r["thumbs"] if r else None
+
+
+def _scan_dict(r: sqlite3.Row) -> dict:
+    d = dict(r)
+    for k in ("roots", "options", "counts", "info", "model_card"):
+        d[k] = json.loads(d[k]) if d.get(k) else None
+    return d
 
 
 def _row(r: sqlite3.Row, with_thumbs: bool = False) -> Result:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -21,20 +20,20 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-_DEVICE = re.compile(r"^(cpu|gpu(?::(\d+))?)$")
-
 #: how long a discovery result is trusted (drivers and cards do not change often)
 CACHE_SECONDS = 24 * 3600.0
 
 
 def parse_device(text: str) -> str:
-    """``cpu``, ``gpu`` (= ``gpu:0``) or ``gpu:N``, normalised; anything else is a ConfigError."""
-    m = _DEVICE.match(str(text).strip().lower())
-    if not m:
-        raise ConfigError(f"device must be cpu or gpu:N (N = 0, 1, ...), got {text!r}")
-    if m.group(1) == "cpu":
-        return "cpu"
-    return f"gpu:{int(m.group(2) or 0)}"
+    """``cpu``, ``gpu`` (= ``gpu:0``) or ``gpu:N``, normalised (the grammar of
+    :func:`truthnet.device.parse_device`); anything else is a ConfigError."""
+    from ..device import parse_device as parse
+
+    try:
+        kind, idx = parse(str(text))
+    except ConfigError:
+        raise ConfigError(f"device must be cpu or gpu:N (N = 0, 1, ...), got {text!r}") from None
+    return "cpu" if kind == "cpu" else f"gpu:{idx}"
 
 
 def cuda_visible_devices(device: str) -> str:
@@ -65,7 +64,7 @@ _PROBE = (
 
 
 def _cache_file() -> Path:
-    from ..features import default_cache_dir
+    from ..settings import default_cache_dir
 
     return default_cache_dir() / "devices.json"
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
-from ..errors import ConfigError, ModelError
+from ..errors import ConfigError
 from ..store import Store
 from .queue import JOB_KINDS, SELFTEST_KIND
 
@@ -65,12 +65,7 @@ def event_progress(report: Report):
 def _model(job: dict) -> str:
     from ..resolve import resolve_model
 
-    if not job.get("model"):
-        from ..settings import default_model
-
-        if not default_model():
-            raise ModelError("the job names no model and no default model is set (`truthnet default-model PATH`)")
-    return resolve_model(job.get("model"))
+    return resolve_model(job.get("model"))  # jobs are queued with one; older ones may use the default
 
 
 def _scan(job: dict, store: Store, report: Report, out_dir: Path) -> dict:

@@ -138,9 +138,7 @@ class JobsView:
                   device: str = "cpu", options: dict | None = None) -> int:
         jid = self.queue.add(kind, target, model=model, preset=preset, device=device, options=options, origin="tui")
         self.my_jobs.add(jid)
-        self.poll_jobs()
-        if self.start_jobs:
-            self.ensure_runners()
+        self.poll_jobs()  # shows it, and starts a runner for its device (start_jobs)
         return jid
 
     def pending_mine(self) -> list[dict]:

@@ -26,11 +26,9 @@ def card_warnings(model: str | None, cache: dict, store, rows) -> tuple[str, lis
             line, warnings = f"model card: {card.summary()}", card.warnings()
         else:
             line = f"model: {card}"
-    shown = {r.scan_id for r in rows}
-    if shown:
-        for s in store.scans():
-            if s["id"] in shown:
-                warnings += [w for w in ((s.get("model_card") or {}).get("warnings") or []) if w not in warnings]
+    for i in sorted({r.scan_id for r in rows if r.scan_id}, reverse=True):  # the scans on screen, newest first
+        s = store.scan(i) or {}
+        warnings += [w for w in ((s.get("model_card") or {}).get("warnings") or []) if w not in warnings]
     return line, warnings
 
 
