@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from pathlib import Path
 
@@ -11,16 +10,6 @@ from pathlib import Path
 from .console import stderr_console, stdout_console
 from .exitcodes import ExitCode
 from .resolve import NO_MODEL_HELP, resolve_model  # noqa: F401  (NO_MODEL_HELP: its 0.1 home)
-
-
-def _sigterm_as_interrupt() -> None:
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (embedded use)
-        pass
 
 
 def positive_int(text: str) -> int:
@@ -125,31 +114,35 @@ def cmd_scan(args) -> int:
             bar.update(task, completed=ev.done, stage="scanning" if started[0] else "loading the model",
                        rate=f"{rate:.2f} files/s" if rate else "")
 
-    _sigterm_as_interrupt()
+    from .signals import stop_requests
+
     options = {k: v for k, v in vars(args).items() if k not in ("func",)}
-    try:
-        outcome = api.scan(
-            args.paths, model=resolve_model(args.model), preset=args.preset, threshold=args.threshold,
-            device=args.device, sampler=args.sampler, detector=args.detector, parts=args.option,
-            db=args.db, recursive=args.recursive,
-            include=args.include, exclude=args.exclude, windows=args.windows, workers=args.workers,
-            timeout=args.timeout, batch_size=args.batch_size, force=args.force, engine=args.engine,
-            ray={"address": args.ray_address, "num_workers": args.num_workers,
-                 "gpus_per_worker": args.gpus_per_worker},
-            options=options, on_event=on_event,
-        )
-    except KeyboardInterrupt:
-        if bar is not None:
-            bar.stop()
-        # the scanner itself stores what finished and returns; an interrupt reaches here only
-        # while the files were listed or the model loaded
-        err.print(f"[yellow]interrupted[/] after {time.perf_counter() - t0:.1f} s, before scoring started "
-                  "(listing files or loading the model): no results stored")
-        return ExitCode.INTERRUPTED
-    finally:
-        if bar is not None:
-            bar.stop()
-    return _finish_scan(outcome, args, err, roots)
+    with stop_requests() as stop:  # a first Ctrl-C/SIGTERM stops between files, a second at once
+        try:
+            outcome = api.scan(
+                args.paths, model=resolve_model(args.model), preset=args.preset, threshold=args.threshold,
+                device=args.device, sampler=args.sampler, detector=args.detector, parts=args.option,
+                db=args.db, recursive=args.recursive,
+                include=args.include, exclude=args.exclude, windows=args.windows, workers=args.workers,
+                timeout=args.timeout, batch_size=args.batch_size, force=args.force, engine=args.engine,
+                ray={"address": args.ray_address, "num_workers": args.num_workers,
+                     "gpus_per_worker": args.gpus_per_worker},
+                options=options, on_event=on_event, cancel=stop,
+            )
+        except KeyboardInterrupt:
+            if bar is not None:
+                bar.stop()
+            # a second signal while the files were listed or the model loaded: the scanner itself
+            # stores what finished and returns
+            err.print(f"[yellow]interrupted[/] after {time.perf_counter() - t0:.1f} s, before scoring started "
+                      "(listing files or loading the model): no results stored")
+            return ExitCode.INTERRUPTED
+        finally:
+            if bar is not None:
+                bar.stop()
+        code = _finish_scan(outcome, args, err, roots)
+    # a stop asked for at any point is an interrupted run, even when nothing was left to do
+    return ExitCode.INTERRUPTED if stop.is_set() else code
 
 
 def _write_reports(store, scan: dict | None, args) -> None:

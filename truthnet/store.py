@@ -166,6 +166,8 @@ class Store:
         from .errors import StoreError
 
         con = self.con
+        if con.in_transaction:  # one an interrupt left open on this thread's connection: nothing of
+            con.execute("ROLLBACK")  # it was committed, and SQLite cannot nest another in it
         # BEGIN IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout
         # instead of failing with "database is locked" halfway through a transaction
         for attempt in range(self.LOCK_ATTEMPTS):
@@ -185,9 +187,10 @@ class Store:
             con.execute("COMMIT")
         except BaseException as exc:
             try:
-                con.execute("ROLLBACK")
+                if con.in_transaction:  # else SQLite already rolled back (e.g. after a full disk)
+                    con.execute("ROLLBACK")
             except sqlite3.Error:
-                pass  # SQLite already rolled back (e.g. after a full disk)
+                pass
             if isinstance(exc, sqlite3.Error):
                 raise self._error(exc) from None
             raise
