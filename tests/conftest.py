@@ -1,9 +1,16 @@
-"""Shared fixtures: small generated videos and bad files (nothing binary is committed)."""
+"""Shared fixtures, one per concept: the generated videos and bad files (nothing binary is
+committed), the realistic corpus, the tiny models, MTCNN; and the isolation every test gets.
+
+Every test runs with the results store, settings, caches, Keras home and ``HOME`` in its own
+temporary folder (``_isolate_user_files``), so no test reads or writes the user's own files and
+CLI children inherit the same.  The untrained-model guard is on: a test that scores with an
+untrained model says so with ``@pytest.mark.allow_untrained`` (or the module's ``pytestmark``)."""
 
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,11 +19,32 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # plugins installed in the developer's environment must not change what the suite sees
 os.environ.setdefault("TRUTHNET_LOAD_PLUGINS", "")
-# most tests score with freshly built (untrained) models, which the engine refuses by default;
-# tests of that refusal unset this (subprocesses inherit it through os.environ)
-os.environ.setdefault("TRUTHNET_ALLOW_UNTRAINED", "1")
+# the guard is on unless a test asks otherwise (see allow_untrained below)
+os.environ.pop("TRUTHNET_ALLOW_UNTRAINED", None)
+# matplotlib builds its font cache under $HOME once: one folder for the whole run, not per test
+os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="truthnet-tests-mpl-"))
 
 ROOT = Path(__file__).resolve().parents[1]
+
+#: the variables through which TruthNet finds the user's own files
+USER_FILES = {"TRUTHNET_DB": "results.sqlite", "TRUTHNET_CONFIG": "settings.json", "TRUTHNET_CACHE": "cache",
+              "TRUTHNET_REPORTS_DIR": "reports", "KERAS_HOME": "keras", "HOME": "home"}
+
+
+@pytest.fixture(autouse=True)
+def _isolate_user_files(request, tmp_path_factory, monkeypatch):
+    """The store, settings, caches, Keras home and HOME in a folder of this test's own;
+    no default model from the environment; the untrained guard off only where marked."""
+    base = tmp_path_factory.mktemp("user")
+    for var, name in USER_FILES.items():
+        monkeypatch.setenv(var, str(base / name))
+    (base / "home").mkdir()
+    monkeypatch.delenv("TRUTHNET_MODEL", raising=False)
+    if request.node.get_closest_marker("allow_untrained"):
+        monkeypatch.setenv("TRUTHNET_ALLOW_UNTRAINED", "1")
+    else:
+        monkeypatch.delenv("TRUTHNET_ALLOW_UNTRAINED", raising=False)
+    return base
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +84,42 @@ def small_corpus(tmp_path_factory):
     from truthnet.corpus import corpus
 
     return {c.spec.name: c for c in corpus(tmp_path_factory.mktemp("corpus"), small=True)}
+
+
+# -- models: built once per session, read-only ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier():
+    """The ``tiny`` network at 32 px with MTCNN, seeded, untrained (in memory)."""
+    import truthnet
+
+    return truthnet.new_classifier(truthnet.PipelineConfig.preset("tiny", image_size=32), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_classifier, tmp_path_factory) -> str:
+    """:func:`tiny_classifier` saved to a file (its metadata says ``trained: false``)."""
+    return str(tiny_classifier.save(tmp_path_factory.mktemp("models") / "tiny-untrained.keras"))
+
+
+@pytest.fixture(scope="session")
+def none_classifier():
+    """The tiny network with no face detection (the whole frame): the cheapest real model."""
+    import truthnet
+
+    cfg = truthnet.PipelineConfig.preset("tiny", image_size=32, detector="none")
+    return truthnet.new_classifier(cfg, seed=0)
+
+
+@pytest.fixture(scope="session")
+def none_model(none_classifier, tmp_path_factory) -> str:
+    return str(none_classifier.save(tmp_path_factory.mktemp("models") / "none-untrained.keras"))
+
+
+@pytest.fixture(scope="session")
+def mtcnn_detector():
+    """The ``mtcnn`` package's detector (its three networks load once per session)."""
+    from mtcnn import MTCNN
+
+    return MTCNN()

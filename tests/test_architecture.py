@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from helpers import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "truthnet"
@@ -127,10 +128,6 @@ def test_headless_entry_points_load_without_textual(python):
     assert r.stdout.strip() == "False"
 
 
-def _cli(python, *args, **kw):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([python, "-m", "truthnet.cli", *map(str, args)], capture_output=True, text=True, env=env,
-                          **kw)
 
 
 @pytest.mark.parametrize("args", [["scan", "--no-such-flag", "x"], ["scan"], ["results", "--scan", "seven"],
@@ -138,7 +135,7 @@ def _cli(python, *args, **kw):
 def test_argparse_usage_errors_exit_with_the_usage_code(python, args):
     from truthnet.exitcodes import ExitCode
 
-    r = _cli(python, *args)
+    r = cli(*args)
     assert r.returncode == ExitCode.USAGE == 3, (r.returncode, r.stderr)
     assert "usage:" in r.stderr and "error:" in r.stderr
 
@@ -161,17 +158,17 @@ def evidence(tmp_path_factory, media):
     return d
 
 
-def test_api_and_scan_give_the_same_status_and_score_for_every_file(evidence, tmp_path, python):
+@pytest.mark.allow_untrained
+def test_api_and_scan_give_the_same_status_and_score_for_every_file(evidence, tmp_path, python, tiny_model):
     import truthnet
 
-    model = truthnet.new_classifier(truthnet.PipelineConfig.preset("tiny", detector="mtcnn", image_size=32),
-                                    seed=0).save(tmp_path / "m.keras")
+    model = tiny_model
     clf = truthnet.load_classifier(model)
     files = sorted(str(p) for p in evidence.iterdir())
     api = {r.path: r for r in clf.score_videos(files)}
     threads = {r.path: r for r in clf.score_videos(files, isolation="thread")}
     single = {p: clf.score_video(p) for p in files}
-    r = _cli(python, "scan", evidence, "--model", model, "--db", tmp_path / "r.sqlite", "--json", timeout=600)
+    r = cli("scan", evidence, "--model", model, "--db", tmp_path / "r.sqlite", "--json", timeout=600)
     assert r.returncode == 2, r.stderr[-2000:]  # some files cannot be scored
     scan = {Path(d["path"]).name: d for d in map(json.loads, r.stdout.splitlines()) if "summary" not in d}
     assert set(scan) == {Path(p).name for p in files}

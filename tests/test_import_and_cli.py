@@ -4,12 +4,11 @@ import subprocess
 
 import pytest
 
+from helpers import cli
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(python, *args, **kw):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([python, "-m", "truthnet.cli", *map(str, args)], capture_output=True, text=True, env=env, **kw)
 
 
 def test_import_truthnet_is_light(python):
@@ -23,13 +22,13 @@ def test_import_truthnet_is_light(python):
 
 
 def test_help_lists_exit_codes(python):
-    r = run(python, "--help")
+    r = cli("--help")
     assert r.returncode == 0
     assert "score" in r.stdout and "plugins" in r.stdout and "model" in r.stdout
 
 
 def test_probe_json_good_and_bad(python, media):
-    r = run(python, "probe", "--json", media["face"], media["text"], media["empty"])
+    r = cli("probe", "--json", media["face"], media["text"], media["empty"])
     assert r.returncode == 2  # some files failed
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert [x["status"] for x in rows] == ["ok", "not_a_video", "not_a_video"]
@@ -37,17 +36,18 @@ def test_probe_json_good_and_bad(python, media):
 
 
 def test_presets_json_has_paper(python):
-    r = run(python, "presets", "paper", "--json")
+    r = cli("presets", "paper", "--json")
     assert r.returncode == 0
     assert json.loads(r.stdout)["paper"]["lstm_units"] == 128
 
 
 @pytest.mark.slow
+@pytest.mark.allow_untrained
 def test_new_model_then_score(python, media, tmp_path):
     model = tmp_path / "tiny.keras"
-    r = run(python, "new-model", "--preset", "tiny", "-o", model)
+    r = cli("new-model", "--preset", "tiny", "-o", model)
     assert r.returncode == 0, r.stderr
-    r = run(python, "score", "--model", model, "--json", media["face_avi"], media["random"])
+    r = cli("score", "--model", model, "--json", media["face_avi"], media["random"])
     assert r.returncode == 2, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert rows[0]["status"] == "ok" and rows[0]["label"] in ("real", "fake")
@@ -57,12 +57,12 @@ def test_new_model_then_score(python, media, tmp_path):
 def test_model_errors_exit_4_without_traceback(python, media, tmp_path):
     bad = tmp_path / "m.keras"
     bad.write_text("nope")
-    r = run(python, "score", "--model", bad, media["face"])
+    r = cli("score", "--model", bad, media["face"])
     assert r.returncode == 4
     assert "not a Keras model" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_unknown_preset_is_usage_error(python, tmp_path):
-    r = run(python, "new-model", "--preset", "gigantic", "-o", tmp_path / "x.keras")
+    r = cli("new-model", "--preset", "gigantic", "-o", tmp_path / "x.keras")
     assert r.returncode == 3
     assert "installed: paper" in r.stderr

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,21 +16,10 @@ import pytest
 from truthnet.jobs import SELFTEST_KIND, JobQueue
 from truthnet.jobs.queue import _alive
 
-
-def env(tmp_path, **extra):
-    e = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TRUTHNET_CONFIG": str(tmp_path / "settings.json"),
-         "TRUTHNET_CACHE": str(tmp_path / "cache")}
-    e.pop("TRUTHNET_MODEL", None)
-    e.update(extra)
-    return e
+from helpers import cli, wait_until
 
 
-def cli(tmp_path, *args, **kw):
-    return subprocess.run([sys.executable, "-m", "truthnet.cli", *map(str, args)], capture_output=True, text=True,
-                          env=env(tmp_path), timeout=300, **kw)
-
-
-def start_runner(tmp_path, db, *devices, until_empty=True, grace=None):
+def start_runner(db, *devices, until_empty=True, grace=None):
     cmd = [sys.executable, "-m", "truthnet.cli", "jobs", "run", "--db", str(db), "--skip-gpu-check"]
     for d in devices:
         cmd += ["--device", d]
@@ -39,21 +27,14 @@ def start_runner(tmp_path, db, *devices, until_empty=True, grace=None):
         cmd.append("--until-empty")
     if grace is not None:
         cmd += ["--grace", str(grace)]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(tmp_path))
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
 
 
-def finish(proc, timeout=60):
+def finish(proc, timeout=300):
     out, err = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, err
     return err
-
-
-def wait_until(cond, timeout=60.0, what="condition"):
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def selftest(q, device="cpu", **options):
@@ -75,7 +56,7 @@ def test_environment_contract_checked_in_the_child(tmp_path):
     q = JobQueue(db)
     a = selftest(q, "cpu", sleep=1.0)
     b = selftest(q, "gpu:1", sleep=1.0)
-    finish(start_runner(tmp_path, db, "cpu", "gpu:1"))
+    finish(start_runner(db, "cpu", "gpu:1"))
     ja, jb = q.get(a), q.get(b)
     for job, want in ((ja, "-1"), (jb, "1")):
         assert job["state"] == "done", job["message"]
@@ -94,7 +75,7 @@ def test_a_killed_job_fails_alone_and_the_next_one_runs(tmp_path):
     victim = selftest(q, sleep=60, steps=60)
     aborts = selftest(q, abort=True)
     after = selftest(q, lines=2)
-    runner = start_runner(tmp_path, db, "cpu")
+    runner = start_runner(db, "cpu")
     wait_until(started(q, victim), what="the first job to start")
     os.kill(q.get(victim)["pid"], signal.SIGKILL)
     finish(runner)
@@ -110,23 +91,22 @@ def test_cancel_queued_and_running_jobs(tmp_path):
     stubborn = selftest(q, sleep=60, steps=60, ignore_sigterm=True)
     waiting = selftest(q, lines=1)
     polite = selftest(q, sleep=60, steps=600)
-    runner = start_runner(tmp_path, db, "cpu", grace=2)
+    runner = start_runner(db, "cpu", grace=2)
     wait_until(started(q, stubborn), what="the first job to start")
-    r = cli(tmp_path, "jobs", "cancel", waiting, "--db", db)
+    r = cli("jobs", "cancel", waiting, "--db", db)
     assert r.returncode == 0 and "had not started" in r.stdout
     assert q.get(waiting)["state"] == "cancelled"
     assert q.cancel(stubborn) == "requested"
     wait_until(lambda: q.get(stubborn)["state"] == "cancelled", what="the stubborn job to be killed")
     assert "SIGKILL" in q.get(stubborn)["message"]  # it ignored SIGTERM: killed after the grace
     wait_until(started(q, polite), what="the third job to start")
-    t0 = time.monotonic()
     q.cancel(polite)
     wait_until(lambda: q.get(polite)["state"] == "cancelled", what="the polite job to stop")
-    assert time.monotonic() - t0 < 10 and "SIGKILL" not in q.get(polite)["message"]  # SIGTERM was enough
+    assert "SIGKILL" not in q.get(polite)["message"]  # SIGTERM was enough (else SIGKILL after the grace)
     finish(runner)
     w = q.get(waiting)
     assert w["started"] is None and w["pid"] is None and w["attempt"] == 0 and q.log(waiting) == []
-    r = cli(tmp_path, "jobs", "cancel", waiting, "--db", db)
+    r = cli("jobs", "cancel", waiting, "--db", db)
     assert r.returncode == 3 and "already cancelled" in r.stderr
 
 
@@ -137,7 +117,7 @@ def test_cancelling_queued_jobs_cannot_race_their_claim(tmp_path):
     marks.touch()
     devices = ("cpu", "gpu:0", "gpu:1")
     ids = [selftest(q, devices[i % 3], mark=str(marks)) for i in range(9)]
-    runner = start_runner(tmp_path, db, *devices)
+    runner = start_runner(db, *devices)
     wait_until(lambda: q.jobs(("running", "done")), what="a first claim")
     for jid in reversed(ids):  # cancel while the runner claims: each job is one or the other
         try:
@@ -161,7 +141,7 @@ def test_two_runners_on_one_store_never_run_a_job_twice(tmp_path):
     marks = tmp_path / "ran.txt"
     devices = ("cpu", "gpu:0", "gpu:1")
     ids = [selftest(q, devices[i % 3], mark=str(marks), sleep=0.1) for i in range(12)]
-    runners = [start_runner(tmp_path, db, *devices) for _ in range(2)]
+    runners = [start_runner(db, *devices) for _ in range(2)]
     for r in runners:
         finish(r)
     ran = [int(line.split()[0]) for line in marks.read_text().splitlines()]
@@ -178,21 +158,21 @@ def test_restarted_runner_recovers_and_retry_runs_it_again(tmp_path):
     q = JobQueue(db)
     lost = selftest(q, sleep=60, steps=60, sleep_attempts=[1])
     nxt = selftest(q)
-    first = start_runner(tmp_path, db, "cpu", until_empty=False)
+    first = start_runner(db, "cpu", until_empty=False)
     wait_until(started(q, lost), what="the job to start")
     assert q.recover() == [] and q.get(lost)["state"] == "running"  # a live runner's job is left alone
     assert "tensorflow" not in Path(f"/proc/{first.pid}/maps").read_text()  # the runner never loads it
     pid = q.get(lost)["pid"]
     first.kill()
     first.communicate()
-    wait_until(lambda: not _alive(pid, None), timeout=15, what="the orphaned job to stop itself")
-    finish(start_runner(tmp_path, db, "cpu"))
+    wait_until(lambda: not _alive(pid, None), what="the orphaned job to stop itself")
+    finish(start_runner(db, "cpu"))
     job = q.get(lost)
     assert job["state"] == "interrupted" and "retry" in job["message"]
     assert q.get(nxt)["state"] == "done"
-    r = cli(tmp_path, "jobs", "retry", lost, "--db", db)
+    r = cli("jobs", "retry", lost, "--db", db)
     assert r.returncode == 0, r.stderr
-    finish(start_runner(tmp_path, db, "cpu"))
+    finish(start_runner(db, "cpu"))
     job = q.get(lost)
     assert job["state"] == "done" and job["attempt"] == 2
     log = [line for _, _, line in q.log(lost)]
@@ -203,36 +183,35 @@ def test_a_long_log_stays_fast(tmp_path):
     db = tmp_path / "q.sqlite"
     q = JobQueue(db)
     jid = selftest(q, lines=20_000)
-    finish(start_runner(tmp_path, db, "cpu"))
+    finish(start_runner(db, "cpu"))
     log = q.log(jid)
     assert q.get(jid)["state"] == "done" and len(log) == 20_002  # the env line, 20,000 lines, the outcome
     assert log[1][2] == "selftest line 0" and log[-2][2] == "selftest line 19999"
-    t0 = time.perf_counter()
-    tail = q.log(jid, tail=200)
-    assert time.perf_counter() - t0 < 0.25 and tail == log[-200:]
-    # appending costs the same at 20,000 lines as at 0 (the old text column copied the whole log)
+    # the tail is read through the (job_id, id) index, never by scanning or sorting the whole log
+    con, statements = q.store.con, []
+    con.set_trace_callback(statements.append)
+    try:
+        tail = q.log(jid, tail=200)
+    finally:
+        con.set_trace_callback(None)
+    assert tail == log[-200:]
+    (select,) = [x for x in statements if x.lstrip().upper().startswith("SELECT")]
+    plan = " ".join(r[-1] for r in con.execute("EXPLAIN QUERY PLAN " + select))
+    assert "USING" in plan and "INDEX job_log_job" in plan and "TEMP B-TREE" not in plan, plan
+    # appending inserts the new lines and nothing else (the old text column rewrote the whole log):
+    # the same count of row changes at 20,000 lines as at none
     other = selftest(q)
-    times = []
-    for i in range(20):
-        t0 = time.perf_counter()
-        q.append_log(other, (f"line {i}-{k}" for k in range(1000)))
-        times.append(time.perf_counter() - t0)
-    early, late = sorted(times[:5])[2], sorted(times[-5:])[2]
-    assert late < 3 * early + 0.05, times
-    r = cli(tmp_path, "jobs", "log", other, "--tail", 2, "--db", db)
+    for _ in range(2):
+        before = con.total_changes
+        q.append_log(other, (f"line {k}" for k in range(1000)))
+        assert con.total_changes - before == 1000
+    q.append_log(other, (f"line 19-{k}" for k in range(1000)))
+    r = cli("jobs", "log", other, "--tail", 2, "--db", db)
     assert r.stdout.splitlines() == ["line 19-998", "line 19-999"]
 
 
-@pytest.fixture(scope="module")
-def none_model(tmp_path_factory):
-    """The tiny network with no face detection: the cheapest real model."""
-    import truthnet
-
-    cfg = truthnet.PipelineConfig.preset("tiny", image_size=32, detector="none")
-    return truthnet.new_detector(cfg, seed=0).save(tmp_path_factory.mktemp("m") / "none.keras")
-
-
 @pytest.mark.slow
+@pytest.mark.allow_untrained
 def test_a_real_scan_job_end_to_end(tmp_path, none_model):
     from truthnet.store import Store
     from truthnet.synth import make_face_clip
@@ -241,18 +220,18 @@ def test_a_real_scan_job_end_to_end(tmp_path, none_model):
     for i in range(2):
         make_face_clip(folder / "sub" / f"c{i}.mp4", n_frames=6, seed=i, width=96, height=72, face_size=40)
     db = tmp_path / "q.sqlite"
-    r = cli(tmp_path, "jobs", "add", "scan", folder, "--model", none_model, "--db", db)
+    r = cli("jobs", "add", "scan", folder, "--model", none_model, "--db", db)
     assert r.returncode == 0 and r.stdout.startswith("job 1 queued: scan"), r.stderr
     assert "no runner serves cpu" in r.stderr
-    r = cli(tmp_path, "jobs", "run", "--device", "cpu", "--until-empty", "--db", db)
+    r = cli("jobs", "run", "--device", "cpu", "--until-empty", "--db", db)
     assert r.returncode == 0, r.stderr
-    job = json.loads(cli(tmp_path, "jobs", "list", "--json", "--db", db).stdout.splitlines()[0])
+    job = json.loads(cli("jobs", "list", "--json", "--db", db).stdout.splitlines()[0])
     assert job["state"] == "done", job["message"]
     assert (job["stage"], job["done"], job["total"], job["progress"]) == ("scan", 2, 2, 1.0)
     assert job["env"] == {"CUDA_VISIBLE_DEVICES": "-1"} and job["pid"]
     rows = Store(db).results(job["result"]["scan_id"])
     assert sorted(Path(x.path).name for x in rows) == ["c0.mp4", "c1.mp4"] and all(x.status == "ok" for x in rows)
-    log = cli(tmp_path, "jobs", "log", "1", "--db", db).stdout.splitlines()
+    log = cli("jobs", "log", "1", "--db", db).stdout.splitlines()
     assert log[0].startswith(f"pid {job['pid']} ") and any(line.startswith("sub/c0.mp4: ") for line in log)
     assert log[-1].startswith("done: ")
 
@@ -284,8 +263,6 @@ def test_job_paths_are_absolute_normalised_and_checked_when_queued(tmp_path, mon
 def test_jobs_command_errors(tmp_path, monkeypatch, capsys):
     from truthnet.cli import main
 
-    monkeypatch.setenv("TRUTHNET_CONFIG", str(tmp_path / "none.json"))
-    monkeypatch.delenv("TRUTHNET_MODEL", raising=False)
     db = str(tmp_path / "q.sqlite")
 
     def run(*args):
@@ -310,13 +287,17 @@ def test_jobs_command_errors(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_gpu_discovery_runs_once_in_a_child_and_refuses_missing_gpus(tmp_path):
-    r = cli(tmp_path, "jobs", "run", "--device", "gpu:7", "--db", tmp_path / "q.sqlite")
+    r = cli("jobs", "run", "--device", "gpu:7", "--db", tmp_path / "q.sqlite")
     assert r.returncode == 3 and "gpu:7 not found" in r.stderr and "Traceback" not in r.stderr
-    cache = json.loads((tmp_path / "cache" / "devices.json").read_text())
+    cache = json.loads((Path(os.environ["TRUTHNET_CACHE"]) / "devices.json").read_text())
     assert cache["devices"][0] == "cpu"
-    t0 = time.monotonic()
-    r = cli(tmp_path, "jobs", "run", "--device", "gpu:7", "--db", tmp_path / "q.sqlite")
-    assert r.returncode == 3 and time.monotonic() - t0 < 5  # the cached answer: no TensorFlow this time
+    # the cached answer: no TensorFlow this time (an import of it would fail here)
+    notf = tmp_path / "no-tensorflow" / "tensorflow"
+    notf.mkdir(parents=True)
+    (notf / "__init__.py").write_text("raise ImportError('tensorflow was imported')\n")
+    r = cli("jobs", "run", "--device", "gpu:7", "--db", tmp_path / "q.sqlite",
+            env={"PYTHONPATH": str(notf.parent)})
+    assert r.returncode == 3 and "gpu:7 not found" in r.stderr and "tensorflow was imported" not in r.stderr, r.stderr
 
 
 def test_progress_comes_from_structured_events_never_from_wording(capsys):

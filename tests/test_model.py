@@ -5,6 +5,8 @@ import truthnet
 from truthnet import ModelError, PipelineConfig, UnsafeModelError
 from truthnet.model import build_model, load_model, save_model
 
+pytestmark = pytest.mark.allow_untrained  # these tests score with freshly built models
+
 
 def keras():
     from truthnet._lazy import import_keras

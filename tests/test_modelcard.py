@@ -2,13 +2,14 @@
 item 3).  The training round trip is in test_training.py (it trains anyway)."""
 
 import json
+from pathlib import Path
 import os
-import subprocess
-import sys
 
 import pytest
 
 from truthnet.modelcard import SYNTHETIC_MARKER, ModelCard, preset_name, synthetic_count
+
+from helpers import cli
 
 SYNTH_CARD = {
     "trained": True, "dataset": "/data/demo", "layout": "folder", "synthetic": True, "synthetic_videos": 100,
@@ -61,16 +62,13 @@ def synthetic_model(tmp_path_factory):
     return det.save(d / "demo.keras", {"trained": True, "card": SYNTH_CARD})
 
 
-def _run(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "truthnet.cli", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=300)
 
 
 @pytest.mark.slow
 def test_synthetic_warning_in_json_html_and_results(synthetic_model, media, tmp_path):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TRUTHNET_CONFIG": str(tmp_path / "settings.json")}
+    settings = Path(os.environ["TRUTHNET_CONFIG"])
     db, html = tmp_path / "r.sqlite", tmp_path / "report.html"
-    r = _run("scan", media["face"], "--model", synthetic_model, "--db", db, "--json", "--html", html, env=env)
+    r = cli("scan", media["face"], "--model", synthetic_model, "--db", db, "--json", "--html", html)
     assert r.returncode == 0, r.stderr[-2000:]
     summary = json.loads(r.stdout.splitlines()[-1])
     assert summary["model_card"]["synthetic"] is True and "SYNTHETIC" in summary["model_card"]["summary"]
@@ -78,18 +76,18 @@ def test_synthetic_warning_in_json_html_and_results(synthetic_model, media, tmp_
     page = html.read_text()
     assert "id='model-warnings'" in page and "trained on synthetic clips" in page
     assert page.index("model-warnings") < page.index("<table")  # above the verdicts
-    r = _run("results", "--db", db, "--scan", summary["scan_id"], "--json", env=env)
+    r = cli("results", "--db", db, "--scan", summary["scan_id"], "--json")
     assert r.returncode == 0 and "warning: trained on synthetic clips" in r.stderr.replace("\n", " ")
-    r = _run("results", "--db", db, env={**env, "COLUMNS": "250"})
+    r = cli("results", "--db", db, env={"COLUMNS": "250"})
     assert "trained on synthetic" in r.stdout
     # model-info, and the default model refuses synthetic data unless told
-    r = _run("model-info", synthetic_model, "--json", env=env)
+    r = cli("model-info", synthetic_model, "--json")
     info = json.loads(r.stdout)
     assert info["card"]["synthetic"] is True and info["warnings"] == ModelCard.from_dict(SYNTH_CARD).warnings()
-    r = _run("default-model", synthetic_model, env=env)
-    assert r.returncode == 3 and "--accept-synthetic" in r.stderr and not (tmp_path / "settings.json").exists()
-    r = _run("default-model", synthetic_model, "--accept-synthetic", env=env)
-    assert r.returncode == 0 and str(synthetic_model) in (tmp_path / "settings.json").read_text()
+    r = cli("default-model", synthetic_model)
+    assert r.returncode == 3 and "--accept-synthetic" in r.stderr and not settings.exists()
+    r = cli("default-model", synthetic_model, "--accept-synthetic")
+    assert r.returncode == 0 and str(synthetic_model) in settings.read_text()
 
 
 @pytest.mark.slow

@@ -19,19 +19,12 @@ def _frame(w, h, faces, seed=0):
 
 
 @pytest.fixture(scope="module")
-def package():
-    from mtcnn import MTCNN
-
-    return MTCNN()
-
-
-@pytest.fixture(scope="module")
 def net():
     return PyramidMTCNN()
 
 
-def _package_boxes(package, frame):
-    return sorted(tuple(float(v) for v in d["box"]) for d in package.detect_faces(frame))
+def _package_boxes(mtcnn_detector, frame):
+    return sorted(tuple(float(v) for v in d["box"]) for d in mtcnn_detector.detect_faces(frame))
 
 
 def _boxes(rows):
@@ -47,20 +40,20 @@ def test_normalisation_is_the_packages_exactly():
     assert np.array_equal(ours, normalize_images(np.stack(frames)).astype(np.float32))
 
 
-def test_full_pyramid_gives_the_packages_faces(package, net):
+def test_full_pyramid_gives_the_packages_faces(mtcnn_detector, net):
     frames = [_frame(480, 360, [(40, 60, 150), (300, 40, 90)], seed=s) for s in range(3)]
     got = net.detect(frames)
     for frame, rows in zip(frames, got):
-        expected = _package_boxes(package, frame)
+        expected = _package_boxes(mtcnn_detector, frame)
         assert len(expected) >= 2  # both pasted faces
         assert _boxes(rows) == expected
 
 
-def test_coarse_to_fine_gives_the_full_resolution_box_of_the_largest_face(package, net):
+def test_coarse_to_fine_gives_the_full_resolution_box_of_the_largest_face(mtcnn_detector, net):
     frames = [_frame(1280, 720, [(100 + 150 * i, 150, 260), (950, 350, 150)], seed=i) for i in range(3)]
     got = coarse_to_fine(net, frames)
     for frame, rows in zip(frames, got):
-        expected = package.detect_faces(frame)
+        expected = mtcnn_detector.detect_faces(frame)
         largest = max(expected, key=lambda d: d["box"][2] * d["box"][3])
         ours = max(rows, key=lambda r: (r[2] - r[0]) * (r[3] - r[1]))
         assert _boxes([ours]) == [tuple(float(v) for v in largest["box"])]
@@ -72,13 +65,13 @@ def test_coarse_to_fine_gives_the_full_resolution_box_of_the_largest_face(packag
     assert levels_to_skip(size, 20, 0.709, 2.5) >= 2
 
 
-def test_a_face_too_small_for_the_coarse_pass_is_still_found(package, net):
+def test_a_face_too_small_for_the_coarse_pass_is_still_found(mtcnn_detector, net):
     import cv2
 
     frame = _frame(1280, 720, [(600, 300, 48)])
     assert not net.detect([cv2.resize(frame, (320, 180), interpolation=cv2.INTER_AREA)])[0].size  # coarse: none
     rows = coarse_to_fine(net, [frame])[0]
-    assert len(rows) == 1 and _boxes(rows) == _package_boxes(package, frame)
+    assert len(rows) == 1 and _boxes(rows) == _package_boxes(mtcnn_detector, frame)
 
 
 def test_blank_frames_have_no_faces(net):

@@ -9,13 +9,6 @@ from truthnet.pipeline import FacePipeline
 
 
 @pytest.fixture(scope="module")
-def package():
-    from mtcnn import MTCNN
-
-    return MTCNN()
-
-
-@pytest.fixture(scope="module")
 def frames(small_corpus):
     """Decoded H.264 frames with 30-50 px faces (occluded, dim, two people) and two full-size
     frames whose faces are 5 % of the width (43 px at 854 x 480, 96 px at 1920 x 1080)."""
@@ -33,8 +26,8 @@ def frames(small_corpus):
     return frames
 
 
-def _package_faces(package, frame):
-    return sorted((tuple(int(v) for v in d["box"]), float(d["confidence"])) for d in package.detect_faces(frame))
+def _package_faces(mtcnn_detector, frame):
+    return sorted((tuple(int(v) for v in d["box"]), float(d["confidence"])) for d in mtcnn_detector.detect_faces(frame))
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +36,11 @@ def paper_faces(frames):
     return FacePipeline(PipelineConfig.preset("paper")).detector.detect(frames)
 
 
-def test_paper_preset_keeps_every_face_the_package_returns_one_frame_at_a_time(frames, paper_faces, package):
+def test_paper_preset_keeps_every_face_the_package_returns_one_frame_at_a_time(frames, paper_faces, mtcnn_detector):
     ours = paper_faces
     weak = 0
     for i, (frame, faces) in enumerate(zip(frames, ours)):
-        expected = _package_faces(package, frame)
+        expected = _package_faces(mtcnn_detector, frame)
         got = sorted((tuple(int(v) for v in f.box), f.confidence) for f in faces)
         assert [b for b, _ in got] == [b for b, _ in expected], i
         assert np.allclose([c for _, c in got], [c for _, c in expected], atol=1e-5), i

@@ -95,6 +95,7 @@ def test_hook_truthnet_register_samplers(register, media):
         plugins.configure_parts(cfg, options=["sampler.ofset=1"])
 
 
+@pytest.mark.allow_untrained
 def test_hook_truthnet_register_face_detectors(register, media, tmp_path):
     from truthnet.faces import Face
 
@@ -148,6 +149,7 @@ def _conv_backbone(name: str, feature_dim: int, channels: int, *, flat: bool = F
     return Backbone(name=name, input_size=40, feature_dim=feature_dim, builder=build, preprocess=lambda x: x / 255.0)
 
 
+@pytest.mark.allow_untrained
 def test_hook_truthnet_register_backbones(register, media, tmp_path):
     class P:
         @hookimpl
@@ -257,6 +259,7 @@ def test_cli_options_are_checked_before_any_work(tmp_path, capsys):
     assert "backbone 'tiny' has no 'imagenet' weights; it offers: none" in capsys.readouterr().err
 
 
+@pytest.mark.allow_untrained
 def test_new_model_and_scoring_options(tmp_path, media):
     from truthnet.cli import main
     from truthnet.model import read_metadata

@@ -2,19 +2,18 @@
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from helpers import cli
+
 ray = pytest.importorskip("ray")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.allow_untrained]
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, media):
-    import truthnet
+def setup(tmp_path_factory, media, tiny_model):
     from truthnet.synth import make_face_clip
 
     d = tmp_path_factory.mktemp("ray")
@@ -24,8 +23,7 @@ def setup(tmp_path_factory, media):
     (folder / "noface.mp4").write_bytes(media["noface"].read_bytes())
     (folder / "broken.mp4").write_bytes(media["truncated"].read_bytes())
     (folder / "zero.mp4").write_bytes(b"")
-    model = truthnet.new_detector(truthnet.PipelineConfig.preset("tiny", image_size=32), seed=0).save(d / "m.keras")
-    return folder, model
+    return folder, Path(tiny_model)
 
 
 def test_ray_engine_matches_local_and_survives_a_killed_worker(setup, tmp_path):
@@ -64,18 +62,15 @@ def test_ray_engine_matches_local_and_survives_a_killed_worker(setup, tmp_path):
     assert not ray.is_initialized()  # the engine shut down the instance it started
 
     # the results are in the store and in `truthnet results` like any local scan
-    out = subprocess.run([sys.executable, "-m", "truthnet.cli", "results", "--db", tmp_path / "ray.sqlite",
-                          "--scan", str(s_ray.scan_id), "--json"], capture_output=True, text=True)
+    out = cli("results", "--db", tmp_path / "ray.sqlite", "--scan", s_ray.scan_id, "--json")
     assert out.returncode == 0, out.stderr
     assert {json.loads(x)["path"] for x in out.stdout.splitlines()} == set(files)
 
 
 def test_cli_engine_ray(setup, tmp_path):
     folder, model = setup
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    r = subprocess.run([sys.executable, "-m", "truthnet.cli", "scan", str(folder), "--model", str(model),
-                        "--db", str(tmp_path / "r.sqlite"), "--engine", "ray", "--num-workers", "2", "--json"],
-                       capture_output=True, text=True, env=env, timeout=600)
+    r = cli("scan", folder, "--model", model, "--db", tmp_path / "r.sqlite", "--engine", "ray", "--num-workers", "2",
+            "--json", timeout=600)
     assert r.returncode == 2, r.stderr[-2000:]  # the broken files are reported, not fatal
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     summary = lines[-1]

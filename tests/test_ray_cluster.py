@@ -70,16 +70,15 @@ def _env(home, **extra):
     return env
 
 
-def test_scan_reaches_a_token_cluster_by_explicit_address(cluster, tmp_path, media):
-    import truthnet
+@pytest.mark.allow_untrained
+def test_scan_reaches_a_token_cluster_by_explicit_address(cluster, tmp_path, media, tiny_model):
 
     address, home, _ = cluster
     folder = tmp_path / "v"
     folder.mkdir()
     (folder / "face.mp4").write_bytes(media["face"].read_bytes())
     (folder / "zero.mp4").write_bytes(b"")
-    det = truthnet.new_detector(truthnet.PipelineConfig.preset("tiny", image_size=32), seed=0)
-    model = det.save(tmp_path / "m.keras")
+    model = tiny_model
     r = subprocess.run([sys.executable, "-m", "truthnet.cli", "scan", str(folder), "--model", str(model), "--db",
                         str(tmp_path / "r.sqlite"), "--engine", "ray", "--ray-address", address, "--num-workers", "1",
                         "--json"], capture_output=True, text=True, timeout=300,
@@ -100,14 +99,16 @@ def _connect(address: str, home) -> tuple[subprocess.CompletedProcess, float]:
 
 
 def test_connection_failures_are_one_line_within_seconds(cluster, tmp_path):
+    """Ray alone keeps retrying for minutes; the bounds below only catch that (they leave a loaded
+    machine plenty of room for Python, Ray's import and the connection check)."""
     address, _, _ = cluster
     stranger = tmp_path / "home"  # no token: the cluster refuses
     stranger.mkdir()
     r, seconds = _connect(address, stranger)
-    assert r.returncode == 3 and seconds < 20, (r.stdout, r.stderr[-2000:])
+    assert r.returncode == 3 and seconds < 60, (r.stdout, r.stderr[-2000:])
     assert r.stdout.startswith(f"cannot connect to the Ray cluster at {address}") and len(r.stdout.splitlines()) == 1
     assert "auth_token" in r.stdout  # the way out
     r, seconds = _connect(f"127.0.0.1:{_free_port()}", stranger)  # nothing listens there
-    assert r.returncode == 3 and seconds < 10 and "no Ray cluster answers" in r.stdout, r.stderr[-2000:]
+    assert r.returncode == 3 and seconds < 60 and "no Ray cluster answers" in r.stdout, r.stderr[-2000:]
     r, _ = _connect("nonsense", stranger)
     assert r.returncode == 3 and "expected HOST:PORT" in r.stdout

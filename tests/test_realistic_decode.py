@@ -76,17 +76,14 @@ def test_keyframes_come_from_the_packets_and_seeking_keeps_frames_identical(smal
     assert all(np.array_equal(f, every[i]) for f, i in zip(frames, got))
 
 
-def test_a_rotated_clip_comes_out_upright(small_corpus):
-    from mtcnn import MTCNN
-
+def test_a_rotated_clip_comes_out_upright(small_corpus, mtcnn_detector):
     clip = small_corpus["rotated90-720x1280"]
     info = probe(clip.path)
     assert (info.width, info.height) == (360, 640)  # portrait as displayed, not as stored
     frames, _ = read_frames(clip.path, [0, 30], info)
     assert frames[0].shape == (640, 360, 3)
-    mtcnn = MTCNN()
     for frame in frames:
-        faces = mtcnn.detect_faces(frame)
+        faces = mtcnn_detector.detect_faces(frame)
         assert faces, "no face in the rotated clip's frame"
         kp = max(faces, key=lambda d: d["box"][2] * d["box"][3])["keypoints"]
         eyes_y = (kp["left_eye"][1] + kp["right_eye"][1]) / 2

@@ -10,28 +10,15 @@ import pytest
 from truthnet.scanning import Scanner, collect_files
 from truthnet.store import Store
 
-pytestmark = pytest.mark.slow
+from helpers import child_env, cli, cli_cmd
+
+pytestmark = [pytest.mark.slow, pytest.mark.allow_untrained]
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    import truthnet
-
-    d = tmp_path_factory.mktemp("model")
-    det = truthnet.new_detector(truthnet.PipelineConfig.preset("tiny", image_size=32), seed=0)
-    return det.save(d / "tiny.keras")
-
-
-def env(tmp_path, **extra):
-    e = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TRUTHNET_CONFIG": str(tmp_path / "settings.json")}
-    e.pop("TRUTHNET_MODEL", None)
-    e.update(extra)
-    return e
-
-
-def scan_cmd(*args):
-    return [sys.executable, "-m", "truthnet.cli", "scan", *map(str, args)]
+def model(tiny_model):
+    return Path(tiny_model)
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +56,7 @@ def test_every_file_once_with_the_right_status(messy, model, tmp_path):
     d, expect = messy
     db = tmp_path / "r.sqlite"
     html = tmp_path / "report.html"
-    r = subprocess.run(scan_cmd(d, "-r", "--model", model, "--db", db, "--json", "--html", html),
-                       capture_output=True, text=True, env=env(tmp_path), timeout=600)
+    r = cli("scan", d, "-r", "--model", model, "--db", db, "--json", "--html", html, timeout=600)
     assert r.returncode == 2, r.stderr  # some files could not be scored
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     rows, summary = lines[:-1], lines[-1]
@@ -89,15 +75,13 @@ def test_every_file_once_with_the_right_status(messy, model, tmp_path):
     assert "&lt;script&gt;alert(1)&lt;" in page and "data:image/jpeg;base64," in page
     # the store holds the same, and `truthnet results` exports it
     assert {x.path: x.status for x in Store(db).results(summary["scan_id"])} == expect
-    r2 = subprocess.run([sys.executable, "-m", "truthnet.cli", "results", "--db", db, "--json"],
-                        capture_output=True, text=True, env=env(tmp_path))
+    r2 = cli("results", "--db", db, "--json")
     assert {json.loads(x)["path"] for x in r2.stdout.splitlines()} == set(expect)
 
 
 def test_json_fields_are_documented(messy, model, tmp_path):
     d, _ = messy
-    r = subprocess.run(scan_cmd(d / "good face.mp4", "--model", model, "--db", tmp_path / "r.sqlite", "--json"),
-                       capture_output=True, text=True, env=env(tmp_path), timeout=300)
+    r = cli("scan", d / "good face.mp4", "--model", model, "--db", tmp_path / "r.sqlite", "--json")
     assert r.returncode == 0, r.stderr
     doc = (ROOT / "docs" / "scan.md").read_text()
     for line in r.stdout.splitlines():
@@ -108,11 +92,10 @@ def test_json_fields_are_documented(messy, model, tmp_path):
 def test_exit_codes_fail_on_fake_and_no_model(messy, model, tmp_path):
     d, _ = messy
     good = d / "good face.mp4"
-    r = subprocess.run(scan_cmd(good, "--model", model, "--db", tmp_path / "r.sqlite", "--threshold", "0", "--fail-on-fake", "-q"),
-                       capture_output=True, text=True, env=env(tmp_path), timeout=300)
+    r = cli("scan", good, "--model", model, "--db", tmp_path / "r.sqlite", "--threshold", "0", "--fail-on-fake", "-q")
     assert r.returncode == 1, r.stderr
     assert "FAKE" in r.stdout
-    r = subprocess.run(scan_cmd(good, "--db", tmp_path / "r.sqlite"), capture_output=True, text=True, env=env(tmp_path))
+    r = cli("scan", good, "--db", tmp_path / "r.sqlite")
     assert r.returncode == 4
     assert "truthnet demo" in r.stderr and "Traceback" not in r.stderr
 
@@ -128,8 +111,8 @@ def _clips(folder, n):
 def test_killed_scan_resumes_without_loss_or_repeats(model, tmp_path):
     clips = _clips(tmp_path / "videos", 24)
     db = tmp_path / "r.sqlite"
-    proc = subprocess.Popen(scan_cmd(tmp_path / "videos", "--model", model, "--db", db, "--json", "--batch-size", "1"),
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env(tmp_path))
+    proc = subprocess.Popen(cli_cmd("scan", tmp_path / "videos", "--model", model, "--db", db, "--json", "--batch-size", "1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=child_env())
     first = []
     for line in proc.stdout:
         first.append(json.loads(line))
@@ -139,8 +122,7 @@ def test_killed_scan_resumes_without_loss_or_repeats(model, tmp_path):
     proc.wait(30)
     stored = Store(db).results()
     assert 6 <= len(stored) < len(clips)  # everything printed was committed; the kill left work undone
-    r = subprocess.run(scan_cmd(tmp_path / "videos", "--model", model, "--db", db, "--json"),
-                       capture_output=True, text=True, env=env(tmp_path), timeout=600)
+    r = cli("scan", tmp_path / "videos", "--model", model, "--db", db, "--json", timeout=600)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(x) for x in r.stdout.splitlines()][:-1]
     summary = json.loads(r.stdout.splitlines()[-1])
@@ -181,8 +163,8 @@ def test_two_scans_share_one_database(model, tmp_path):
     a = _clips(tmp_path / "a", 6)
     b = _clips(tmp_path / "b", 6)
     db = tmp_path / "shared.sqlite"
-    procs = [subprocess.Popen(scan_cmd(tmp_path / x, "--model", model, "--db", db, "--json", "--batch-size", "1"),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(tmp_path))
+    procs = [subprocess.Popen(cli_cmd("scan", tmp_path / x, "--model", model, "--db", db, "--json", "--batch-size", "1"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
              for x in ("a", "b")]
     outs = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
@@ -217,7 +199,7 @@ def test_scanning_from_a_script_without_main_guard(model, media, tmp_path):
         f"s = Scanner(det, store).scan([{str(media['face'])!r}, {str(media['short'])!r}])\n"
         "print('SCANS', len(store.scans()), dict(s.counts))\n"
     )
-    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env(tmp_path), timeout=300)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=child_env(), timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.count("SCANS") == 1 and "SCANS 1 " in r.stdout
 

@@ -2,18 +2,17 @@
 replacement of a damaged file, a full disk ends a scan cleanly (issue #15, item 5)."""
 
 import json
-import os
 import resource
 import signal
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 
 from truthnet.cli import main
 from truthnet.errors import ConfigError, StoreError
 from truthnet.store import Store
+
+from helpers import cli
 
 
 def test_a_damaged_database_is_reported_and_left_alone(tmp_path, capsys):
@@ -78,6 +77,7 @@ def _limit_file_size(limit: int):
 
 
 @pytest.mark.slow
+@pytest.mark.allow_untrained
 def test_a_full_disk_ends_the_scan_with_a_clear_error_and_earlier_results_intact(tmp_path):
     import truthnet
     from truthnet.synth import make_face_clip
@@ -90,11 +90,8 @@ def test_a_full_disk_ends_the_scan_with_a_clear_error_and_earlier_results_intact
     model = truthnet.new_detector(cfg, seed=0).save(tmp_path / "m.keras")
     db = tmp_path / "r.sqlite"
     Store(db).close()  # the schema exists; the scan's writes go to the write-ahead log
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TRUTHNET_CONFIG": str(tmp_path / "settings.json"),
-           "PYTHONDONTWRITEBYTECODE": "1"}
-    r = subprocess.run([sys.executable, "-m", "truthnet.cli", "scan", str(folder), "--model", str(model), "--db",
-                        str(db), "--json", "--batch-size", "1", "--workers", "1"],
-                       capture_output=True, text=True, env=env, timeout=300, preexec_fn=_limit_file_size(140_000))
+    r = cli("scan", folder, "--model", model, "--db", db, "--json", "--batch-size", "1", "--workers", "1",
+            env={"PYTHONDONTWRITEBYTECODE": "1"}, preexec_fn=_limit_file_size(140_000))
     printed = [json.loads(x) for x in r.stdout.splitlines()]
     assert r.returncode == 3, r.stderr[-2000:]
     assert "cannot write the results database" in r.stderr and str(db) in r.stderr.replace("\n", "")

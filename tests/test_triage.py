@@ -15,13 +15,11 @@ import pytest
 
 from truthnet.store import Store
 
-pytestmark = pytest.mark.slow
+from helpers import cli
+
+pytestmark = [pytest.mark.slow, pytest.mark.allow_untrained]
 
 
-def cli(*args, cwd=None, env=None, timeout=300):
-    e = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "truthnet.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=e, timeout=timeout)
 
 
 def listing(root: Path) -> dict:
@@ -34,11 +32,8 @@ def listing(root: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    import truthnet
-
-    det = truthnet.new_classifier(truthnet.PipelineConfig.preset("tiny", image_size=32), seed=0)
-    return str(det.save(tmp_path_factory.mktemp("m") / "tiny-untrained-stand-in.keras"))
+def model(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -120,9 +115,9 @@ def test_html_and_csv_hold_up(model, tmp_path):
     scored = [x for x in rows if x["status"] == "ok"]
     assert all(x["frame_times"].startswith("[0.0, 0.1") for x in scored)  # 10 frames at 10 fps
     # `results`: roots and the whole model path; `--scan N` alone prints the verdicts
-    r = cli("results", "--db", db, env={"COLUMNS": "250"})
+    r = cli("results", "--db", db, env={"COLUMNS": "400"})  # wide enough for the whole paths
     assert str(tmp_path / "case") in r.stdout and model in r.stdout
-    r = cli("results", "--db", db, "--scan", "1", env={"COLUMNS": "250"})
+    r = cli("results", "--db", db, "--scan", "1", env={"COLUMNS": "400"})
     assert r.returncode == 0 and "case/real/broken.mp4" in r.stdout and "not_a_video" in r.stdout
     assert r.stdout.index("case/real/broken.mp4") > r.stdout.index("clip0000")  # unscored last
 
