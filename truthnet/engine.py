@@ -116,7 +116,7 @@ class Engine:
         self.decode_fn = decode_fn
 
     def run(self, rows: Iterable[Result], *, cancel=None) -> Iterator[Result]:
-        """Complete each of ``rows`` (``path`` set; ``size``/``fingerprint`` kept) with its
+        """Complete each of ``rows`` (``path`` set; ``size``/``sha256`` kept) with its
         status and score; yields them in completion order.  ``cancel.is_set()`` stops within
         a fraction of a second, even while a file is still decoding: the files already decoded
         are still scored and yielded, the rest are not yielded at all."""
@@ -193,6 +193,11 @@ class Engine:
     def _faces_with(self, pipe, row: Result, msg: Decoded) -> _Ready | None:
         row.status, row.duration = "ok", msg.info.duration
         row.fps = msg.info.fps or None
+        row.frames_sha256 = msg.info.frames_sha256 or None
+        if row.sha256 is None:  # a scan hashed it while planning; the API's files are hashed here
+            from .filecheck import file_sha256
+
+            row.sha256 = file_sha256(row.path)
         in_worker = self.in_worker
         seqs: list[FaceSequence] = []
         errors: list[WindowFailure] = []

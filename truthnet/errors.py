@@ -86,6 +86,12 @@ class EmptyFileError(NotAVideoError):
     """The file has zero bytes."""
 
 
+class FrameTooLargeError(VideoError):
+    """The stream's header announces frames above the pixel limit: refused before decoding."""
+
+    status = "too_large"
+
+
 class DecodeError(VideoError):
     """The file looks like a video but its frames cannot be decoded (truncated, corrupt)."""
 

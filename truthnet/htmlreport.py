@@ -171,14 +171,14 @@ def render_html(rows: list[ResultRow], *, title: str = "TruthNet scan", scan: di
 
 
 def write_html(rows: list[ResultRow], path: str | os.PathLike, **kw) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(rows, **kw), encoding="utf-8")
-    return path
+    from .outputs import write_atomically
+
+    page = render_html(rows, **kw)
+    return write_atomically(path, lambda fh: fh.write(page))
 
 
 CSV_FIELDS = [
-    "file", "path", "status", "reason", "score", "label", "threshold", "size", "fingerprint", "duration",
+    "file", "path", "status", "reason", "score", "label", "threshold", "size", "sha256", "frames_sha256", "duration",
     "frames_sampled", "frame_times", "faces_found", "window_scores", "scan_id", "scanned_at",
 ]
 
@@ -190,10 +190,11 @@ def write_csv(rows: list[ResultRow], path: str | os.PathLike, *, scan: dict | No
     import csv
     import json
 
+    from .outputs import csv_cell, write_atomically
+
     roots = list(roots or (scan or {}).get("roots") or [])
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+
+    def write(fh) -> None:
         w = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
         w.writeheader()
         for r in rows:
@@ -203,5 +204,6 @@ def write_csv(rows: list[ResultRow], path: str | os.PathLike, *, scan: dict | No
             d["window_scores"] = "" if r.window_scores is None else json.dumps(r.window_scores)
             times = r.frame_times()
             d["frame_times"] = "" if times is None else json.dumps(times)
-            w.writerow(d)
-    return path
+            w.writerow({k: csv_cell(v) for k, v in d.items()})
+
+    return write_atomically(path, write)

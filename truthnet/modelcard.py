@@ -12,13 +12,14 @@ cards existed get one built from the metadata they do have.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from .filecheck import file_sha256
 
 #: file ``truthnet synth`` / :func:`truthnet.synth.make_dataset` writes at the root of its output
 SYNTHETIC_MARKER = "truthnet-synthetic.json"
@@ -169,15 +170,6 @@ def preset_name(config) -> str:
         if diff is None or len(changed) < len(diff):
             best, diff = name, changed
     return f"custom ({best} with {', '.join(diff)} changed)" if best else "custom"
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a whole file, read in blocks (model files can be large)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def build(*, dataset: str, layout: str, counts: dict, paths: list[str], manifest: str | os.PathLike, config,

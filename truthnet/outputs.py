@@ -66,3 +66,46 @@ def default_report_path(folder: str | os.PathLike, suffix: str = ".html") -> Pat
 
     name = Path(folder).name or "root"
     return reports_dir() / f"truthnet-{name}-{time.strftime('%Y%m%d-%H%M%S')}{suffix}"
+
+
+def write_atomically(path: str | os.PathLike, write, *, text: bool = True) -> Path:
+    """Write a report through ``write(fh)`` into a temporary file beside ``path``, then rename it
+    over ``path``: a full disk or an interrupt leaves the previous report whole, never a
+    truncated one.  Parent folders are created as before."""
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with (open(fd, "w", newline="", encoding="utf-8") if text else open(fd, "wb")) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: first characters that make a spreadsheet read a cell as a formula (OWASP: CSV injection)
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A CSV cell that a spreadsheet shows as text: a string starting like a formula gets a
+    leading apostrophe; numbers and everything else unchanged."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value

@@ -12,7 +12,7 @@ import numpy as np
 from .config import PipelineConfig
 from .errors import DetectorError, NoFaceError, TooFewFramesError
 from .faces import Face, crop_box, select_face
-from .video import VideoInfo, count_frames, probe, read_frames
+from .video import VideoInfo, count_frames, frames_digest, probe, read_frames
 
 
 @dataclass
@@ -131,6 +131,7 @@ class FacePipeline:
             wanted = self.window_indices(info, windows)
             flat = sorted({i for w in wanted for i in w})
             frames, got = read_frames(path, flat, info)
+        info = dataclasses.replace(info, frames_sha256=frames_digest(frames, got))
         by_index = dict(zip(got, frames))
         per_window = [([by_index[i] for i in w if i in by_index], [i for i in w if i in by_index]) for w in wanted]
         return info, per_window, time.perf_counter() - t0

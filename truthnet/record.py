@@ -23,6 +23,8 @@ STATUSES = {
     "unreadable": "missing, a directory, or no read permission",
     "detector_error": "the face detector failed on this video's frames (e.g. a plugin bug)",
     "timeout": "decoding took longer than the per-file time limit",
+    "too_large": "the stream's header announces frames above the pixel limit (`TRUTHNET_MAX_PIXELS`, default "
+                 "4096 x 2304); refused before any frame is decoded",
 }
 
 #: statuses that a re-scan does not retry: the same file and model give the same answer.
@@ -57,7 +59,10 @@ class Result:
         label: ``"fake"`` (``score >= threshold``) or ``"real"``, only for ``ok``.
         threshold: the decision threshold the label was made with.
         size: file size in bytes (scans).
-        fingerprint: content fingerprint, used to reuse results across scans.
+        sha256: SHA-256 of the whole file: its identity.  A stored result is reused only for the
+            same file hash, model SHA-256 and pipeline configuration (``model_key``).
+        frames_sha256: SHA-256 of the decoded sampled frames (with their indices): the same bytes
+            decode to the same frames on every run and through every entry point.
         duration: video duration in seconds, when probed.
         fps: frames per second, when probed (a sampled frame's time is ``index / fps``).
         frames_sampled: frames decoded and fed to the model (all windows together).
@@ -81,7 +86,8 @@ class Result:
     label: str | None = None
     threshold: float | None = None
     size: int | None = None
-    fingerprint: str | None = None
+    sha256: str | None = None
+    frames_sha256: str | None = None
     duration: float | None = None
     fps: float | None = None
     frames_sampled: int = 0

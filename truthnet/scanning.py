@@ -1,4 +1,4 @@
-"""A scan: plan (fingerprints, reuse from the store), run the engine, store every result.
+"""A scan: plan (file hashes, reuse from the store), run the engine, store every result.
 
 Each result is written to the store the moment it exists, so a scan stopped at any point keeps
 what it finished; a re-run with the same model reuses final results (:data:`FINAL_STATUSES`).
@@ -32,19 +32,27 @@ __all__ = ["Scanner", "ScanSummary", "model_key", "model_sha256", "FINAL_STATUSE
 
 def model_sha256(model_path: str | None) -> str | None:
     """SHA-256 of the whole model file (what a report cites), or None for an in-memory model."""
-    from .modelcard import file_sha256
+    from .filecheck import file_sha256
 
     if not model_path or not os.path.isfile(model_path):
         return None
     return file_sha256(model_path)
 
 
-def model_key(model_path: str | None, config: PipelineConfig, windows: int) -> str:
-    """What a stored result was computed with: model file content, pipeline and windows."""
-    from .features import file_fingerprint
+def weights_sha256(classifier) -> str:
+    """SHA-256 of a classifier's weights (shapes and values, in order): the identity of a model
+    that has no file."""
+    h = hashlib.sha256()
+    for w in classifier.model.get_weights():
+        h.update(f"{w.dtype}{w.shape};".encode())
+        h.update(w.tobytes())
+    return h.hexdigest()
 
-    fp = file_fingerprint(model_path) if model_path and os.path.exists(model_path) else "in-memory"
-    return hashlib.sha256(f"{fp}|{config.to_json()}|w{windows}".encode()).hexdigest()[:20]
+
+def model_key(model_sha: str, config: PipelineConfig, windows: int) -> str:
+    """What a stored result was computed with: the model (its file's or its weights' SHA-256),
+    the pipeline configuration and the windows."""
+    return hashlib.sha256(f"{model_sha}|{config.to_json()}|w{windows}".encode()).hexdigest()[:32]
 
 
 @dataclass
@@ -113,7 +121,10 @@ class Scanner:
         self.engine = Engine(detector, windows=windows, isolation=isolation, workers=workers, timeout=timeout,
                              batch_size=batch_size, decode_fn=decode_fn, max_wait=max_wait)
         self.windows = self.engine.windows
-        self.key = model_key(model_path, detector.config, self.windows)
+        # the model file's hash; a model with no file is known by its weights, never by a constant
+        self.model_sha256 = model_sha256(model_path)
+        self.key = model_key(self.model_sha256 or f"weights:{weights_sha256(detector)}", detector.config,
+                             self.windows)
         from .modelcard import ModelCard
 
         self.card = ModelCard.from_metadata(getattr(detector, "metadata", None)).stored()
@@ -140,7 +151,7 @@ class Scanner:
         problems = [(norm(p), s, r) for p, s, r in problems]
         if not files and not problems:
             return ScanSummary(0, Counter(), 0, 0, time.perf_counter() - t0)
-        info = {"model_sha256": model_sha256(self.model_path), "truthnet_version": __version__,
+        info = {"model_sha256": self.model_sha256, "truthnet_version": __version__,
                 "threshold": self.det.threshold, "windows": self.windows}
         scan_id = self.store.start_scan(self.model_path, self.key, [norm(r) for r in roots or files], options or {},
                                         info, model_card=self.card)
@@ -198,11 +209,11 @@ class Scanner:
         return counts
 
     def _plan(self, files: list[str], emit, cancel=None) -> tuple[list[Result], int]:
-        """Check and fingerprint each file; emit what needs no work (special files, unreadable,
-        already scored with this model); return the rows left to score.  Nothing here opens a
-        pipe or a device, and the one read (the fingerprint) is bounded by the per-file timeout."""
-        from .features import file_fingerprint
-        from .filecheck import check_regular, read_within
+        """Check and hash each file; emit what needs no work (special files, unreadable, already
+        scored with this model); return the rows left to score.  Nothing here opens a pipe or a
+        device, and the one read (the SHA-256 of the whole file) is bounded by the per-file
+        timeout."""
+        from .filecheck import check_regular, file_sha256, read_within
 
         todo: list[Result] = []
         skipped = 0
@@ -211,7 +222,7 @@ class Scanner:
                 break
             try:
                 size = check_regular(path).st_size  # stat only: a FIFO or /dev/zero is never opened
-                fp = read_within(path, self.engine.timeout, file_fingerprint)
+                sha = read_within(path, self.engine.timeout, file_sha256)
             except VideoError as exc:
                 emit(Result(path=path, status=exc.status, reason=exc.reason))
                 continue
@@ -219,14 +230,14 @@ class Scanner:
                 emit(Result(path=path, status="unreadable", reason=f"cannot read the file: {exc.strerror or exc}"))
                 continue
             if not self.force:
-                prev = self.store.previous(fp, self.key)
+                prev = self.store.previous(sha, self.key)
                 if prev is not None:
                     prev.path, prev.size = path, size
                     prev.timings = {**prev.timings, "reused": 1.0}
                     emit(prev)
                     skipped += 1
                     continue
-            todo.append(Result(path=path, status="ok", size=size, fingerprint=fp))
+            todo.append(Result(path=path, status="ok", size=size, sha256=sha))
         return todo, skipped
 
     def execute(self, rows: list[Result], emit, cancel=None) -> None:

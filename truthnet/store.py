@@ -19,9 +19,11 @@ from pathlib import Path
 #: version 2 added ``frame_indices`` and ``frames_padded`` (the API's fields) to ``results``;
 #: version 3 added ``results.fps`` (frame times in reports), ``scans.info`` (what a report must
 #: say about a scan: model file hash, TruthNet version, threshold); version 4 added
-#: ``scans.model_card`` (the card and its warnings as they were when the scan ran); the job
+#: ``scans.model_card`` (the card and its warnings as they were when the scan ran); version 5
+#: added ``results.sha256`` and ``results.frames_sha256`` (content identity: results stored
+#: before it carry only a partial fingerprint and are never reused, only shown); the job
 #: tables are :mod:`truthnet.jobs.queue`'s
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: columns added after version 1: (table, column, type), applied by :meth:`Store._migrate`
 _ADDED_COLUMNS = [
@@ -30,6 +32,8 @@ _ADDED_COLUMNS = [
     ("results", "fps", "REAL"),
     ("scans", "info", "TEXT"),                # JSON: model_sha256, truthnet_version, threshold, windows
     ("scans", "model_card", "TEXT"),          # JSON ModelCard.stored(): summary, warnings, card (0.2)
+    ("results", "sha256", "TEXT"),            # SHA-256 of the whole file (schema 5)
+    ("results", "frames_sha256", "TEXT"),     # SHA-256 of the decoded sampled frames (schema 5)
 ]
 
 _SCHEMA = """
@@ -52,7 +56,9 @@ CREATE TABLE IF NOT EXISTS results (
     scan_id INTEGER NOT NULL REFERENCES scans(id),
     path TEXT NOT NULL,
     size INTEGER,
-    fingerprint TEXT,
+    fingerprint TEXT,                            -- before schema 5: size + first/last MiB (never reused)
+    sha256 TEXT,                                 -- SHA-256 of the whole file
+    frames_sha256 TEXT,                          -- SHA-256 of the decoded sampled frames
     model_key TEXT,
     status TEXT NOT NULL,
     reason TEXT,
@@ -71,7 +77,6 @@ CREATE TABLE IF NOT EXISTS results (
     scanned_at REAL NOT NULL,
     UNIQUE (scan_id, path)
 );
-CREATE INDEX IF NOT EXISTS results_fp ON results (fingerprint, model_key);
 CREATE INDEX IF NOT EXISTS results_path ON results (path);
 """
 
@@ -130,6 +135,7 @@ class Store:
                 have = {r["name"] for r in con.execute(f"PRAGMA table_info({table})")}
                 if column not in have:
                     con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            con.execute("CREATE INDEX IF NOT EXISTS results_sha ON results (sha256, model_key)")
             con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     @property
@@ -236,12 +242,12 @@ class Store:
     def add_result(self, scan_id: int, row: Result) -> None:
         with self._tx() as con:
             con.execute(
-                """INSERT OR REPLACE INTO results (scan_id, path, size, fingerprint, model_key, status, reason,
+                """INSERT OR REPLACE INTO results (scan_id, path, size, sha256, frames_sha256, model_key, status, reason,
                    score, label, threshold, duration, fps, frames_sampled, frames_padded, frame_indices, faces_found,
                    window_scores, timings, thumbs, scanned_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
-                    scan_id, row.path, row.size, row.fingerprint, row.model_key, row.status, row.reason,
+                    scan_id, row.path, row.size, row.sha256, row.frames_sha256, row.model_key, row.status, row.reason,
                     row.score, row.label, row.threshold, row.duration, row.fps, row.frames_sampled, row.frames_padded,
                     json.dumps(row.frame_indices or []),
                     None if row.faces_found is None else json.dumps(row.faces_found),
@@ -250,13 +256,13 @@ class Store:
                 ),
             )
 
-    def previous(self, fingerprint: str, model_key: str) -> Result | None:
-        """The latest final result for this file content and model, from any scan."""
+    def previous(self, sha256: str, model_key: str) -> Result | None:
+        """The latest final result for this file content (SHA-256) and model, from any scan."""
         q = (
-            "SELECT * FROM results WHERE fingerprint = ? AND model_key = ? AND status IN (%s) "
+            "SELECT * FROM results WHERE sha256 = ? AND model_key = ? AND status IN (%s) "
             "ORDER BY scanned_at DESC LIMIT 1" % ",".join("?" * len(FINAL_STATUSES))
         )
-        r = self.con.execute(q, (fingerprint, model_key, *FINAL_STATUSES)).fetchone()
+        r = self.con.execute(q, (sha256, model_key, *FINAL_STATUSES)).fetchone()
         return _row(r, with_thumbs=True) if r else None  # its faces too: the same content's
 
     def results(self, scan_id: int | None = None, *, with_thumbs: bool = False) -> list[Result]:
@@ -308,7 +314,8 @@ def _row(r: sqlite3.Row, with_thumbs: bool = False) -> Result:
         label=r["label"],
         threshold=r["threshold"],
         size=r["size"],
-        fingerprint=r["fingerprint"],
+        sha256=r["sha256"],
+        frames_sha256=r["frames_sha256"],
         duration=r["duration"],
         fps=r["fps"],
         frames_sampled=r["frames_sampled"] or 0,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DecodeError, EmptyFileError, NotAVideoError, UnreadableFileError
+from .errors import DecodeError, EmptyFileError, FrameTooLargeError, NotAVideoError, UnreadableFileError
 
 #: extensions treated as videos when walking folders
 VIDEO_EXTENSIONS = frozenset(
@@ -27,6 +27,35 @@ VIDEO_EXTENSIONS = frozenset(
 
 #: a reported frame count above this is treated as unreliable and counted
 _MAX_TRUSTED_FRAMES = 10_000_000
+
+#: frames above this many pixels are refused from the stream header, before decoding (a crafted
+#: 1.5 MB MJPEG of 16000 x 16000 frames otherwise takes gigabytes); ``TRUTHNET_MAX_PIXELS`` changes it
+DEFAULT_MAX_PIXELS = 4096 * 2304
+
+#: FFmpeg demuxers allowed to open a file: real containers only.  Concat lists, playlists (HLS,
+#: M3U), image sequences and other indirections would judge a file by *other* files' bytes.
+#: (FFmpeg's ``format_whitelist``, given to OpenCV's and PyAV's opens alike.)
+DEMUXERS = "mov,mp4,m4a,3gp,3g2,mj2,avi,matroska,webm,flv,mpeg,mpegts,mpegvideo,asf"
+
+#: text files that point at other files: refused by name before FFmpeg sees them
+_INDIRECTIONS = ((b"ffconcat", "an FFmpeg concat list"), (b"#EXTM3U", "an M3U/HLS playlist"),
+                 (b"#EXTINF", "an M3U playlist"), (b"[playlist]", "a PLS playlist"))
+
+
+def max_pixels() -> int:
+    """The pixel limit in force (``TRUTHNET_MAX_PIXELS``, else :data:`DEFAULT_MAX_PIXELS`)."""
+    from .errors import ConfigError
+
+    text = os.environ.get("TRUTHNET_MAX_PIXELS", "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        n = int(text)
+    except ValueError:
+        raise ConfigError(f"TRUTHNET_MAX_PIXELS={text!r}: expected a whole number of pixels") from None
+    if n < 1:
+        raise ConfigError(f"TRUTHNET_MAX_PIXELS={text!r}: must be at least 1")
+    return n
 
 
 @dataclass(frozen=True)
@@ -41,6 +70,7 @@ class VideoInfo:
     codec: str = ""
     size_bytes: int = 0
     counted: bool = False  # True when frame_count was measured by decoding, not read from the header
+    frames_sha256: str = ""  # digest of the sampled frames once read (:func:`frames_digest`)
 
     @property
     def duration(self) -> float:
@@ -58,7 +88,7 @@ def is_video_path(path: str | os.PathLike) -> bool:
 
 def _sniff_container(head: bytes) -> str | None:
     """Name of the container the first bytes announce, or None."""
-    if len(head) >= 12 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip"):
+    if len(head) >= 12 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"):
         return "mp4/mov"
     if head[:4] == b"RIFF" and head[8:12] in (b"AVI ", b"AVIX"):
         return "avi"
@@ -70,6 +100,8 @@ def _sniff_container(head: bytes) -> str | None:
         return "mpeg"
     if head[:1] == b"\x47" and len(head) > 188 and head[188:189] == b"\x47":
         return "mpeg-ts"
+    if len(head) > 196 and head[4:5] == b"\x47" and head[196:197] == b"\x47":
+        return "mpeg-ts"  # M2TS: 192-byte packets, a 4-byte time code first
     if head[:16] == bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c"):
         return "asf/wmv"
     return None
@@ -91,19 +123,49 @@ def _check_file(path: str) -> tuple[int, str | None]:
     image = sniff_image(head)
     if image:  # OpenCV would open it as a one-frame "video" and it would get a score
         raise NotAVideoError(path, f"{image}, not a video")
-    return size, _sniff_container(head)
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    for magic, what in _INDIRECTIONS:
+        if text[: len(magic)].lower() == magic.lower():
+            raise NotAVideoError(path, f"{what}: it points at other files, and a file is judged by its own bytes only")
+    container = _sniff_container(head)
+    if container is None:  # never handed to FFmpeg's format guessing
+        raise NotAVideoError(path, "not a video container TruthNet reads (MP4/MOV, Matroska/WebM, AVI, FLV, "
+                             "MPEG-PS/TS, ASF/WMV): unrecognised content")
+    return size, container
+
+
+_CAPTURE_OPTIONS = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 
 
 def _open(path: str):
+    """An OpenCV capture of ``path`` through FFmpeg: real container demuxers only
+    (:data:`DEMUXERS`) and one decoding thread.  Frame threading can conceal a damaged
+    macroblock differently from run to run; one thread decodes the same bytes to the same
+    frames every time (the same frames as threads on an intact stream)."""
     import cv2
 
-    # Rotation metadata (phone videos) applied, said out loud rather than left to the build's
-    # default: frames come out upright, and probe's size is that of the upright frames
-    cap = cv2.VideoCapture(path)
+    # OpenCV reads FFmpeg's open options from this variable at each open ("key;value|...")
+    options = os.environ.get(_CAPTURE_OPTIONS, "")
+    if "format_whitelist" not in options:
+        os.environ[_CAPTURE_OPTIONS] = "|".join(x for x in (options, f"format_whitelist;{DEMUXERS}") if x)
+    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
     if not cap.isOpened():
         return None
+    # Rotation metadata (phone videos) applied, said out loud rather than left to the build's
+    # default: frames come out upright, and probe's size is that of the upright frames
     cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)  # (an open() parameter the FFmpeg backend refuses)
     return cap
+
+
+def _check_pixels(path: str, cap) -> None:
+    """Refuse frames above the pixel limit from the header's size, before any is decoded."""
+    import cv2
+
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+    limit = max_pixels()
+    if w * h > limit:
+        raise FrameTooLargeError(path, f"frames of {w} x {h} ({w * h / 1e6:.1f} Mpixel) are above the limit of "
+                                 f"{limit / 1e6:.1f} Mpixel (TRUTHNET_MAX_PIXELS); nothing was decoded")
 
 
 def keyframe_indices(path: str | os.PathLike) -> list[int] | None:
@@ -114,7 +176,7 @@ def keyframe_indices(path: str | os.PathLike) -> list[int] | None:
     except ImportError:
         return None
     try:
-        with av.open(os.fspath(path)) as container:
+        with av.open(os.fspath(path), options={"format_whitelist": DEMUXERS}) as container:
             stream = container.streams.video[0]
             pts, keys = [], []
             for packet in container.demux(stream):
@@ -154,6 +216,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     if cap is None:
         _fail_open(path, container)
     try:
+        _check_pixels(path, cap)
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         fourcc = int(cap.get(cv2.CAP_PROP_FOURCC) or 0)
@@ -201,8 +264,9 @@ def read_frames(
         _fail_open(path, None if info is None else "video")
     frames: list[np.ndarray] = []
     got: list[int] = []
-    keyframes = _seek_points(path, wanted)
     try:
+        _check_pixels(path, cap)
+        keyframes = _seek_points(path, wanted)
         pos = 0
         for idx in wanted:
             # Seek only across a keyframe far enough ahead: decoding restarts there either way,
@@ -255,6 +319,18 @@ def _finish(path: str, frames: list[np.ndarray], got: list[int]) -> tuple[list[n
     if not frames:
         raise DecodeError(path, "no requested frame could be decoded (truncated or corrupt stream)")
     return frames, got
+
+
+def frames_digest(frames: Sequence[np.ndarray], indices: Sequence[int]) -> str:
+    """SHA-256 of the decoded frames with their indices and shapes: what the model was shown,
+    so two results of the same bytes can be checked to have decoded the same."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for i, f in zip(indices, frames):
+        h.update(f"{int(i)}:{'x'.join(map(str, f.shape))}:{f.dtype};".encode())
+        h.update(np.ascontiguousarray(f).data)
+    return h.hexdigest()
 
 
 def count_frames(path: str | os.PathLike) -> int:
