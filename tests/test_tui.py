@@ -10,6 +10,8 @@ import pytest
 from truthnet.jobs import SELFTEST_KIND, JobQueue
 from truthnet.store import ResultRow, Store
 
+from helpers import wait_until
+
 pytestmark = [pytest.mark.slow, pytest.mark.allow_untrained]
 
 
@@ -181,7 +183,8 @@ async def test_quit_can_leave_jobs_running(tmp_path):
     app = make(tmp_path, db, "model.keras")
     app.find_devices = lambda: None
     async with app.run_test(size=(140, 44)) as pilot:
-        jid = app.queue_job(SELFTEST_KIND, str(tmp_path), options={"sleep": 2, "steps": 4})
+        # a job that runs until stopped: it cannot finish before the app quits, however loaded
+        jid = app.queue_job(SELFTEST_KIND, str(tmp_path), options={"sleep": 60, "steps": 120})
         await pilot.pause(0.6)  # a poll of the store while the new runner starts up
         assert len(app.my_runners) == 1  # one runner for the device, not one per look at the queue
         await pilot.press("q")
@@ -189,8 +192,11 @@ async def test_quit_can_leave_jobs_running(tmp_path):
         await pilot.click("#leave")
     runner = app.my_runners[0]
     assert runner.poll() is None  # the app is gone, its runner goes on
+    q = JobQueue(db)
+    wait_until(lambda: q.get(jid)["state"] == "running", what="the job to run in the surviving runner")
+    q.cancel(jid)
     assert runner.wait(120) == 0
-    assert JobQueue(db).get(jid)["state"] == "done"
+    assert q.get(jid)["state"] == "cancelled"
 
 
 async def test_tree_counts_videos_below_and_table_lists_them(tmp_path):
