@@ -68,8 +68,8 @@ def default_report_path(folder: str | os.PathLike, suffix: str = ".html") -> Pat
     return reports_dir() / f"truthnet-{name}-{time.strftime('%Y%m%d-%H%M%S')}{suffix}"
 
 
-def write_atomically(path: str | os.PathLike, write, *, text: bool = True) -> Path:
-    """Write a report through ``write(fh)`` into a temporary file beside ``path``, then rename it
+def write_atomically(path: str | os.PathLike, write) -> Path:
+    """Write a text report through ``write(fh)`` into a temporary file beside ``path``, then rename it
     over ``path``: a full disk or an interrupt leaves the previous report whole, never a
     truncated one.  Parent folders are created as before."""
     import tempfile
@@ -78,7 +78,7 @@ def write_atomically(path: str | os.PathLike, write, *, text: bool = True) -> Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
-        with (open(fd, "w", newline="", encoding="utf-8") if text else open(fd, "wb")) as fh:
+        with open(fd, "w", newline="", encoding="utf-8") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
