@@ -66,3 +66,79 @@ def test_frames_above_the_pixel_limit_are_refused_before_decoding(media, monkeyp
     monkeypatch.setenv("TRUTHNET_MAX_PIXELS", str(info.width * info.height - 1))
     with pytest.raises(FrameTooLargeError, match="above the limit"):
         probe(media["face"])
+
+
+def _huge_mjpeg(path, side: int = 16000) -> None:
+    """A few-kB MJPEG AVI whose headers (AVI main header, stream format, every JPEG's SOF0) say
+    ``side`` x ``side``: the shape of the 1.5 MB file that drove a scan past 9 GB."""
+    import struct
+    import subprocess
+
+    import imageio_ffmpeg
+
+    small = path.with_name("small.avi")
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", "color=gray:s=64x64:r=5",
+                    "-frames:v", "12", "-c:v", "mjpeg", str(small)], check=True)
+    data = bytearray(small.read_bytes())
+    i = data.find(b"avih")
+    struct.pack_into("<II", data, i + 8 + 32, side, side)
+    i = data.find(b"strf")
+    struct.pack_into("<ii", data, i + 12, side, side)
+    j = 0
+    while (j := data.find(b"\xff\xc0", j)) >= 0:
+        struct.pack_into(">HH", data, j + 5, side, side)
+        j += 2
+    path.write_bytes(bytes(data))
+
+
+def test_a_crafted_huge_frame_mjpeg_is_too_large_and_costs_no_memory(none_model, tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import cli_cmd, child_env
+
+    folder = tmp_path / "case"
+    folder.mkdir()
+    _huge_mjpeg(folder / "huge.avi")
+    db = tmp_path / "r.sqlite"
+    # the scan's peak memory, measured from a small parent (ru_maxrss is inherited across fork)
+    code = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+            "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024); "
+            "print(r.stdout, r.stderr)")
+    out = subprocess.run([sys.executable, "-c", code, *cli_cmd("scan", folder, "-m", none_model, "--db", db, "--json")],
+                         capture_output=True, text=True, env=child_env(), timeout=300).stdout
+    rc, peak_mb = (int(x) for x in out.split("\n", 1)[0].split())
+    row = json.loads(next(ln for ln in out.splitlines() if ln.startswith('{"path"')))
+    assert rc == 2 and row["status"] == "too_large" and "16000 x 16000" in row["reason"]
+    assert peak_mb < 3000, f"a {16000 * 16000 / 1e6:.0f} Mpixel header cost {peak_mb} MB"
+
+
+def test_detection_batches_are_bounded_by_pixels_with_the_same_faces(media, monkeypatch):
+    """Ten 4K frames no longer go through MTCNN at once: a batch is cut to a pixel budget, and
+    the faces found are the ones the whole batch gives."""
+    import numpy as np
+
+    from truthnet import PipelineConfig
+    from truthnet.pipeline import FacePipeline
+    from truthnet.plugins.face_detectors import MTCNNDetector
+
+    pipe = FacePipeline(PipelineConfig.preset("tiny", image_size=32, detector="none"))
+    frames = pipe.decode(media["face"])[1][0][0]
+    h, w = frames[0].shape[:2]
+    whole = MTCNNDetector(max_batch_pixels=len(frames) * h * w)
+    bounded = MTCNNDetector(max_batch_pixels=2 * h * w)
+    net = bounded._model()
+    sizes = []
+    detect = net.detect
+
+    def spy(batch, **kw):  # the real network, recording each batch it is given
+        sizes.append(len(batch))
+        return detect(batch, **kw)
+
+    monkeypatch.setattr(net, "detect", spy)
+    a, b = whole.detect(frames), bounded.detect(frames)
+    assert len(frames) == 10 and sizes and max(sizes) <= 2
+    assert [len(x) for x in a] == [len(x) for x in b] and any(len(x) for x in a)
+    for fa, fb in zip(a, b):
+        for x, y in zip(fa, fb):
+            assert np.allclose(x.box, y.box, atol=1.0) and abs(x.confidence - y.confidence) < 1e-3

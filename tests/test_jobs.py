@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from truthnet.jobs import SELFTEST_KIND, JobQueue
-from truthnet.jobs.queue import _alive
+from truthnet.procs import alive as _alive
 
 from helpers import cli, wait_until
 

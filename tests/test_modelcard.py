@@ -108,7 +108,8 @@ async def test_tui_shows_the_warning_above_the_verdicts(synthetic_model, tmp_pat
 
 @pytest.mark.slow
 async def test_tui_export_of_two_scans_gives_each_scans_own_model_card(synthetic_model, media, tmp_path):
-    """Each verdict was given by its own scan's model, not by the model the app holds now."""
+    """Each verdict was given by its own scan's model, not by the model the app holds now: with no
+    model selected the table shows every model's verdicts, each with its model's name."""
     import shutil
 
     import truthnet
@@ -123,12 +124,14 @@ async def test_tui_export_of_two_scans_gives_each_scans_own_model_card(synthetic
     db = tmp_path / "r.sqlite"
     s1 = api.scan([a], model=synthetic_model, db=db).scan_id
     s2 = api.scan([b], model=other, db=db).scan_id
-    app = make_app(case, model=str(other), db=str(db), start_jobs=False)
+    app = make_app(case, model=None, db=str(db), start_jobs=False)
     app.find_devices = lambda: None
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.pause(0.2)
         rows = [r for _, r in app._rows if r is not None]
         assert sorted(r.scan_id for r in rows) == [s1, s2]
+        table = app.query_one("#videos")
+        assert sorted(str(table.get_row_at(i)[-1]) for i in range(2)) == sorted([Path(synthetic_model).name, "other.keras"])
         app.write_report(rows, str(tmp_path / "out" / "report.html"))
     page = (tmp_path / "out" / "report.html").read_text()
     assert f"scan #{s1}: trained on synthetic clips" in page

@@ -62,9 +62,9 @@ def test_train_on_cached_embeddings_reuses_cache(tmp_path):
     # the model card: what it was trained on travels inside the model file
     import hashlib
 
-    from truthnet.modelcard import ModelCard
+    from truthnet.model import read_card
 
-    card = ModelCard.read(r2.model_path)
+    card = read_card(r2.model_path)
     assert card.trained and card.synthetic and card.synthetic_videos == 16 and card.counts == r1.counts
     assert card.dataset == str(tmp_path / "data") and card.layout == "folder"
     assert card.manifest_sha256 == hashlib.sha256((tmp_path / "run2" / "manifest.csv").read_bytes()).hexdigest()

@@ -1,5 +1,6 @@
 """The real Textual app driven through Pilot, on generated videos and a real results store."""
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -281,12 +282,17 @@ def fixed(tmp_path, monkeypatch):
     names = ["interview.mp4", "press-call.mp4", "street.mp4", "broken.mp4"]
     for n in names:
         (root / "incoming" / n).write_bytes(b"x")
+    # the app's model: a file with fixed bytes (the table shows only the verdicts of its SHA-256)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.keras").write_bytes(b"fixed model bytes")
     store = Store(tmp_path / "r.sqlite")
-    sid = store.start_scan("model.keras", "k", [str(root)], {})
+    sid = store.start_scan("model.keras", "k", [str(root)], {},
+                           {"model_sha256": hashlib.sha256(b"fixed model bytes").hexdigest()})
     face = astronaut_face(64)[:64, :64]
     crops = np.stack([np.roll(face, 3 * i, axis=1) for i in range(10)])
     rows = [
         ResultRow(str(root / "incoming" / "interview.mp4"), "ok", score=0.9312, label="fake", threshold=0.5,
+                  sha256=hashlib.sha256(b"x").hexdigest(),
                   faces_found=[1] * 10, duration=12.0, frames_sampled=10, thumbs=thumbnail_strip(crops),
                   window_scores=[0.91, 0.95, 0.93], timings={"decode": 0.1, "detect": 0.5, "classify": 0.05}),
         ResultRow(str(root / "incoming" / "press-call.mp4"), "ok", score=0.0712, label="real", threshold=0.5,

@@ -139,6 +139,7 @@ def scan(
         for folder, n in collected.below.items():
             on_event(Event("log", message=f"note: {folder} has {n} more videos in sub-folders (add -r to scan them)"))
     store = Store(db)
+    store.require_writable()
     model_path = resolve_model(model) if classifier is None else (os.fspath(model) if model else None)
     model_path = norm(model_path) if model_path else None  # the store and reports name it absolute
     clf = classifier or load(model_path, preset=preset, threshold=threshold, device=device, sampler=sampler,

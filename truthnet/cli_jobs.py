@@ -64,25 +64,35 @@ def cmd_list(args) -> int:
     def when(t):
         return time.strftime("%m-%d %H:%M:%S", time.localtime(t)) if t else ""
 
-    t = Table(title=f"jobs in {q.path}", title_justify="left")
+    from rich.text import Text
+
+    from .paths import one_line
+
+    def cell(value) -> Text:  # a path or message is text, never markup, and one line
+        return Text(one_line(str(value or "")))
+
+    t = Table(title=Text(f"jobs in {one_line(str(q.path))}"), title_justify="left")
     for col in ("id", "kind", "target", "device", "state", "progress", "ETA", "pid", "env", "started", "finished",
                 "message"):
         t.add_column(col, overflow="fold")
     for j in jobs:
-        t.add_row(str(j["id"]), j["kind"], j["target"], j["device"], j["state"], progress_text(j), eta_text(j),
-                  str(j["pid"] or ""), env_text(j), when(j["started"]), when(j["finished"]), j["message"])
+        t.add_row(str(j["id"]), cell(j["kind"]), cell(j["target"]), cell(j["device"]), j["state"], cell(progress_text(j)),
+                  eta_text(j), str(j["pid"] or ""), cell(env_text(j)), when(j["started"]), when(j["finished"]),
+                  cell(j["message"]))
     stdout_console().print(t)
     return 0
 
 
 def cmd_log(args) -> int:
+    from .paths import one_line
+
     q = _queue(args)
     q.get(args.id)  # an unknown id is an error, not an empty log
     last = 0
     rows = q.log(args.id, tail=args.tail)
     while True:
         for lid, _, line in rows:
-            sys.stdout.write(line + "\n")
+            sys.stdout.write(one_line(line) + "\n")  # one stored line is one printed line
             last = lid
         sys.stdout.flush()
         if not args.follow:

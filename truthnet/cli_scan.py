@@ -54,12 +54,15 @@ def _progress_bar(console, total: int):
 
 
 def _result_line(row, roots) -> str:
-    from .paths import shown
+    """One line per file, whatever its name holds (newlines and escape sequences are escaped),
+    with the threshold that made the verdict: ``FAKE 0.9312 >= 0.50  case/a.mp4``."""
+    from .paths import one_line, shown
 
-    where = shown(row.path, roots)
+    where = one_line(shown(row.path, roots))
     if row.status == "ok":
-        return f"{row.label.upper():4s} {row.score:.4f}  {where}"
-    return f"{row.status.upper()}  {where}: {row.reason}"
+        cmp = ">=" if row.score >= row.threshold else "< "
+        return f"{row.label.upper():4s} {row.score:.4f} {cmp} {row.threshold:.2f}  {where}"
+    return f"{row.status.upper()}  {where}: {one_line(row.reason or '')}"
 
 
 def check_outputs(args) -> None:
@@ -231,8 +234,11 @@ def _scans_table(store, limit: int):
     import time
 
     from rich.table import Table
+    from rich.text import Text
 
-    t = Table(title=f"scans in {store.path}", title_justify="left")
+    from .paths import one_line
+
+    t = Table(title=Text(f"scans in {one_line(str(store.path))}"), title_justify="left")
     for col in ("id", "started", "state", "files", "fake", "real", "failed"):
         t.add_column(col, no_wrap=True)
     t.add_column("scanned roots", overflow="fold")
@@ -243,7 +249,8 @@ def _scans_table(store, limit: int):
         failed = sum(v for k, v in c.items() if k not in ("ok", "real", "fake"))
         t.add_row(str(s["id"]), time.strftime("%Y-%m-%d %H:%M", time.localtime(s["started"])), s["state"],
                   str(s["n"]), str(c.get("fake", 0)), str(c.get("real", 0)), str(failed),
-                  "\n".join(s["roots"] or []) or "-", str(s["model"] or "-"), _warning_cell(s.get("model_card")))
+                  Text("\n".join(one_line(r) for r in s["roots"] or []) or "-"), Text(one_line(str(s["model"] or "-"))),
+                  _warning_cell(s.get("model_card")))
     return t
 
 
@@ -251,11 +258,12 @@ def _verdicts_table(store, scan: dict):
     from rich.table import Table
     from rich.text import Text
 
-    from .paths import shown
+    from .paths import one_line, shown
 
     roots = scan["roots"] or []
-    t = Table(title=f"scan #{scan['id']} ({scan['state']}): {', '.join(roots)}", title_justify="left")
-    for col in ("verdict", "score", "status"):
+    t = Table(title=Text(f"scan #{scan['id']} ({scan['state']}): {', '.join(one_line(r) for r in roots)}"),
+              title_justify="left")
+    for col in ("verdict", "score", "threshold", "status"):
         t.add_column(col, no_wrap=True)
     t.add_column("file", overflow="fold")
     t.add_column("reason", overflow="fold")
@@ -263,8 +271,9 @@ def _verdicts_table(store, scan: dict):
     rows.sort(key=lambda r: (r.score is None, -(r.score or 0.0), r.path))  # fakes first, unscored last
     for r in rows:
         style = "bold red" if r.label == "fake" else "bold green" if r.label else "yellow"
-        t.add_row(Text(r.label or "-", style=style), "" if r.score is None else f"{r.score:.4f}", r.status,
-                  Text(shown(r.path, roots)), Text(r.reason or ""))
+        t.add_row(Text(r.label or "-", style=style), "" if r.score is None else f"{r.score:.4f}",
+                  "" if r.threshold is None else f"{r.threshold:.4g}", r.status,
+                  Text(one_line(shown(r.path, roots))), Text(one_line(r.reason or "")))
     return t
 
 
@@ -331,10 +340,10 @@ def _warning_cell(stored: dict | None):
 
 def cmd_model_info(args) -> int:
     """``truthnet model-info MODEL [--json]``: the model's card and its warnings."""
-    from .modelcard import ModelCard
+    from .model import read_card
 
     path = resolve_model(args.model)
-    card = ModelCard.read(path)
+    card = read_card(path)
     if args.json:
         sys.stdout.write(json.dumps({"model": path, "summary": card.summary(), "warnings": card.warnings(),
                                      "card": card.to_dict()}, default=str) + "\n")
@@ -356,9 +365,9 @@ def cmd_default_model(args) -> int:
         set_default_model(None)
         print("default model cleared")
     elif args.path:
-        from .modelcard import ModelCard
+        from .model import read_card
 
-        card = ModelCard.read(args.path)  # refuse a file that is not a model now, not at scan time
+        card = read_card(args.path)  # refuse a file that is not a model now, not at scan time
         if card.synthetic and not args.accept_synthetic:
             from .errors import ConfigError
 

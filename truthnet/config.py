@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,20 @@ from .errors import ConfigError, UnknownNameError
 NORMALIZATIONS = ("unit", "backbone")
 NO_FACE_POLICIES = ("full_frame", "black", "nearest")
 FACE_SELECTIONS = ("largest", "confident")
+
+
+#: the JSON types each setting accepts (bool is never taken for a number)
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("num_frames", "min_frames", "min_face_frames", "image_size", "lstm_units", "dense_units"),
+                    (numbers.Integral,)),
+    **dict.fromkeys(("face_margin", "dropout", "threshold"), (numbers.Real,)),
+    **dict.fromkeys(("square_crop", "trainable_backbone"), (bool,)),
+    **dict.fromkeys(("sampler", "detector", "face_selection", "no_face_policy", "normalization", "backbone"), (str,)),
+    **dict.fromkeys(("sampler_options", "detector_options", "backbone_options"), (dict,)),
+    "backbone_weights": (str, type(None)),
+}
+_TYPE_NAMES = {numbers.Integral: "an integer", numbers.Real: "a number", bool: "true or false", str: "a string",
+               dict: "an object", type(None): "null"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,15 @@ class PipelineConfig:
             if not cond:
                 raise ConfigError(msg)
 
+        # types first: a setting read from a file (a model's metadata, a settings file) may be anything
+        for f in dataclasses.fields(self):
+            value, want = getattr(self, f.name), _FIELD_TYPES.get(f.name)
+            if want is None:
+                continue
+            ok = isinstance(value, want) and not (isinstance(value, bool) and bool not in want)
+            names = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in want)
+            need(ok, f"{f.name} must be {names}, got {value!r} ({type(value).__name__})")
+
         need(self.num_frames >= 1, f"num_frames must be >= 1, got {self.num_frames}")
         need(self.min_frames >= 1, f"min_frames must be >= 1, got {self.min_frames}")
         need(self.min_face_frames >= 0, f"min_face_frames must be >= 0, got {self.min_face_frames}")
@@ -97,6 +121,8 @@ class PipelineConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
+        if not isinstance(data, dict):
+            raise ConfigError(f"a pipeline configuration must be a JSON object, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -75,9 +76,19 @@ def evaluate(
     metrics["split_videos"] = len(rows)
     metrics["selection"] = {**chosen.info, "summary": chosen.describe()}
     metrics["failed"] = {v.path: v.status for v in preds if not v.ok}
+    metrics["model"] = _model_identity(model, det)
     if out_dir is not None:
         _write_outputs(Path(out_dir), rows, preds, metrics)
     return metrics
+
+
+def _model_identity(model, det) -> dict:
+    """The model the metrics are of: its file and SHA-256 (an in-memory model: its weights' hash)."""
+    from .scanning import model_sha256, weights_sha256
+
+    path = None if hasattr(model, "score_videos") else os.path.abspath(os.fspath(model))
+    sha = model_sha256(path) if path else None
+    return {"path": path, "sha256": sha or f"weights:{weights_sha256(det)}", "threshold": det.threshold}
 
 
 def _write_outputs(out: Path, rows, preds, metrics: dict) -> None:

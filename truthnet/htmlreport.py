@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from .paths import folder_of, shown
+from .paths import folder_of, one_line, shown, text
 from .store import ResultRow
 
 _CSS = """
@@ -86,10 +86,15 @@ def _facts(rows: list[ResultRow], scan: dict | None, roots: list[str]) -> list[t
     return facts
 
 
+def _escape(value) -> str:
+    """HTML text of ``value``: any bytes of a file name as ``\\xNN``, control characters escaped."""
+    return html.escape(one_line(str(value)))
+
+
 def card_banner(card: dict | None) -> str:
     """The model card line, and its warnings as a banner above the verdicts (``card``: what
     :meth:`truthnet.modelcard.ModelCard.stored` gives, as kept with each scan)."""
-    e = html.escape
+    e = _escape
     if not card:
         return ""
     out = f"<p class='muted'>model card: {e(str(card.get('summary') or '-'))}</p>"
@@ -102,7 +107,7 @@ def card_banner(card: dict | None) -> str:
 
 
 def _row_html(r: ResultRow, roots: list[str]) -> str:
-    e = html.escape
+    e = _escape
     verdict = r.label or "-"
     cls = r.label if r.label else "fail"
     score = "" if r.score is None else f"{r.score:.4f}"
@@ -132,7 +137,7 @@ def render_html(rows: list[ResultRow], *, title: str = "TruthNet scan", scan: di
     """The report: facts (roots, model hash, threshold, versions, date), the model card and its
     warnings (``card``, default: the one stored with ``scan``), counts, then one sortable table
     per folder, paths relative to the scanned root."""
-    e = html.escape
+    e = _escape
     roots = list(roots or (scan or {}).get("roots") or [])
     counts = Counter(r.status for r in rows)
     labels = Counter(r.label for r in rows if r.label)
@@ -143,7 +148,7 @@ def render_html(rows: list[ResultRow], *, title: str = "TruthNet scan", scan: di
         f"<h1>{e(title)}</h1><dl class='facts'>",
     ]
     for k, v in _facts(rows, scan, roots):
-        parts.append(f"<dt>{e(k)}</dt><dd>{e(v).replace(chr(10), '<br>')}</dd>")
+        parts.append(f"<dt>{e(k)}</dt><dd>{'<br>'.join(e(line) for line in text(v).split(chr(10)))}</dd>")
     parts.append("</dl>")
     # the model card's summary, and its warnings as a banner nobody can miss
     parts.append(card_banner(card if card is not None else (scan or {}).get("model_card")))
@@ -180,6 +185,7 @@ def write_html(rows: list[ResultRow], path: str | os.PathLike, **kw) -> Path:
 CSV_FIELDS = [
     "file", "path", "status", "reason", "score", "label", "threshold", "size", "sha256", "frames_sha256", "duration",
     "frames_sampled", "frame_times", "faces_found", "window_scores", "scan_id", "scanned_at",
+    "model", "model_sha256",
 ]
 
 
@@ -193,6 +199,7 @@ def write_csv(rows: list[ResultRow], path: str | os.PathLike, *, scan: dict | No
     from .outputs import csv_cell, write_atomically
 
     roots = list(roots or (scan or {}).get("roots") or [])
+    model = {"model": (scan or {}).get("model") or "", "model_sha256": ((scan or {}).get("info") or {}).get("model_sha256") or ""}
 
     def write(fh) -> None:
         w = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
@@ -204,6 +211,7 @@ def write_csv(rows: list[ResultRow], path: str | os.PathLike, *, scan: dict | No
             d["window_scores"] = "" if r.window_scores is None else json.dumps(r.window_scores)
             times = r.frame_times()
             d["frame_times"] = "" if times is None else json.dumps(times)
+            d.update(model)  # every row names the model that gave its verdict
             w.writerow({k: csv_cell(v) for k, v in d.items()})
 
     return write_atomically(path, write)

@@ -199,7 +199,7 @@ def read_metadata(path: str | os.PathLike) -> tuple[dict | None, dict]:
                 meta = json.loads(zf.read(META_MEMBER)) if META_MEMBER in names else None
         except (zipfile.BadZipFile, json.JSONDecodeError, KeyError) as exc:
             raise ModelError(f"{path}: damaged .keras file: {exc}") from exc
-        return meta, kcfg
+        return check_metadata(path, meta), kcfg
     import h5py
 
     if h5py.is_hdf5(path):
@@ -216,8 +216,40 @@ def read_metadata(path: str | os.PathLike) -> tuple[dict | None, dict]:
                 meta = json.loads(m.decode() if isinstance(m, bytes) else m) if m is not None else None
         except OSError as exc:
             raise ModelError(f"{path}: damaged HDF5 model file: {exc}") from exc
-        return meta, kcfg
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{path}: damaged HDF5 model file: {exc}") from exc
+        return check_metadata(path, meta), kcfg
     raise ModelError(f"{path}: not a Keras model file (expected a .keras zip archive or an .h5 file)")
+
+
+def check_metadata(path: str, meta: Any) -> dict | None:
+    """``meta`` if it is TruthNet metadata of the right shape, else one :class:`ModelError` (exit
+    code 4) naming what is wrong: a list, a pipeline that is not an object or has a setting of the
+    wrong type (``"num_frames": "10"``), a card with non-numeric counts or metrics."""
+    if meta is None:
+        return None
+    from .errors import ConfigError
+    from .modelcard import ModelCard
+
+    try:
+        if not isinstance(meta, dict):
+            raise ValueError(f"expected a JSON object, found {type(meta).__name__}")
+        if "pipeline" in meta:
+            PipelineConfig.from_dict(meta["pipeline"])
+        ModelCard.from_metadata(meta)
+    except (ConfigError, ValueError, TypeError) as exc:
+        raise ModelError(f"{path}: malformed TruthNet metadata ({META_MEMBER}): {exc}",
+                         hint="the file was altered or written by another tool; use the model file as it was saved") \
+            from None
+    return meta
+
+
+def read_card(path: str | os.PathLike):
+    """The :class:`~truthnet.modelcard.ModelCard` of a model file, without loading the model (no
+    TensorFlow).  Raises :class:`ModelError` for a file that is not a model or a malformed card."""
+    from .modelcard import ModelCard
+
+    return ModelCard.from_metadata(read_metadata(path)[0])
 
 
 def _find_unsafe(node: Any) -> str | None:

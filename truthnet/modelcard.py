@@ -54,10 +54,46 @@ class ModelCard:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
+    def check(self) -> ModelCard:
+        """Raise ``ValueError`` naming the first field of a wrong type (a card read from a file may
+        hold anything: ``"counts": {"train": {"real": "many"}}`` is an error, not a traceback later)."""
+        def fail(name: str, value: Any, want: str) -> None:
+            raise ValueError(f"card field {name} must be {want}, got {value!r}")
+
+        for name in ("trained", "synthetic"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, bool):
+                fail(name, v, "true, false or null")
+        for name in ("dataset", "layout", "manifest_sha256", "preset", "truthnet_version", "created"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, str):
+                fail(name, v, "a string or null")
+        if self.synthetic_videos is not None and not _count(self.synthetic_videos):
+            fail("synthetic_videos", self.synthetic_videos, "a count")
+        if self.counts is not None:
+            if not isinstance(self.counts, dict) or not all(
+                    isinstance(c, dict) and all(_count(n) for n in c.values()) for c in self.counts.values()):
+                fail("counts", self.counts, "{split: {class: count}}")
+        for name in ("train_metrics", "test_metrics"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if not isinstance(v, dict):
+                fail(name, v, "an object")
+            for k, x in v.items():
+                if k not in ("split", "selection") and x is not None and not _number(x):
+                    fail(f"{name}.{k}", x, "a number")
+        return self
+
     @classmethod
     def from_metadata(cls, meta: dict | None) -> ModelCard:
-        """The card of a model's metadata; for files saved before cards, what their metadata says."""
+        """The card of a model's metadata; for files saved before cards, what their metadata says.
+        Raises ``ValueError`` for metadata of the wrong shape (:meth:`check`)."""
         meta = meta or {}
+        if not isinstance(meta, dict):
+            raise ValueError(f"the metadata must be a JSON object, got {type(meta).__name__}")
+        if meta.get("card") is not None and not isinstance(meta["card"], dict):
+            raise ValueError(f"card must be a JSON object, got {type(meta['card']).__name__}")
         if isinstance(meta.get("card"), dict):
             card = cls.from_dict(meta["card"])
         else:
@@ -65,17 +101,12 @@ class ModelCard:
                        counts=meta.get("split_counts"))
             hist = meta.get("history")
             if isinstance(hist, dict) and hist:
+                if not all(isinstance(v, list) and all(_number(x) for x in v) for v in hist.values()):
+                    raise ValueError("history must map each metric to a list of numbers")
                 card.train_metrics = {k: round(float(v[-1]), 4) for k, v in hist.items() if v}
         card.truthnet_version = card.truthnet_version or meta.get("truthnet_version")
         card.created = card.created or meta.get("created")
-        return card
-
-    @classmethod
-    def read(cls, path: str | os.PathLike) -> ModelCard:
-        """The card of a model file, without loading the model (no TensorFlow)."""
-        from .model import read_metadata
-
-        return cls.from_metadata(read_metadata(path)[0])
+        return card.check()
 
     # -- what it says -----------------------------------------------------------------------
     def videos(self, split: str | None = None) -> int | None:
@@ -139,6 +170,14 @@ class ModelCard:
     def stored(self) -> dict[str, Any]:
         """What a scan keeps of the card in the results store (and its ``--json`` summary)."""
         return {"summary": self.summary(), "warnings": self.warnings(), "card": self.to_dict()}
+
+
+def _count(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 # --- building a card while training ------------------------------------------------------

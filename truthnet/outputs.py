@@ -105,7 +105,12 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 def csv_cell(value):
     """A CSV cell that a spreadsheet shows as text: a string starting like a formula gets a
-    leading apostrophe; numbers and everything else unchanged."""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
+    leading apostrophe, undecodable bytes of a file name become ``\\xNN`` (:func:`paths.text`);
+    numbers and everything else unchanged."""
+    if isinstance(value, str):
+        from .paths import text
+
+        value = text(value)
+        if value.startswith(_FORMULA_STARTS):
+            return "'" + value
     return value

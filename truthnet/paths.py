@@ -44,3 +44,44 @@ def shown(path: str, roots: Iterable[str] | None = None) -> str:
 def folder_of(path: str, roots: Iterable[str] | None = None) -> str:
     """The shown folder of ``path`` (for grouping a report by folder)."""
     return os.path.dirname(shown(path, roots)) or "."
+
+
+# -- names with any bytes -------------------------------------------------------------------------
+# A POSIX file name is bytes; Python hands it over as ``str`` with each undecodable byte as a lone
+# surrogate (``surrogateescape``).  That string is lossless, but SQLite, UTF-8 files and terminals
+# refuse it, and a name may hold newlines, escape sequences or markup.  Two views:
+#   text(s)      any bytes as readable text (``\xff``), for files, tables and the store's text column
+#   one_line(s)  text(s) with control characters escaped too, for a line of terminal output
+# The store keeps the exact bytes beside its text (``results.path_bytes``), so nothing is lost.
+
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+_CONTROL.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def text(s: str) -> str:
+    """``s`` as valid Unicode: undecodable bytes of a file name become ``\\xNN``; anything else unchanged."""
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        return os.fsencode(s).decode("utf-8", "backslashreplace") if _fs_encodable(s) else \
+            s.encode("utf-8", "backslashreplace").decode("ascii")
+
+
+def _fs_encodable(s: str) -> bool:
+    try:
+        os.fsencode(s)
+        return True
+    except UnicodeEncodeError:  # a lone surrogate that no file name decodes to (e.g. from JSON)
+        return False
+
+
+def one_line(s: str) -> str:
+    """:func:`text` with control characters (newlines, escape sequences, C1) escaped: one
+    name is always one line of output and never drives the terminal."""
+    return text(s).translate(_CONTROL)
+
+
+def exact_bytes(s: str) -> bytes | None:
+    """The file name's bytes when :func:`text` cannot show it losslessly, else ``None``."""
+    return None if text(s) == s or not _fs_encodable(s) else os.fsencode(s)

@@ -64,6 +64,9 @@ class ScanSummary:
     seconds: float
     interrupted: bool = False
     model_card: dict | None = None  # ModelCard.stored() of the model that gave the verdicts
+    model: str | None = None         # the model file (absolute), None for an in-memory model
+    model_sha256: str | None = None  # its SHA-256 (an in-memory model: of its weights, "weights:...")
+    threshold: float | None = None
 
     @property
     def failed(self) -> int:
@@ -86,6 +89,9 @@ class ScanSummary:
             "reused": self.skipped,
             "seconds": round(self.seconds, 2),
             "interrupted": self.interrupted,
+            "model": self.model,
+            "model_sha256": self.model_sha256,
+            "threshold": self.threshold,
             **self._card(),
         }
 
@@ -123,7 +129,8 @@ class Scanner:
         self.windows = self.engine.windows
         # the model file's hash; a model with no file is known by its weights, never by a constant
         self.model_sha256 = model_sha256(model_path)
-        self.key = model_key(self.model_sha256 or f"weights:{weights_sha256(detector)}", detector.config,
+        self.weights_sha = None if self.model_sha256 else weights_sha256(detector)
+        self.key = model_key(self.model_sha256 or f"weights:{self.weights_sha}", detector.config,
                              self.windows)
         from .modelcard import ModelCard
 
@@ -151,8 +158,10 @@ class Scanner:
         problems = [(norm(p), s, r) for p, s, r in problems]
         if not files and not problems:
             return ScanSummary(0, Counter(), 0, 0, time.perf_counter() - t0)
+        from .procs import identity
+
         info = {"model_sha256": self.model_sha256, "truthnet_version": __version__,
-                "threshold": self.det.threshold, "windows": self.windows}
+                "threshold": self.det.threshold, "windows": self.windows, "process": identity()}
         scan_id = self.store.start_scan(self.model_path, self.key, [norm(r) for r in roots or files], options or {},
                                         info, model_card=self.card)
         counts: Counter = Counter()
@@ -186,7 +195,8 @@ class Scanner:
         finally:
             counts = self._finish(scan_id, state, counts)
         summary = ScanSummary(scan_id, counts, len(files) + len(problems), skipped, time.perf_counter() - t0,
-                              model_card=self.card)
+                              model_card=self.card, model=self.model_path, threshold=self.det.threshold,
+                              model_sha256=self.model_sha256 or f"weights:{self.weights_sha}")
         summary.interrupted = state == "interrupted"
         return summary
 

@@ -22,8 +22,9 @@ from pathlib import Path
 #: ``scans.model_card`` (the card and its warnings as they were when the scan ran); version 5
 #: added ``results.sha256`` and ``results.frames_sha256`` (content identity: results stored
 #: before it carry only a partial fingerprint and are never reused, only shown); the job
-#: tables are :mod:`truthnet.jobs.queue`'s
-SCHEMA_VERSION = 5
+#: tables are :mod:`truthnet.jobs.queue`'s; version 6 added ``results.path_bytes`` (the exact
+#: bytes of a name that is not valid UTF-8; ``path`` then holds it as readable text)
+SCHEMA_VERSION = 6
 
 #: columns added after version 1: (table, column, type), applied by :meth:`Store._migrate`
 _ADDED_COLUMNS = [
@@ -34,6 +35,7 @@ _ADDED_COLUMNS = [
     ("scans", "model_card", "TEXT"),          # JSON ModelCard.stored(): summary, warnings, card (0.2)
     ("results", "sha256", "TEXT"),            # SHA-256 of the whole file (schema 5)
     ("results", "frames_sha256", "TEXT"),     # SHA-256 of the decoded sampled frames (schema 5)
+    ("results", "path_bytes", "BLOB"),        # the name's bytes when not valid UTF-8 (schema 6)
 ]
 
 _SCHEMA = """
@@ -54,7 +56,8 @@ CREATE TABLE IF NOT EXISTS scans (
 CREATE TABLE IF NOT EXISTS results (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     scan_id INTEGER NOT NULL REFERENCES scans(id),
-    path TEXT NOT NULL,
+    path TEXT NOT NULL,                          -- paths.text(): undecodable bytes as \\xNN
+    path_bytes BLOB,                             -- the exact bytes, only when path is not them
     size INTEGER,
     fingerprint TEXT,                            -- before schema 5: size + first/last MiB (never reused)
     sha256 TEXT,                                 -- SHA-256 of the whole file
@@ -80,6 +83,7 @@ CREATE TABLE IF NOT EXISTS results (
 CREATE INDEX IF NOT EXISTS results_path ON results (path);
 """
 
+from .paths import exact_bytes, text  # noqa: E402
 from .record import FINAL_STATUSES, Result, ResultRow  # noqa: E402,F401  (ResultRow: the 0.1 name)
 
 
@@ -103,23 +107,44 @@ class Store:
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         self.path = Path(path) if path else default_db_path()
         self._local = threading.local()
+        #: True when the database can be read but not written (a read-only mount, an evidence copy
+        #: made immutable): everything reads, and any write is one clear error
+        self.readonly = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.con.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
             self._migrate()
         except OSError as exc:  # a typo or an unwritable place: one line, not a traceback
+            if self._open_readonly():
+                return
             from .errors import ConfigError
 
             raise ConfigError(f"cannot open the results database {self.path}: {exc.strerror or exc}",
                               hint="give a writable file with --db") from None
         except sqlite3.Error as exc:  # never replaced or rebuilt behind the user's back
             self.close()
+            if ("readonly" in str(exc) or "unable to open" in str(exc)) and self._open_readonly():
+                return
             if "unable to open" in str(exc):
                 from .errors import ConfigError
 
                 raise ConfigError(f"cannot open the results database {self.path}: {exc}",
                                   hint="give a writable file with --db") from None
             raise self._error(exc) from None
+
+    def _open_readonly(self) -> bool:
+        """Fall back to reading an existing database that cannot be written."""
+        if not self.path.is_file():
+            return False
+        self.close()
+        self.readonly = True
+        try:
+            self.con.execute("SELECT count(*) FROM results").fetchone()
+            return True
+        except sqlite3.Error:
+            self.close()
+            self.readonly = False
+            return False
 
     def _migrate(self) -> None:
         """Bring a database written by an older TruthNet up to :data:`SCHEMA_VERSION`."""
@@ -141,6 +166,9 @@ class Store:
     @property
     def con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
+        if con is None and self.readonly:
+            con = _connect_readonly(self.path)
+            self._local.con = con
         if con is None:
             con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
             con.row_factory = sqlite3.Row
@@ -167,10 +195,19 @@ class Store:
                 hint="free some space and run the same command again: finished files are reused")
         return StoreError(f"{self.path}: results database error: {text}")
 
+    def require_writable(self) -> None:
+        """Raise a :class:`StoreError` now if nothing could be stored (before a scan loads its model)."""
+        from .errors import StoreError
+
+        if self.readonly:
+            raise StoreError(f"{self.path}: the results database is read-only here: results can be read, not written",
+                             hint="pass --db a writable file (or a copy of this one)")
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         from .errors import StoreError
 
+        self.require_writable()
         con = self.con
         if con.in_transaction:  # one an interrupt left open on this thread's connection: nothing of
             con.execute("ROLLBACK")  # it was committed, and SQLite cannot nest another in it
@@ -242,12 +279,13 @@ class Store:
     def add_result(self, scan_id: int, row: Result) -> None:
         with self._tx() as con:
             con.execute(
-                """INSERT OR REPLACE INTO results (scan_id, path, size, sha256, frames_sha256, model_key, status, reason,
-                   score, label, threshold, duration, fps, frames_sampled, frames_padded, frame_indices, faces_found,
-                   window_scores, timings, thumbs, scanned_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                """INSERT OR REPLACE INTO results (scan_id, path, path_bytes, size, sha256, frames_sha256, model_key,
+                   status, reason, score, label, threshold, duration, fps, frames_sampled, frames_padded, frame_indices,
+                   faces_found, window_scores, timings, thumbs, scanned_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
-                    scan_id, row.path, row.size, row.sha256, row.frames_sha256, row.model_key, row.status, row.reason,
+                    scan_id, text(row.path), exact_bytes(row.path), row.size, row.sha256, row.frames_sha256,
+                    row.model_key, row.status, text(row.reason or ""),
                     row.score, row.label, row.threshold, row.duration, row.fps, row.frames_sampled, row.frames_padded,
                     json.dumps(row.frame_indices or []),
                     None if row.faces_found is None else json.dumps(row.faces_found),
@@ -274,40 +312,75 @@ class Store:
             rows = self.con.execute(f"SELECT {cols} FROM results WHERE scan_id = ? ORDER BY id", (scan_id,))
         return [_row(r, with_thumbs) for r in rows]
 
-    def latest_for_paths(self, paths: list[str]) -> dict[str, Result]:
-        """The most recent result of each path (from any scan)."""
+    def latest_for_paths(self, paths: list[str], *, model_sha256: str | None = None) -> dict[str, Result]:
+        """The most recent result of each path from any scan, or (``model_sha256``) from the
+        scans made with the model file of that SHA-256 only: never one model's verdict under
+        another model's name."""
         out: dict[str, Result] = {}
-        for i in range(0, len(paths), 500):
-            chunk = paths[i : i + 500]
+        asked = {text(p): p for p in paths}
+        keys = list(asked)
+        by_model = "" if model_sha256 is None else \
+            " AND scan_id IN (SELECT id FROM scans WHERE json_extract(info, '$.model_sha256') = ?)"
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
             q = (
                 "SELECT r.*, NULL AS thumbs FROM results r JOIN (SELECT path, MAX(id) AS id FROM results "
-                "WHERE path IN (%s) GROUP BY path) m ON r.id = m.id" % ",".join("?" * len(chunk))
+                "WHERE path IN (%s)%s GROUP BY path) m ON r.id = m.id" % (",".join("?" * len(chunk)), by_model)
             )
-            for r in self.con.execute(q, chunk):
-                out[r["path"]] = _row(r)
+            for r in self.con.execute(q, chunk if model_sha256 is None else [*chunk, model_sha256]):
+                row = _row(r)
+                out[asked.get(r["path"], row.path)] = row
         return out
 
     def thumbs(self, path: str, scan_id: int | None = None) -> bytes | None:
         """The face strip of ``path``'s result in scan ``scan_id`` (None: its latest result):
         the faces of that very result, never another scan's of a file since changed."""
         if scan_id is None:
-            q, args = "SELECT thumbs FROM results WHERE path = ? ORDER BY id DESC LIMIT 1", (path,)
+            q, args = "SELECT thumbs FROM results WHERE path = ? ORDER BY id DESC LIMIT 1", (text(path),)
         else:
-            q, args = "SELECT thumbs FROM results WHERE path = ? AND scan_id = ? ORDER BY id DESC LIMIT 1", (path, scan_id)
+            q, args = "SELECT thumbs FROM results WHERE path = ? AND scan_id = ? ORDER BY id DESC LIMIT 1", (text(path), scan_id)
         r = self.con.execute(q, args).fetchone()
         return r["thumbs"] if r else None
 
 
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection.  A WAL database needs its ``-shm`` file, which cannot be made on a
+    read-only mount; there it is opened as immutable (nothing else can be writing it then)."""
+    from urllib.parse import quote
+
+    base = "file:" + quote(os.fsencode(os.path.abspath(path)))
+    con = None
+    for mode in ("?mode=ro", "?immutable=1"):
+        try:
+            con = sqlite3.connect(base + mode, uri=True, timeout=60.0, isolation_level=None)
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            break
+        except sqlite3.Error:
+            if con is not None:
+                con.close()
+            con = None
+    if con is None:
+        raise sqlite3.OperationalError("unable to open database file read-only")
+    con.row_factory = sqlite3.Row
+    return con
+
+
 def _scan_dict(r: sqlite3.Row) -> dict:
+    """A scan row; one still ``running`` whose process has ended (killed outright, power loss)
+    reads as ``interrupted`` (the row itself is left alone: a read-only store stays readable)."""
+    from .procs import gone
+
     d = dict(r)
     for k in ("roots", "options", "counts", "info", "model_card"):
         d[k] = json.loads(d[k]) if d.get(k) else None
+    if d["state"] == "running" and gone((d["info"] or {}).get("process")):
+        d["state"] = "interrupted"
     return d
 
 
 def _row(r: sqlite3.Row, with_thumbs: bool = False) -> Result:
     return Result(
-        path=r["path"],
+        path=os.fsdecode(r["path_bytes"]) if "path_bytes" in r.keys() and r["path_bytes"] is not None else r["path"],
         status=r["status"],
         reason=r["reason"] or "",
         score=r["score"],

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import bisect
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -148,13 +149,35 @@ def _open(path: str):
     options = os.environ.get(_CAPTURE_OPTIONS, "")
     if "format_whitelist" not in options:
         os.environ[_CAPTURE_OPTIONS] = "|".join(x for x in (options, f"format_whitelist;{DEMUXERS}") if x)
-    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+    with _utf8_name(path) as name:
+        cap = cv2.VideoCapture(name, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
     if not cap.isOpened():
         return None
     # Rotation metadata (phone videos) applied, said out loud rather than left to the build's
     # default: frames come out upright, and probe's size is that of the upright frames
     cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)  # (an open() parameter the FFmpeg backend refuses)
     return cap
+
+
+@contextmanager
+def _utf8_name(path: str | os.PathLike) -> Iterator[str]:
+    """A name FFmpeg can be given for ``path``: itself, or for a name that is not valid UTF-8
+    (which OpenCV and PyAV cannot pass on, and OpenCV's worker crashed on) the same open file
+    through ``/proc/self/fd``, held open until the decoder has opened it."""
+    path = os.fspath(path)
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        if not os.path.isdir("/proc/self/fd"):
+            raise DecodeError(path, "the file name is not valid UTF-8 and this system cannot open it another way",
+                              hint="rename the file") from None
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    yield path
 
 
 def _check_pixels(path: str, cap) -> None:
@@ -176,7 +199,7 @@ def keyframe_indices(path: str | os.PathLike) -> list[int] | None:
     except ImportError:
         return None
     try:
-        with av.open(os.fspath(path), options={"format_whitelist": DEMUXERS}) as container:
+        with _utf8_name(path) as name, av.open(name, options={"format_whitelist": DEMUXERS}) as container:
             stream = container.streams.video[0]
             pts, keys = [], []
             for packet in container.demux(stream):

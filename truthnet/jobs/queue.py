@@ -23,7 +23,9 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from .. import procs
 from ..errors import ConfigError, ModelError
+from ..paths import text
 from ..store import Store
 
 JOB_KINDS = ("scan", "train", "evaluate")
@@ -95,29 +97,6 @@ _ORPHANS = ("SELECT j.id, r.pid FROM jobs j LEFT JOIN job_runners r ON r.id = j.
             "WHERE j.state = 'running' AND (r.id IS NULL OR r.state != 'running')")
 
 
-def _proc_start(pid: int) -> str | None:
-    """The start time of process ``pid`` (Linux), or None where it cannot be read."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-        return None if fields[0] == b"Z" else fields[19].decode()  # a zombie is not alive
-    except (OSError, IndexError):
-        return None
-
-
-def _alive(pid: int, proc_start: str | None) -> bool:
-    if os.path.exists("/proc/self/stat"):
-        now = _proc_start(pid)
-        return now is not None and (proc_start is None or now == proc_start)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _decode(row) -> dict:
     d = dict(row)
     for k in ("result", "env", "options"):
@@ -131,12 +110,15 @@ def check_job(kind: str, target: str | os.PathLike, model: str | None) -> tuple[
     the job starts, possibly hours later, in another folder): both absolute and normalised
     (:func:`truthnet.paths.norm`, the way the store names files), the target present and of
     the right kind, the model a file (scan and evaluate) or absent (train)."""
-    from ..paths import norm
+    from ..paths import exact_bytes, norm, one_line
 
     target = norm(target)
     p = Path(target)
     if not p.exists():
-        raise ConfigError(f"{target}: no such file or folder")
+        raise ConfigError(f"{one_line(target)}: no such file or folder")
+    if exact_bytes(target) is not None:  # a job is a row of text; its files are scanned whatever their names
+        raise ConfigError(f"{one_line(target)}: a job's folder name must be valid UTF-8",
+                          hint="queue its parent folder, or scan it directly with `truthnet scan`")
     if kind in ("train", "evaluate") and not (p.is_dir() or p.suffix.lower() == ".csv"):
         raise ConfigError(f"{target}: {kind} needs a dataset folder or a manifest CSV")
     if kind == "train":
@@ -159,7 +141,8 @@ class JobQueue:
     def __init__(self, store: Store | str | os.PathLike | None = None) -> None:
         self.store = store if isinstance(store, Store) else Store(store)
         self.host = socket.gethostname()
-        self._migrate()
+        if not self.store.readonly:  # a read-only store is listed as it is (its writes fail clearly)
+            self._migrate()
 
     @property
     def path(self) -> Path:
@@ -216,7 +199,7 @@ class JobQueue:
 
     def _runner_alive(self, r, now: float | None = None) -> bool:
         if r["host"] == self.host:
-            return _alive(r["pid"], r["proc_start"])
+            return procs.alive(r["pid"], r["proc_start"])
         return (now or time.time()) - r["heartbeat"] < LEASE_SECONDS
 
     # -- the user's side --------------------------------------------------------------------
@@ -273,7 +256,7 @@ class JobQueue:
             cur = con.execute(
                 "INSERT INTO job_runners (pid, host, proc_start, devices, owner, started, heartbeat) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (os.getpid(), self.host, _proc_start(os.getpid()), json.dumps(devices), owner, now, now),
+                (os.getpid(), self.host, procs.proc_start(os.getpid()), json.dumps(devices), owner, now, now),
             )
             return int(cur.lastrowid)
 
@@ -359,13 +342,13 @@ class JobQueue:
                 "UPDATE jobs SET state = ?, message = ?, result = ?, finished = ?, updated = ?, eta = NULL, "
                 "progress = CASE WHEN ? = 'done' THEN 1.0 ELSE progress END "
                 "WHERE id = ? AND runner_id = ? AND state = 'running'",
-                (state, message[:2000], json.dumps(result) if result is not None else None, now, now, state,
+                (state, text(message[:2000]), json.dumps(result) if result is not None else None, now, now, state,
                  job_id, runner_id)).rowcount)
 
     def append_log(self, job_id: int, lines: Iterable[str], t: float | None = None) -> None:
         """Append lines to a job's log: one INSERT per line in one transaction, O(1) in the log's length."""
         t = time.time() if t is None else t
-        rows = [(int(job_id), t, ln.rstrip("\n")) for ln in lines]
+        rows = [(int(job_id), t, text(ln.rstrip("\n"))) for ln in lines]
         if rows:
             with self.store._tx() as con:
                 con.executemany("INSERT INTO job_log (job_id, t, line) VALUES (?, ?, ?)", rows)

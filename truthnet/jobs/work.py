@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
+from ..paths import one_line
 from ..errors import ConfigError
 from ..store import Store
 from .queue import JOB_KINDS, SELFTEST_KIND
@@ -73,15 +74,18 @@ def _scan(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
 
     model = _model(job)
     base = job["target"] if os.path.isdir(job["target"]) else os.path.dirname(job["target"])
-    _say(f"scanning {job['target']} with {model}")
+    _say(one_line(f"scanning {job['target']} with {model}"))
 
     def on_event(ev) -> None:
         row = ev.result
         if row is None:
             report("scan", 0, ev.total, f"0/{ev.total} files")
             return
-        verdict = f"{row.label} {row.score:.3f}" if row.status == "ok" else f"{row.status}: {row.reason}"
-        name = os.path.relpath(row.path, base)
+        if row.status == "ok":  # the threshold beside the score: the log says why it is that verdict
+            verdict = f"{row.label} {row.score:.3f} ({'>=' if row.score >= row.threshold else '<'} {row.threshold:.2f})"
+        else:
+            verdict = f"{row.status}: {one_line(row.reason or '')}"
+        name = one_line(os.path.relpath(row.path, base))
         _say(f"{name}: {verdict}")
         report("scan", ev.done, ev.total, f"{ev.done}/{ev.total} files, last: {name} {verdict}")
 

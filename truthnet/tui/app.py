@@ -15,6 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Input, Label, Log, ProgressBar, Static
 
 from ..errors import TruthnetError
+from ..paths import one_line
 from ..store import ResultRow, Store
 from ..video import is_video_path
 from .jobs_view import JobsView
@@ -24,7 +25,7 @@ from .widgets.search import SearchBox
 from .widgets.video_tree import VideoTree, videos_below
 
 FILTERS = ("all", "fake", "real", "failed", "not scanned")
-COLUMNS = ("name", "verdict", "score", "status", "scanned")
+COLUMNS = ("name", "verdict", "score", "status", "scanned", "model")
 
 
 class TruthnetApp(JobsView, App):
@@ -72,6 +73,8 @@ class TruthnetApp(JobsView, App):
         self.init_jobs(start_jobs)
         self._rows: list[tuple[str, ResultRow | None]] = []
         self._cards: dict[str, object] = {}  # model path -> ModelCard (or the error reading it)
+        self._scan_models: dict[int | None, str] = {}  # scan id -> its model's file name
+        self._model_sha: tuple = (None, None)  # ((path, mtime, size), SHA-256) of the selected model
 
     # -- layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -91,7 +94,7 @@ class TruthnetApp(JobsView, App):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = f"model: {self.model or 'none (run truthnet demo)'}"
+        self.sub_title = one_line(f"model: {self.model or 'none (run truthnet demo)'}")
         table = self.query_one("#videos", DataTable)
         for c in COLUMNS:
             table.add_column(c, key=c)
@@ -119,9 +122,10 @@ class TruthnetApp(JobsView, App):
         except OSError:
             return []
 
-    def video_name(self, path: str) -> str:
-        """The name shown in the table: relative to the folder when listing everything below it."""
-        return os.path.relpath(path, self.folder) if self.below else Path(path).name
+    def video_name(self, path: str) -> Text:
+        """The name shown in the table: relative to the folder when listing everything below it;
+        text, never markup, one line whatever bytes it holds."""
+        return Text(one_line(os.path.relpath(path, self.folder) if self.below else Path(path).name))
 
     def action_toggle_below(self) -> None:
         self.below = not self.below
@@ -129,10 +133,10 @@ class TruthnetApp(JobsView, App):
 
     def refresh_videos(self) -> None:
         paths = self.folder_videos()
-        latest = self.store.latest_for_paths(paths)
+        latest = self.store.latest_for_paths(paths, model_sha256=self.model_sha256())
         rows = [(p, latest.get(p)) for p in paths]
         if self.search:
-            rows = [(p, r) for p, r in rows if self.search.lower() in self.video_name(p).lower()]
+            rows = [(p, r) for p, r in rows if self.search.lower() in self.video_name(p).plain.lower()]
         if self.filter == "fake":
             rows = [(p, r) for p, r in rows if r and r.label == "fake"]
         elif self.filter == "real":
@@ -150,7 +154,8 @@ class TruthnetApp(JobsView, App):
                 return Path(p).name.lower()
             if r is None:
                 return None
-            return {"verdict": r.label, "score": r.score, "status": r.status, "scanned": r.scanned_at}[col]
+            return {"verdict": r.label, "score": r.score, "status": r.status, "scanned": r.scanned_at,
+                    "model": self.verdict_model(r)}[col]
 
         # rows without a value (not scanned, not scored) stay last in both directions
         known = sorted((x for x in rows if value(x) is not None), key=value, reverse=self.sort_reverse)
@@ -160,22 +165,46 @@ class TruthnetApp(JobsView, App):
         table.clear()
         for p, r in rows:
             if r is None:
-                cells = (self.video_name(p), Text("-", style="dim"), "", Text("not scanned", style="dim"), "")
+                cells = (self.video_name(p), Text("-", style="dim"), "", Text("not scanned", style="dim"), "", "")
             else:
                 verdict = Text(r.label or "-", style="bold red" if r.label == "fake" else "bold green" if r.label else "")
                 status = Text(r.status, style="" if r.status == "ok" else "yellow")
                 cells = (self.video_name(p), verdict, "" if r.score is None else f"{r.score:.3f}", status,
-                         time.strftime("%Y-%m-%d %H:%M", time.localtime(r.scanned_at)) if r.scanned_at else "")
+                         time.strftime("%Y-%m-%d %H:%M", time.localtime(r.scanned_at)) if r.scanned_at else "",
+                         Text(one_line(self.verdict_model(r)), style="dim"))
             table.add_row(*cells, key=p)
         arrow = "▼" if self.sort_reverse else "▲"
         shown = self.shown(self.folder)
-        self.query_one("#folder-label", Label).update(
-            f"{shown}  —  {len(rows)} of {len(paths)} videos" + (" (all below)" if self.below else "")
+        self.query_one("#folder-label", Label).update(Text(
+            f"{one_line(shown)}  —  {len(rows)} of {len(paths)} videos" + (" (all below)" if self.below else "")
             + f"  —  filter: {self.filter}"
             + (f"  —  search: {self.search!r}" if self.search else "")
             + f"  —  sort: {COLUMNS[self.sort_col]} {arrow}"
-        )
+        ))
         self.update_card()
+
+    def verdict_model(self, r: ResultRow) -> str:
+        """The file name of the model that gave ``r`` (from its scan; scans are looked up once)."""
+        if r.scan_id not in self._scan_models:
+            scan = self.store.scan(r.scan_id) if r.scan_id else None
+            self._scan_models[r.scan_id] = Path(scan["model"]).name if scan and scan.get("model") else "-"
+        return self._scan_models[r.scan_id]
+
+    def model_sha256(self) -> str | None:
+        """The SHA-256 of the selected model file (the table shows only its verdicts), read again
+        when the file changes; ``None`` without a model (every verdict, each scan's own card)."""
+        if not self.model:
+            return None
+        from ..filecheck import file_sha256
+
+        try:
+            st = os.stat(self.model)
+            key = (self.model, st.st_mtime_ns, st.st_size)
+            if self._model_sha[0] != key:
+                self._model_sha = (key, file_sha256(self.model))
+            return self._model_sha[1]
+        except (OSError, TruthnetError):
+            return "unreadable model file"  # matches no scan: nothing is shown under its name
 
     def card_warnings(self) -> tuple[str, list[str]]:
         """The current model's card line and the warnings behind the verdicts shown."""
@@ -274,9 +303,10 @@ class TruthnetApp(JobsView, App):
     def show_details(self, path: str) -> None:
         from .screens.details import DetailsScreen
 
-        row = self.store.latest_for_paths([path]).get(path)
+        row = self.store.latest_for_paths([path], model_sha256=self.model_sha256()).get(path)
         thumbs = self.store.thumbs(path, scan_id=row.scan_id) if row is not None else None
-        self.push_screen(DetailsScreen(path, row, thumbs, self.shown(Path(path))))
+        scan = self.store.scan(row.scan_id) if row is not None and row.scan_id else None
+        self.push_screen(DetailsScreen(path, row, thumbs, self.shown(Path(path)), scan=scan))
 
     def action_export(self) -> None:
         """Write the view's verdicts as HTML where the user says (default: the reports folder):
@@ -307,7 +337,7 @@ class TruthnetApp(JobsView, App):
         except OSError as exc:
             self.error(f"cannot write {out}: {exc.strerror or exc}")
             return
-        self.notify(f"report written to {path}", timeout=8)
+        self.notify(one_line(f"report written to {path}"), timeout=8, markup=False)
 
     def report_card(self, scans: list[int]) -> dict | None:
         """The model card of the scans whose verdicts are exported: each verdict is the model's
@@ -348,7 +378,7 @@ class TruthnetApp(JobsView, App):
             except TruthnetError as exc:
                 self.error(str(exc))
                 return
-            self.notify(f"job {jid} queued: {kind} {Path(target).name} on {choice['device']}")
+            self.notify(one_line(f"job {jid} queued: {kind} {Path(target).name} on {choice['device']}"), markup=False)
 
         from ..settings import default_model
 

@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Log, ProgressBar, Static
 from ..errors import TruthnetError
 from ..jobs import JobQueue, start_runner
 from ..jobs.text import eta_text, progress_text
+from ..paths import one_line
 
 JOB_COLUMNS = ("id", "kind", "folder", "device", "state", "progress", "ETA", "message")
 _STYLES = {"done": "green", "failed": "red", "running": "bold cyan", "cancelled": "yellow", "interrupted": "yellow"}
@@ -77,9 +78,9 @@ class JobsView:
         keep = table.cursor_row
         table.clear()
         for j in jobs if jobs is not None else self.queue.jobs(limit=50):
-            table.add_row(str(j["id"]), j["kind"], Path(j["target"]).name, j["device"],
-                          Text(j["state"], style=_STYLES.get(j["state"], "")), progress_text(j), eta_text(j),
-                          j["message"][:60], key=str(j["id"]))
+            table.add_row(str(j["id"]), Text(j["kind"]), Text(one_line(Path(j["target"]).name)), Text(j["device"]),
+                          Text(j["state"], style=_STYLES.get(j["state"], "")), Text(one_line(progress_text(j))),
+                          eta_text(j), Text(one_line(j["message"] or "")[:60]), key=str(j["id"]))
         if table.row_count:
             table.move_cursor(row=min(keep, table.row_count - 1))
 
@@ -90,16 +91,16 @@ class JobsView:
             return
         self._main("#job-progress", ProgressBar).update(progress=job["progress"])
         eta = eta_text(job)
-        self._main("#job-status", Static).update(
+        self._main("#job-status", Static).update(Text(one_line(
             f"job {job['id']} ({job['device']}): {progress_text(job)}" + (f", ETA {eta}" if eta else "")
-            + f" — {job['message']}")
+            + f" — {job['message']}")))
 
     def show_job_log(self, job_id: int) -> None:
         self.selected_job = job_id
         log = self._main("#job-log", Log)
         log.clear()
         lines = self.queue.log(job_id, tail=200)
-        log.write_lines([ln for _, _, ln in lines])
+        log.write_lines([one_line(ln) for _, _, ln in lines])
         self._log_after = lines[-1][0] if lines else 0
 
     def _follow_log(self) -> None:
@@ -107,19 +108,19 @@ class JobsView:
             return
         lines = self.queue.log(self.selected_job, after=self._log_after, tail=500)
         if lines:
-            self._main("#job-log", Log).write_lines([ln for _, _, ln in lines])
+            self._main("#job-log", Log).write_lines([one_line(ln) for _, _, ln in lines])
             self._log_after = lines[-1][0]
 
     def job_finished(self, job: dict) -> None:
         state, message = job["state"], job["message"]
         severity = "information" if state == "done" else "warning" if state == "cancelled" else "error"
-        self.notify(f"job {job['id']} {state}: {message}", severity=severity)
-        self._main("#job-status", Static).update(f"job {job['id']} {state}: {message}")
+        self.notify(one_line(f"job {job['id']} {state}: {message}"), severity=severity, markup=False)
+        self._main("#job-status", Static).update(Text(one_line(f"job {job['id']} {state}: {message}")))
         if state == "failed" and job["id"] in self.my_jobs:
             self.error(message)
         if job["kind"] == "train" and state == "done" and not self.model:
             self.model = (job["result"] or {}).get("model")
-            self.sub_title = f"model: {self.model}"
+            self.sub_title = one_line(f"model: {self.model}")
         self.refresh_videos()
 
     # -- runners ----------------------------------------------------------------------------
@@ -171,7 +172,7 @@ class JobsView:
         try:
             how = self.queue.cancel(jid)
         except TruthnetError as exc:
-            self.notify(str(exc), severity="warning")
+            self.notify(one_line(str(exc)), severity="warning", markup=False)
             return
         self.notify(f"job {jid} cancelled" if how == "cancelled" else f"stopping job {jid}…")
         self.poll_jobs()
@@ -204,4 +205,4 @@ class JobsView:
             self.folder = target if target.is_dir() else target.parent
             self.refresh_videos()
         else:
-            self.notify(f"model: {res.get('model')}")
+            self.notify(one_line(f"model: {res.get('model')}"), markup=False)

@@ -11,6 +11,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Sparkline, Static
 
+from ...paths import one_line
 from ...store import ResultRow
 from ..widgets.pictures import half_block, split_strip
 
@@ -18,10 +19,12 @@ from ..widgets.pictures import half_block, split_strip
 class DetailsScreen(Screen):
     BINDINGS = [("escape", "app.pop_screen", "Back"), ("q", "app.pop_screen", "Back")]
 
-    def __init__(self, path: str, row: ResultRow | None, thumbs: bytes | None, shown_path: str | None = None) -> None:
+    def __init__(self, path: str, row: ResultRow | None, thumbs: bytes | None, shown_path: str | None = None,
+                 *, scan: dict | None = None) -> None:
         super().__init__()
         self.path, self.row, self.thumbs = path, row, thumbs
         self.shown_path = shown_path or path
+        self.scan = scan or {}  # the scan that made ``row``: its model file and the model's SHA-256
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -45,8 +48,8 @@ class DetailsScreen(Screen):
 
     def _summary(self) -> Text:
         t = Text()
-        t.append(Path(self.path).name + "\n", style="bold")
-        t.append(self.shown_path + "\n\n", style="dim")
+        t.append(one_line(Path(self.path).name) + "\n", style="bold")
+        t.append(one_line(self.shown_path) + "\n\n", style="dim")
         r = self.row
         if r is None:
             t.append("Not scanned yet. Press s on its folder to queue a scan.")
@@ -57,7 +60,7 @@ class DetailsScreen(Screen):
             t.append(f"   score {r.score:.4f}  (threshold {r.threshold:.2f})\n")
         else:
             t.append(f"{r.status}", style="bold yellow")
-            t.append(f": {r.reason}\n")
+            t.append(f": {one_line(r.reason or '')}\n")
         if r.faces_found is not None:
             found = sum(1 for f in r.faces_found if f)
             t.append(f"faces found in {found} of {len(r.faces_found)} sampled frames: {r.faces_found}\n")
@@ -65,6 +68,12 @@ class DetailsScreen(Screen):
             t.append(f"duration {r.duration:.1f} s, {r.frames_sampled} frames sampled\n")
         if r.scanned_at:
             t.append(f"scanned {time.strftime('%Y-%m-%d %H:%M', time.localtime(r.scanned_at))} (scan #{r.scan_id})\n")
+        info = self.scan.get("info") or {}
+        t.append(f"file SHA-256    {r.sha256 or '- (scanned before content hashes)'}\n")
+        if r.frames_sha256:
+            t.append(f"frames SHA-256  {r.frames_sha256}\n")
+        t.append(one_line(f"model          {self.scan.get('model') or '-'}") + "\n")
+        t.append(f"model SHA-256   {info.get('model_sha256') or '-'}\n")
         if r.timings:
             t.append("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in r.timings.items() if k != "reused") + "\n",
                      style="dim")

@@ -32,7 +32,7 @@ class ErrorDialog(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="error"):
             yield Label(self.title_text, id="dialog-title")
-            yield Static(f"error: {self.message}", id="error-message")
+            yield Static(f"error: {self.message}", id="error-message", markup=False)
             yield Button("Close", id="close", variant="primary")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -66,7 +66,7 @@ class JobDialog(_Submits, ModalScreen[dict | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label(TITLES.get(self.kind, f"Queue {self.kind}"), id="dialog-title")
-            yield Static(f"folder: {self.target}", id="job-target")
+            yield Static(f"folder: {self.target}", id="job-target", markup=False)
             if self.kind != "train":
                 yield Label("model")
                 paths = [p for _, p in self.models]
@@ -154,10 +154,10 @@ class ExportDialog(_Submits, ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label("Export a report", id="dialog-title")
-            yield Static(self.what, id="export-what")
+            yield Static(self.what, id="export-what", markup=False)
             yield Label("write to (Enter to confirm)")
             yield Input(value=self.default, id="export-path")
-            yield Static("", id="export-error")
+            yield Static("", id="export-error", markup=False)
             with Horizontal(id="dialog-buttons"):
                 yield Button("Write", id="ok", variant="primary")
                 yield Button("Cancel", id="cancel")

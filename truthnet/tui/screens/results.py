@@ -83,4 +83,4 @@ class ResultsScreen(Screen):
     def action_export(self) -> None:
         out = Path(self.metrics_path).with_name("report.json")
         out.write_text(json.dumps(self.metrics, indent=2))
-        self.notify(f"exported {out}")
+        self.notify(f"exported {out}", markup=False)

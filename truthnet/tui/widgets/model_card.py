@@ -12,13 +12,14 @@ from ...errors import TruthnetError
 def card_warnings(model: str | None, cache: dict, store, rows) -> tuple[str, list[str]]:
     """``model``'s card line, and the warnings of it and of every model whose verdicts are in
     ``rows`` (a scan keeps the card of the model it used).  ``cache``: model path -> card."""
+    from ...model import read_card
     from ...modelcard import ModelCard
 
     line, warnings = "no model (run truthnet demo, or pass --model)", []
     if model:
         if model not in cache:
             try:
-                cache[model] = ModelCard.read(model)
+                cache[model] = read_card(model)
             except TruthnetError as exc:
                 cache[model] = exc
         card = cache[model]

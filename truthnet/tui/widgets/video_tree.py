@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.text import Text
 from textual.widgets import DirectoryTree
 
+from ...paths import one_line
 from ...video import is_video_path
 
 
@@ -67,6 +68,10 @@ class VideoTree(DirectoryTree):
             for d in order:
                 self._counts.setdefault(d, per_dir[d])
         return self._counts[key]
+
+    def process_label(self, label) -> Text:
+        """A file name is text, never markup, and one line whatever bytes it holds."""
+        return super().process_label(Text(one_line(label)) if isinstance(label, str) else label)
 
     def filter_paths(self, paths):
         out = []
