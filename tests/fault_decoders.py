@@ -17,6 +17,7 @@ def faulty(config, path, windows):
             open(marker, "w").close()
             os.kill(os.getpid(), 9)  # like an out-of-memory kill
     if name.startswith("hang"):
+        open(path + ".decoding", "w").close()  # a test can wait for the worker to be in here
         time.sleep(600)
     return default_decode(config, path, windows)
 

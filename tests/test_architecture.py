@@ -144,8 +144,10 @@ def test_argparse_usage_errors_exit_with_the_usage_code(python, args):
 
 
 @pytest.fixture(scope="module")
-def evidence(tmp_path_factory, media):
-    """Good, corrupt (bit-flipped), truncated, empty, text and random files in one folder."""
+def evidence(tmp_path_factory, media, small_corpus):
+    """Good, corrupt (bit-flipped), truncated, empty, text and random files in one folder; and
+    realistic footage (H.264 with long GOPs and B-frames, VFR) damaged by flipped bits and a
+    zeroed range."""
     d = tmp_path_factory.mktemp("evidence")
     for key in ("face", "short", "face_avi", "truncated", "empty", "text", "random", "noface"):
         src = media[key]
@@ -155,31 +157,57 @@ def evidence(tmp_path_factory, media):
     for i in rng.integers(len(data) // 4, len(data), 400):  # flip bits in the frame data, not the header
         data[i] ^= 1 << int(rng.integers(0, 8))
     (d / "bitflipped.mp4").write_bytes(bytes(data))
+    for name, seed in (("480p25-long", 5), ("vfr-480p", 6)):
+        data = bytearray(small_corpus[name].path.read_bytes())
+        rng = __import__("numpy").random.default_rng(seed)
+        for i in rng.integers(len(data) // 4, 3 * len(data) // 4, 300):
+            data[i] ^= 1 << int(rng.integers(0, 8))
+        mid = len(data) // 2
+        data[mid : mid + 4096] = bytes(4096)
+        (d / f"damaged-{name}.mp4").write_bytes(bytes(data))
     return d
 
 
 @pytest.mark.allow_untrained
 def test_api_and_scan_give_the_same_status_and_score_for_every_file(evidence, tmp_path, python, tiny_model):
+    """The same bytes give the same status, decoded frames (frames_sha256) and score through every
+    entry point, damaged realistic streams included: scan (twice), score_videos in processes and
+    in threads, score_video, and a queued scan job.  (Ray: tests/test_ray.py.)"""
     import truthnet
+    from truthnet.store import Store
 
     model = tiny_model
     clf = truthnet.load_classifier(model)
     files = sorted(str(p) for p in evidence.iterdir())
-    api = {r.path: r for r in clf.score_videos(files)}
+    api = {r.path: r for r in clf.score_videos(files, isolation="process")}
     threads = {r.path: r for r in clf.score_videos(files, isolation="thread")}
     single = {p: clf.score_video(p) for p in files}
-    r = cli("scan", evidence, "--model", model, "--db", tmp_path / "r.sqlite", "--json", timeout=600)
-    assert r.returncode == 2, r.stderr[-2000:]  # some files cannot be scored
-    scan = {Path(d["path"]).name: d for d in map(json.loads, r.stdout.splitlines()) if "summary" not in d}
-    assert set(scan) == {Path(p).name for p in files}
+    db = tmp_path / "r.sqlite"
+    runs = []
+    for extra in ((), ("--force",)):  # the second run decodes and scores everything again
+        r = cli("scan", evidence, "--model", model, "--db", db, "--json", *extra, timeout=600)
+        assert r.returncode == 2, r.stderr[-2000:]  # some files cannot be scored
+        runs.append({Path(d["path"]).name: d for d in map(json.loads, r.stdout.splitlines()) if "summary" not in d})
+    assert cli("jobs", "add", "scan", evidence, "-m", model, "--force", "--db", db).returncode == 0
+    ran = cli("jobs", "run", "--device", "cpu", "--until-empty", "--skip-gpu-check", "--db", db, timeout=600)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    job_scan = max(s["id"] for s in Store(db).scans())
+    job = {Path(x.path).name: x for x in Store(db).results(job_scan)}
+    scan = runs[0]
+    assert set(scan) == {Path(p).name for p in files} == set(runs[1]) == set(job)
     statuses = set()
     for p in files:
         s = scan[Path(p).name]
-        for other in (api[p], threads[p], single[p]):
+        for other in (api[p], threads[p], single[p], job[Path(p).name]):
             assert other.status == s["status"], (p, other.status, s["status"], other.reason, s["reason"])
+            assert other.frames_sha256 == s["frames_sha256"], p
             if s["score"] is None:
                 assert other.score is None
             else:
-                assert abs(other.score - s["score"]) < 1e-5, (p, other.score, s["score"])
+                assert abs(other.score - s["score"]) < 1e-6, (p, other.score, s["score"])
+        again = runs[1][Path(p).name]
+        assert (again["status"], again["frames_sha256"]) == (s["status"], s["frames_sha256"]), p
+        assert again["score"] == s["score"] or abs(again["score"] - s["score"]) < 1e-6, p
         statuses.add(s["status"])
+    assert all(scan[f"damaged-{n}.mp4"]["frames_sha256"] for n in ("480p25-long", "vfr-480p"))
     assert {"ok", "not_a_video", "decode_error"} <= statuses

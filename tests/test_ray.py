@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.allow_untrained]
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, media, tiny_model):
+def setup(tmp_path_factory, media, tiny_model, small_corpus):
     from truthnet.synth import make_face_clip
 
     d = tmp_path_factory.mktemp("ray")
@@ -23,6 +23,12 @@ def setup(tmp_path_factory, media, tiny_model):
     (folder / "noface.mp4").write_bytes(media["noface"].read_bytes())
     (folder / "broken.mp4").write_bytes(media["truncated"].read_bytes())
     (folder / "zero.mp4").write_bytes(b"")
+    # realistic footage (H.264, long GOP, B-frames) with bits flipped in its frame data
+    data = bytearray(small_corpus["480p25-long"].path.read_bytes())
+    rng = __import__("numpy").random.default_rng(11)
+    for i in rng.integers(len(data) // 4, 3 * len(data) // 4, 300):
+        data[i] ^= 1 << int(rng.integers(0, 8))
+    (folder / "damaged-long.mp4").write_bytes(bytes(data))
     return folder, Path(tiny_model)
 
 
@@ -55,10 +61,11 @@ def test_ray_engine_matches_local_and_survives_a_killed_worker(setup, tmp_path):
     rows = store.results(s_ray.scan_id)
     assert killed
     assert sorted(r.path for r in rows) == sorted(files)  # every file once, none twice
-    for r in rows:
+    for r in rows:  # the same status, the same decoded frames and score as the local engine
         assert r.status == local[r.path].status
+        assert r.frames_sha256 == local[r.path].frames_sha256, r.path
         if r.score is not None:
-            assert abs(r.score - local[r.path].score) < 1e-5
+            assert abs(r.score - local[r.path].score) < 1e-6
     assert not ray.is_initialized()  # the engine shut down the instance it started
 
     # the results are in the store and in `truthnet results` like any local scan

@@ -10,7 +10,7 @@ import pytest
 from truthnet.scanning import Scanner, collect_files
 from truthnet.store import Store
 
-from helpers import child_env, cli, cli_cmd
+from helpers import child_env, cli, cli_cmd, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.allow_untrained]
 ROOT = Path(__file__).resolve().parents[1]
@@ -245,3 +245,44 @@ def test_opencv_detectors_detect_in_the_decode_workers(tmp_path, media):
     assert face.frames_sampled == 10 and sum(n > 0 for n in face.faces_found) >= 8
     assert face.timings["detect"] > 0 and face.thumbs
     assert noface.status == "no_face" and noface.faces_found == [0] * 10 and "no face" in noface.reason
+
+
+def test_no_decode_worker_outlives_a_scan_killed_outright(model, tmp_path, media):
+    """A scan killed with -9 while its worker is deep in a decode (here: one that would hang for
+    ten minutes) leaves no decoder running."""
+    folder = tmp_path / "v"
+    folder.mkdir()
+    (folder / "hang.mp4").write_bytes(media["face"].read_bytes())
+    code = ("import sys; sys.path.insert(0, sys.argv[3]); import truthnet; from fault_decoders import faulty; "
+            "from truthnet.scanning import Scanner, collect_files; from truthnet.store import Store; "
+            "Scanner(truthnet.load_classifier(sys.argv[1]), Store(sys.argv[2]), workers=1, timeout=600, "
+            "decode_fn=faulty).scan(collect_files([sys.argv[4]]).files)")
+    scan = subprocess.Popen([sys.executable, "-c", code, model, str(tmp_path / "r.sqlite"), str(Path(__file__).parent),
+                             str(folder)], env=child_env(), stderr=subprocess.DEVNULL)
+
+    def workers() -> list[int]:
+        out = []
+        for d in Path("/proc").iterdir():
+            try:
+                if d.name.isdigit() and b"truthnet._decode_worker" in (d / "cmdline").read_bytes():
+                    if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == scan.pid:
+                        out.append(int(d.name))
+            except OSError:
+                continue
+        return out
+
+    try:
+        wait_until(lambda: (folder / "hang.mp4.decoding").exists(), what="the worker to be inside the endless decode")
+        pids = workers()
+        assert pids
+    finally:
+        scan.kill()
+        scan.wait()
+
+    def gone(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except OSError:
+            return True
+
+    wait_until(lambda: all(gone(p) for p in pids), timeout=60, what="the orphaned decode worker to exit")

@@ -6,6 +6,7 @@ imports its decode function and says :data:`~truthnet.isolation.READY` (or, when
 fails, one ``SetupFailed``: the configuration's fault, not any file's), then reads
 :class:`~truthnet.isolation.DecodeTask` messages from the socket ``FD`` and answers each with
 one message of :mod:`truthnet.isolation` (``Decoded``, ``DecodeFailed``, ``SetupFailed``).
+It never outlives the process that started it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,27 @@ def _load(spec: str):
     return obj
 
 
+def _die_with(parent: int) -> None:
+    """Exit as soon as ``parent`` is gone, even in the middle of a decode (a scan killed with -9
+    must not leave a decoder running on, possibly at gigabytes).  A thread that polls the parent
+    pid rather than ``PR_SET_PDEATHSIG``, which fires when the *thread* that started this process
+    ends, not the process."""
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.25)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main() -> None:
+    import os
+
+    _die_with(os.getppid())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     fd, spec = int(sys.argv[1]), sys.argv[2]
     conn = Connection(fd)
