@@ -101,8 +101,12 @@ def test_html_and_csv_hold_up(model, tmp_path):
     make_dataset(tmp_path / "case", n_real=1, n_fake=1, n_frames=10, seed=6)
     (tmp_path / "case" / "real" / "broken.mp4").write_bytes(b"not a video")
     db, html, csvf = tmp_path / "r.sqlite", tmp_path / "out" / "r.html", tmp_path / "out" / "r.csv"
-    r = cli("scan", tmp_path / "case", "-r", "-m", model, "--db", db, "--html", html, "--csv", csvf, "--threshold", "0.3")
+    args = ("scan", tmp_path / "case", "-r", "-m", model, "--db", db, "--html", html, "--csv", csvf, "--threshold", "0.3")
+    refused = cli(*args)  # out/ does not exist: a typo must not create folders
+    assert refused.returncode == 3 and "does not exist" in refused.stderr and not html.parent.exists()
+    r = cli(*args, "--mkdir")
     assert r.returncode == 2, r.stderr
+    assert f"wrote the HTML report (3 files): {html}" in r.stderr and f"wrote the CSV report (3 files): {csvf}" in r.stderr
     page = html.read_text()
     from truthnet import __version__
 

@@ -83,6 +83,14 @@ async def test_scan_from_tree_fills_verdicts_then_details_show_crops(videos, mod
         assert len(app.screen.query(".crop")) == 10
         summary = str(app.screen.query_one("#details-summary").render())
         assert "score" in summary and "faces found in" in summary
+        assert "⚠ untrained model" in summary  # the model's warning beside its verdict
+        await pilot.press("escape", "b")
+        app.folder = videos  # elsewhere; `v` goes back to what the finished scan job scanned
+        app.refresh_videos()
+        await pilot.press("v")
+        await pilot.pause(0.3)
+        assert app.folder == videos / "real" and app.query_one("#videos").has_focus
+        assert [r[1] in ("real", "fake") for r in table_rows(app)] == [True] * 3
 
 
 async def test_evaluation_opens_confusion_matrix(videos, model, tmp_path):
@@ -352,3 +360,75 @@ def test_snapshot_results_screen(fixed, snap_compare, tmp_path):
         await pilot.pause(0.3)
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+# --- a first day: keys, footer, screenshot, the log and bar of the running job --------------------
+
+
+@pytest.mark.parametrize("width", [120, 160])
+async def test_the_footer_fits_and_question_mark_lists_every_key(tmp_path, width):
+    import os
+
+    from textual.widgets import Footer
+
+    app = make(tmp_path, tmp_path / "r.sqlite", None, start_jobs=False)
+    app.find_devices = lambda: None
+    async with app.run_test(size=(width, 40)) as pilot:
+        await pilot.pause(0.3)
+        keys = list(app.query_one(Footer).query("FooterKey"))
+        shown = {k.key_display for k in keys if k.region.right <= width}
+        assert {"b", "s", "d", "x", "?", "q"} <= shown, shown  # quit and the key list are never cut off
+        await pilot.press("question_mark")
+        await pilot.pause(0.3)
+        from rich.console import Console
+
+        console = Console(width=200, record=True, file=open(os.devnull, "w"))
+        console.print(app.screen.query_one("HelpPanel").query_one("BindingsTable").render_bindings_table())
+        listed = console.export_text()
+        for what in ("Train a model", "Evaluate a model", "Cancel the selected or running job", "Sort by the next column",
+                     "View a finished job's result", "List every video below the folder", "Refresh", "Quit"):
+            assert what in listed, what  # every key is discoverable from `?`
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert not app.screen.query("HelpPanel")
+        await pilot.press("question_mark", "question_mark")
+        await pilot.pause(0.2)
+        assert not app.screen.query("HelpPanel")
+
+
+async def test_a_screenshot_is_saved_in_the_reports_folder(tmp_path):
+    import os
+
+    app = make(tmp_path, tmp_path / "r.sqlite", None, start_jobs=False)
+    app.find_devices = lambda: None
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause(0.2)
+        saved = app.deliver_screenshot()
+    reports = Path(os.environ["TRUTHNET_REPORTS_DIR"])
+    assert saved and Path(saved).parent == reports and Path(saved).read_text().startswith("<svg")
+
+
+async def test_the_log_and_bar_follow_the_running_job_and_a_finished_bar_is_full(tmp_path):
+    from textual.widgets import Log, ProgressBar
+
+    db = tmp_path / "r.sqlite"
+    app = make(tmp_path, db, None)
+    app.find_devices = lambda: None
+    async with app.run_test(size=(140, 44)) as pilot:
+        first = app.queue_job(SELFTEST_KIND, str(tmp_path), options={"lines": 2, "steps": 3})
+        q = JobQueue(db)
+        await wait_for(pilot, lambda: q.get(first)["state"] == "done")
+        await wait_for(pilot, lambda: app.query_one("#job-progress", ProgressBar).progress == 1.0)
+        second = app.queue_job(SELFTEST_KIND, str(tmp_path), options={"lines": 3, "sleep": 60, "steps": 120})
+        await wait_for(pilot, lambda: q.get(second)["state"] == "running" and q.get(second)["stage"])
+        await wait_for(pilot, lambda: app.selected_job == second)
+
+        def log() -> str:
+            return "\n".join(str(line) for line in app.query_one("#job-log", Log).lines)
+
+        # the second job's third line: the pane shows its log, not the first job's
+        await wait_for(pilot, lambda: "selftest line 2" in log())
+        q.cancel(second)
+        await wait_for(pilot, lambda: q.get(second)["state"] == "cancelled")
+    for runner in app.my_runners:
+        assert runner.wait(120) == 0

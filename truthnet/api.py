@@ -78,7 +78,7 @@ def plan(paths: Sequence[str | os.PathLike], *, recursive: bool = False, include
     if collected.missing:
         raise ConfigError(f"no such file or folder: {', '.join(collected.missing)}")
     if not collected.files and not collected.problems:
-        if collected.below:
+        if collected.below:  # (each named folder counted: all its videos are below it)
             where = "; ".join(f"{p} has {n} in sub-folders" for p, n in collected.below.items())
             raise ConfigError(f"no videos directly in the given folder(s): {where}",
                               hint="scan them with -r, or recursive=True from Python")
@@ -160,6 +160,7 @@ def scan(
 
     summary = scanner.scan(collected.files, problems=collected.problems, roots=[norm(p) for p in paths],
                            options=options or {}, on_result=on_result, cancel=cancel)
+    summary.not_scanned_below = sum(collected.below.values())
     return ScanOutcome(summary, store.path, model_path)
 
 
@@ -190,6 +191,14 @@ def train(dataset, output, config="paper", train_config=None, *, layout: str | N
                   progress=_progress(on_event, cancel))
 
 
+def check_dataset(dataset, layout: str | None = None) -> None:
+    """Raise the :class:`~truthnet.errors.DatasetError` a dataset folder or manifest would give,
+    now (listing files only, no model, no TensorFlow)."""
+    from .training import load_rows
+
+    load_rows(dataset, layout)
+
+
 def evaluate(model, dataset, output=None, *, split: str | None = None, layout: str | None = None,
              threshold: float | None = None, batch_size: int = 8, include_training: bool = False,
              on_event: OnEvent | None = None, cancel=None) -> dict:
@@ -200,6 +209,7 @@ def evaluate(model, dataset, output=None, *, split: str | None = None, layout: s
     from .evaluation import evaluate as _evaluate
     from .resolve import resolve_model
 
+    check_dataset(dataset, layout)  # before the model loads: a typo costs a second, not a model load
     if model is None or isinstance(model, (str, os.PathLike)):
         model = resolve_model(model)
     return _evaluate(model, dataset, output, split=split, layout=layout, threshold=threshold, batch_size=batch_size,
@@ -213,6 +223,8 @@ def calibrate(model, dataset, *, real_recall: float | None = None, max_fpr: floa
     (``output``, default ``<name>.calibrated.keras`` beside it; ``in_place`` overwrites)."""
     from .evaluation import calibrate as _calibrate
     from .resolve import resolve_model
+
+    check_dataset(dataset, layout)
 
     return _calibrate(resolve_model(model), dataset, real_recall=real_recall, max_fpr=max_fpr, split=split,
                       layout=layout, output=output, in_place=in_place, include_training=include_training,

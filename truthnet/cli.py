@@ -187,11 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per file")
     p.set_defaults(func=cmd_probe)
 
+    from .cli_scan import threshold
+
     p = sub.add_parser("score", help="score a few video files with a model (see `scan` for folders)")
     p.add_argument("videos", nargs="+", metavar="VIDEO")
     p.add_argument("--model", "-m", help="a .keras/.h5 model file (default: `truthnet default-model`)")
     p.add_argument("--preset", help="pipeline preset for a bare model file that carries no configuration")
-    p.add_argument("--threshold", type=float, help="override the model's decision threshold")
+    p.add_argument("--threshold", type=threshold, help="override the model's decision threshold (0-1)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--json", action="store_true", help="one JSON object per video")
     p.set_defaults(func=cmd_score)

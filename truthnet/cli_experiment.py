@@ -60,6 +60,7 @@ def cmd_evaluate(args) -> int:
     from . import api
     from .resolve import inference_config
 
+    api.check_dataset(args.dataset, args.layout)  # before any model loads
     model = args.model
     cfg = inference_config(model, sampler=args.sampler, detector=args.detector, options=args.option)
     if cfg is not None:
@@ -158,6 +159,7 @@ def cmd_demo(args) -> int:
 
 
 def register(sub) -> None:
+    from .cli_scan import threshold
     from .config import list_presets
     from .plugins.options import add_part_arguments
 
@@ -192,7 +194,7 @@ def register(sub) -> None:
     p.add_argument("--include-training-videos", action="store_true",
                    help="also score videos the model was trained on (left out by default, found by content)")
     p.add_argument("--layout")
-    p.add_argument("--threshold", type=float)
+    p.add_argument("--threshold", type=threshold, help="override the model's decision threshold (0-1)")
     p.add_argument("--json", action="store_true")
     add_part_arguments(p, ("sampler", "detector"))
     p.set_defaults(func=cmd_evaluate)

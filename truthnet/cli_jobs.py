@@ -45,10 +45,20 @@ def cmd_add(args) -> int:
         print(json.dumps(q.get(jid), default=str))
     else:
         print(f"job {jid} queued: {args.kind} {target} on {device}")
-        if not any(device in r["devices"] for r in q.runners()):
-            print(f"no runner serves {device} yet: start one with `truthnet jobs run --device {device}`",
-                  file=sys.stderr)
+        _hint_unserved(q)
     return 0
+
+
+def _hint_unserved(q) -> None:
+    """Say which queued jobs wait for a runner nobody started, and nothing when none waits."""
+    served = {d for r in q.runners() for d in r["devices"]}
+    waiting: dict[str, int] = {}
+    for j in q.jobs(["queued"]):
+        if j["device"] not in served:
+            waiting[j["device"]] = waiting.get(j["device"], 0) + 1
+    for device, n in sorted(waiting.items()):
+        print(f"{n} queued job(s) wait for {device}, and no runner serves it: start one with "
+              f"`truthnet jobs run --device {device}`", file=sys.stderr)
 
 
 def cmd_list(args) -> int:
@@ -72,15 +82,22 @@ def cmd_list(args) -> int:
         return Text(one_line(str(value or "")))
 
     t = Table(title=Text(f"jobs in {one_line(str(q.path))}"), title_justify="left")
+    _hint_unserved(q)
     for col in ("id", "kind", "target", "device", "state", "progress", "ETA", "pid", "env", "started", "finished",
                 "message"):
         t.add_column(col, overflow="fold")
     for j in jobs:
         t.add_row(str(j["id"]), cell(j["kind"]), cell(j["target"]), cell(j["device"]), j["state"], cell(progress_text(j)),
                   eta_text(j), str(j["pid"] or ""), cell(env_text(j)), when(j["started"]), when(j["finished"]),
-                  cell(j["message"]))
+                  cell(_first_line(j["message"])))
     stdout_console().print(t)
     return 0
+
+
+def _first_line(text: str | None) -> str:
+    """A job's message in a table row: its first line (a multi-line error is in `jobs log`)."""
+    lines = (text or "").strip().splitlines() or [""]
+    return lines[0] + (" … (truthnet jobs log ID)" if len(lines) > 1 else "")
 
 
 def cmd_log(args) -> int:

@@ -25,6 +25,20 @@ def positive_int(text: str) -> int:
     return n
 
 
+def threshold(text: str) -> float:
+    """argparse type: a decision threshold in [0, 1] (``--threshold 1.5`` is a usage error, exit
+    3, before any model loads)."""
+    import argparse
+
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0.0 <= x <= 1.0:
+        raise argparse.ArgumentTypeError(f"a threshold is between 0 and 1, got {text}")
+    return x
+
+
 def positive_float(text: str) -> float:
     import argparse
 
@@ -72,7 +86,7 @@ def check_outputs(args) -> None:
 
     for flag in ("html", "csv"):
         if getattr(args, flag, None):
-            check_writable(getattr(args, flag), f"--{flag}")
+            check_writable(getattr(args, flag), f"--{flag}", make_parents=getattr(args, "mkdir", False))
 
 
 def cmd_scan(args) -> int:
@@ -149,8 +163,11 @@ def cmd_scan(args) -> int:
 
 
 def _write_reports(store, scan: dict | None, args) -> None:
+    from rich.text import Text
+
     from .htmlreport import write_csv, write_html
     from .outputs import write_error
+    from .paths import one_line
 
     if not (args.csv or args.html):
         return
@@ -159,9 +176,10 @@ def _write_reports(store, scan: dict | None, args) -> None:
         target = getattr(args, flag)
         if target:
             try:
-                write(rows, target, scan=scan)
+                path = write(rows, target, scan=scan)
             except OSError as exc:
                 raise write_error(target, exc, f"--{flag}") from None
+            stderr_console().print(Text(f"wrote the {flag.upper()} report ({len(rows)} files): {one_line(str(path))}"))
 
 
 def _finish_scan(outcome, args, err, roots) -> int:
@@ -195,6 +213,9 @@ def interrupted_line(summary, db) -> str:
 
 def _print_summary(console, summary, db, args) -> None:
     from rich.table import Table
+    from rich.text import Text
+
+    from .paths import one_line
 
     d = summary.to_dict()
     t = Table(title=f"scan #{summary.scan_id}: {d['files']} files in {d['seconds']:.1f} s", title_justify="left")
@@ -210,8 +231,10 @@ def _print_summary(console, summary, db, args) -> None:
     if summary.interrupted:
         console.print(f"[yellow]{interrupted_line(summary, db)}[/]")
         return
+    if summary.not_scanned_below:
+        console.print(f"[yellow]not scanned:[/] {summary.not_scanned_below} videos in sub-folders (add -r to scan them)")
     extra = f"; {d['reused']} reused from earlier scans (--force redoes them)" if d["reused"] else ""
-    console.print(f"results stored in {db} (scan #{summary.scan_id}){extra}")
+    console.print(Text(f"results stored in {one_line(str(db))} (scan #{summary.scan_id}){extra}"))
 
 
 def _open_existing_store(db):
@@ -393,7 +416,7 @@ def register(sub) -> None:
     p.add_argument("--recursive", "-r", action="store_true", help="descend into sub-folders")
     p.add_argument("--include", action="append", metavar="GLOB", help="only files matching (repeatable)")
     p.add_argument("--exclude", action="append", metavar="GLOB", help="skip files matching (repeatable)")
-    p.add_argument("--threshold", type=float, help="override the model's decision threshold")
+    p.add_argument("--threshold", type=threshold, help="override the model's decision threshold (0-1)")
     p.add_argument("--workers", type=positive_int,
                    help="decoder processes (default: half the cores when faces are detected in the main "
                         "process, all of them otherwise)")
@@ -406,6 +429,7 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per video, then a summary object")
     p.add_argument("--csv", metavar="FILE", help="also write the results as CSV")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
+    p.add_argument("--mkdir", action="store_true", help="create missing folders of --csv/--html (else an error)")
     p.add_argument("--db", metavar="FILE", help="results database (default: the user data folder)")
     p.add_argument("--force", action="store_true", help="rescore files already scored with this model")
     p.add_argument("--fail-on-fake", action="store_true", help="exit 1 when any video is fake")
@@ -422,6 +446,7 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the scan's results, one JSON object per line")
     p.add_argument("--csv", metavar="FILE")
     p.add_argument("--html", metavar="FILE")
+    p.add_argument("--mkdir", action="store_true", help="create missing folders of --csv/--html (else an error)")
     p.add_argument("--db", metavar="FILE", help="results database (must exist; default: the user data folder)")
     p.add_argument("--limit", type=positive_int, default=20)
     p.set_defaults(func=cmd_results)

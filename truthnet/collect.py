@@ -14,8 +14,8 @@ from .video import is_video_path
 @dataclass
 class Collected:
     """Files to scan (absolute, normalised: :func:`truthnet.paths.norm`) and named paths that
-    cannot be.  ``below``: for each named folder that held no video itself, how many videos its
-    sub-folders hold (only counted without ``recursive``: the hint to use ``-r``)."""
+    cannot be.  ``below``: for each named folder, how many videos its sub-folders hold that
+    are not scanned (only without ``recursive``: the hint to use ``-r``)."""
 
     files: list[str]
     problems: list[tuple[str, str, str]] = field(default_factory=list)  # (path, status, reason)
@@ -65,7 +65,6 @@ def collect_files(
     for raw in paths:
         p = norm(raw)
         if os.path.isdir(p):
-            before = len(out)
             visited_dirs: set[str] = set()
             stack = [p]
             while stack:
@@ -91,7 +90,7 @@ def collect_files(
                         add(e.path)
                 if recursive:
                     stack.extend(reversed(subdirs))
-            if not recursive and len(out) == before:
+            if not recursive:  # every time, not only when the folder itself held none
                 n = _count_below(p, wanted)
                 if n:
                     below[p] = n

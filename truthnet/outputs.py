@@ -12,11 +12,12 @@ from pathlib import Path
 from .errors import ConfigError
 
 
-def check_writable(path: str | os.PathLike, what: str = "output file") -> Path:
+def check_writable(path: str | os.PathLike, what: str = "output file", *, make_parents: bool = False) -> Path:
     """Raise a :class:`ConfigError` unless a file could be written at ``path``.
 
     A path that is a folder, whose nearest existing ancestor is not a folder, or that cannot be
-    written for permissions (or a read-only file system such as ``/proc``) is refused.
+    written for permissions (or a read-only file system such as ``/proc``) is refused; so is one
+    whose folder does not exist, unless ``make_parents`` (a typo must not create a folder chain).
     """
     p = Path(os.path.abspath(os.fspath(path)))
     if p.is_dir():
@@ -34,6 +35,9 @@ def check_writable(path: str | os.PathLike, what: str = "output file") -> Path:
         parent = parent.parent
     if not parent.is_dir():
         raise ConfigError(f"{what} {path}: {parent} is not a folder")
+    if parent != p.parent and not make_parents:
+        raise ConfigError(f"{what} {path}: the folder {p.parent} does not exist",
+                          hint="create it first, or pass --mkdir to create it")
     import tempfile
 
     try:

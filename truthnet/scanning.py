@@ -67,6 +67,7 @@ class ScanSummary:
     model: str | None = None         # the model file (absolute), None for an in-memory model
     model_sha256: str | None = None  # its SHA-256 (an in-memory model: of its weights, "weights:...")
     threshold: float | None = None
+    not_scanned_below: int = 0       # videos in sub-folders of the named folders, left out without -r
 
     @property
     def failed(self) -> int:
@@ -89,6 +90,7 @@ class ScanSummary:
             "reused": self.skipped,
             "seconds": round(self.seconds, 2),
             "interrupted": self.interrupted,
+            "not_scanned_below": self.not_scanned_below,
             "model": self.model,
             "model_sha256": self.model_sha256,
             "threshold": self.threshold,

@@ -33,23 +33,26 @@ class TruthnetApp(JobsView, App):
 
     CSS_PATH = "app.tcss"
     TITLE = "TruthNet"
+    # The footer shows the keys a first look needs and fits 120 columns; `?` lists every key
     BINDINGS = [
         Binding("b", "browse", "Folders"),
         Binding("l", "focus_videos", "Videos"),
         Binding("j", "focus_jobs", "Jobs"),
-        Binding("s", "queue('scan')", "Scan folder"),
-        Binding("t", "queue('train')", "Train"),
-        Binding("e", "queue('evaluate')", "Evaluate"),
+        Binding("s", "queue('scan')", "Scan"),
+        Binding("t", "queue('train')", "Train a model", show=False),
+        Binding("e", "queue('evaluate')", "Evaluate a model", show=False),
         Binding("enter", "details", "Details", show=False),
         Binding("d", "details", "Details"),
         Binding("f", "cycle_filter", "Filter"),
         Binding("slash", "search", "Search"),
-        Binding("o", "cycle_sort", "Sort"),
-        Binding("a", "toggle_below", "All below"),
-        Binding("c", "cancel_job", "Cancel job"),
-        Binding("v", "view_job", "View result"),
+        Binding("o", "cycle_sort", "Sort by the next column", show=False),
+        Binding("a", "toggle_below", "List every video below the folder", show=False),
+        Binding("c", "cancel_job", "Cancel the selected or running job", show=False),
+        Binding("v", "view_job", "View a finished job's result", show=False),
         Binding("x", "export", "Export"),
-        Binding("r", "refresh", "Refresh"),
+        Binding("r", "refresh", "Refresh", show=False),
+        Binding("question_mark", "toggle_keys", "Keys"),
+        Binding("escape", "hide_keys", "Close the keys panel", show=False),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -175,13 +178,42 @@ class TruthnetApp(JobsView, App):
             table.add_row(*cells, key=p)
         arrow = "▼" if self.sort_reverse else "▲"
         shown = self.shown(self.folder)
+        hidden = 0 if self.below else self.query_one("#tree", VideoTree).count(self.folder) - len(paths)
         self.query_one("#folder-label", Label).update(Text(
             f"{one_line(shown)}  —  {len(rows)} of {len(paths)} videos" + (" (all below)" if self.below else "")
+            + (f" (+{hidden} in sub-folders: a lists them)" if hidden > 0 else "")
             + f"  —  filter: {self.filter}"
             + (f"  —  search: {self.search!r}" if self.search else "")
             + f"  —  sort: {COLUMNS[self.sort_col]} {arrow}"
         ))
         self.update_card()
+
+    def action_toggle_keys(self) -> None:
+        """``?``: every key of this screen, with what it does (the footer shows only the main ones)."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    def action_hide_keys(self) -> None:
+        self.action_hide_help_panel()
+
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
+                           time_format: str | None = None) -> str | None:
+        """Save a screenshot (Ctrl+P, Screenshot) in the reports folder, created if need be, and say
+        where; Textual's default folder may not exist ("Failed to save screenshot")."""
+        from ..outputs import reports_dir
+
+        folder = Path(path) if path else reports_dir()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            saved = self.save_screenshot(filename, str(folder), time_format)
+        except OSError as exc:
+            self.notify(one_line(f"cannot save the screenshot in {folder}: {exc.strerror or exc}"), severity="error",
+                        markup=False)
+            return None
+        self.notify(one_line(f"screenshot saved: {saved}"), markup=False)
+        return saved
 
     def verdict_model(self, r: ResultRow) -> str:
         """The file name of the model that gave ``r`` (from its scan; scans are looked up once)."""
@@ -406,6 +438,8 @@ class TruthnetApp(JobsView, App):
     def _job_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key is None or event.row_key.value is None:
             return
+        if not event.data_table.has_focus:
+            return  # a refresh of the table moved its cursor, not the user: the log follows the running job
         jid = int(event.row_key.value)
         if jid != self.selected_job:
             self.show_job_log(jid)

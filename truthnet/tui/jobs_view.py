@@ -80,15 +80,20 @@ class JobsView:
         for j in jobs if jobs is not None else self.queue.jobs(limit=50):
             table.add_row(str(j["id"]), Text(j["kind"]), Text(one_line(Path(j["target"]).name)), Text(j["device"]),
                           Text(j["state"], style=_STYLES.get(j["state"], "")), Text(one_line(progress_text(j))),
-                          eta_text(j), Text(one_line(j["message"] or "")[:60]), key=str(j["id"]))
+                          eta_text(j), Text(one_line(((j["message"] or "").strip().splitlines() or [""])[0])[:60]),
+                          key=str(j["id"]))
         if table.row_count:
             table.move_cursor(row=min(keep, table.row_count - 1))
 
     def _show_progress(self, jobs: list[dict]) -> None:
         running = [j for j in jobs if j["state"] == "running"]
-        job = next((j for j in running if j["id"] == self.selected_job), running[-1] if running else None)
-        if job is None:
+        if not running:
             return
+        job = next((j for j in running if j["id"] == self.selected_job), None)
+        if job is None:  # the log follows the running job, unless the user is in the jobs table
+            job = running[-1]
+            if not self._main("#jobs", DataTable).has_focus:
+                self.show_job_log(job["id"])
         self._main("#job-progress", ProgressBar).update(progress=job["progress"])
         eta = eta_text(job)
         self._main("#job-status", Static).update(Text(one_line(
@@ -114,6 +119,8 @@ class JobsView:
     def job_finished(self, job: dict) -> None:
         state, message = job["state"], job["message"]
         severity = "information" if state == "done" else "warning" if state == "cancelled" else "error"
+        if job["id"] == self.selected_job or self.selected_job is None:
+            self._main("#job-progress", ProgressBar).update(progress=1.0 if state == "done" else job["progress"])
         self.notify(one_line(f"job {job['id']} {state}: {message}"), severity=severity, markup=False)
         self._main("#job-status", Static).update(Text(one_line(f"job {job['id']} {state}: {message}")))
         if state == "failed" and job["id"] in self.my_jobs:
@@ -200,9 +207,15 @@ class JobsView:
             except TruthnetError:
                 pass
             self.push_screen(ResultsScreen(res["metrics"], meta))
-        elif job["kind"] == "scan":
-            target = Path(job["target"])  # a one-file scan shows the file among its folder's
+        elif job["kind"] == "scan":  # its verdicts: the folder it scanned (and below), with its model
+            target = Path(job["target"])
             self.folder = target if target.is_dir() else target.parent
+            self.below = target.is_dir()  # scan jobs go into sub-folders
+            if res.get("model") and res["model"] != self.model:
+                self.model = res["model"]
+                self.sub_title = one_line(f"model: {self.model}")
             self.refresh_videos()
+            self._main("#videos", DataTable).focus()
+            self.notify(one_line(f"job {job['id']}: {job['message']}"), markup=False)
         else:
             self.notify(one_line(f"model: {res.get('model')}"), markup=False)

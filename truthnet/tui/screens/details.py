@@ -54,6 +54,8 @@ class DetailsScreen(Screen):
         if r is None:
             t.append("Not scanned yet. Press s on its folder to queue a scan.")
             return t
+        for w in ((self.scan.get("model_card") or {}).get("warnings") or []):  # the model's, as it was at the scan
+            t.append(one_line(f"⚠ {w}") + "\n", style="bold yellow")
         if r.status == "ok":
             colour = "bold red" if r.label == "fake" else "bold green"
             t.append(f"{r.label.upper()}", style=colour)

@@ -174,7 +174,7 @@ class ExportDialog(_Submits, ModalScreen[str | None]):
             self.query_one("#export-error", Static).update("error: give a file name")
             return
         try:
-            check_writable(path, "report")
+            check_writable(path, "report", make_parents=True)  # the reports folder may be new
         except ConfigError as exc:
             self.query_one("#export-error", Static).update(f"error: {exc}")
             return

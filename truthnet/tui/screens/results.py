@@ -77,10 +77,22 @@ class ResultsScreen(Screen):
             if m.get("failed"):
                 yield Static(f"{len(m['failed'])} video(s) could not be scored and are left out of these numbers.")
             where = Path(self.metrics_path)
-            yield Static(Text(f"metrics: {where.parent.name}/{where.name}  (x: export report.json beside it)", style="dim"))
+            yield Static(Text(f"metrics: {where.parent.name}/{where.name}  (x: export report.md beside it)", style="dim"))
         yield Footer()
 
     def action_export(self) -> None:
-        out = Path(self.metrics_path).with_name("report.json")
-        out.write_text(json.dumps(self.metrics, indent=2))
+        """A readable report beside metrics.json: what was evaluated, with which model, Table I
+        and the confusion matrix, and the videos left out (metrics.json already holds the numbers)."""
+        from ...outputs import write_atomically
+
+        m = self.metrics
+        model = m.get("model") or {}
+        lines = [f"# {evaluation_title(m)}", ""]
+        if (m.get("selection") or {}).get("summary"):
+            lines += [m["selection"]["summary"], ""]
+        lines += [f"- model: {model.get('path') or '-'}", f"- model SHA-256: {model.get('sha256') or '-'}",
+                  f"- metrics: {self.metrics_path}", "", "```", table_one(m).rstrip(), "```", ""]
+        if m.get("failed"):
+            lines += [f"## Not scored ({len(m['failed'])})", ""] + [f"- {p}: {s}" for p, s in sorted(m["failed"].items())]
+        out = write_atomically(Path(self.metrics_path).with_name("report.md"), lambda fh: fh.write("\n".join(lines) + "\n"))
         self.notify(f"exported {out}", markup=False)

@@ -1,0 +1,81 @@
+"""What a first day with TruthNet tripped on: videos left in sub-folders without a word, mistakes
+found only after the model loaded, reports written into folders a typo created, a runner hint
+printed when nothing waits."""
+
+import json
+
+import pytest
+
+from helpers import cli
+
+pytestmark = pytest.mark.allow_untrained
+
+
+@pytest.fixture
+def case(media, tmp_path):
+    """Two videos in the folder itself, three in sub-folders."""
+    root = tmp_path / "case1"
+    for rel in ("a.mp4", "b.mp4", "sub/c.mp4", "sub/deeper/d.mp4", "other/e.mp4"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(media["short"].read_bytes() + rel.encode())
+    return root
+
+
+def test_videos_left_in_sub_folders_are_counted_every_time(case, none_model, tmp_path):
+    db = tmp_path / "r.sqlite"
+    text = cli("scan", case, "-m", none_model, "--db", db)
+    assert text.returncode == 0, text.stderr
+    assert len(text.stdout.splitlines()) == 2  # the folder's own two
+    assert "not scanned: 3 videos in sub-folders (add -r to scan them)" in text.stderr
+    out = cli("scan", case, "-m", none_model, "--db", db, "--json").stdout.splitlines()
+    assert json.loads(out[-1])["not_scanned_below"] == 3
+    everything = cli("scan", case, "-r", "-m", none_model, "--db", db, "--json").stdout.splitlines()
+    assert len(everything) == 6 and json.loads(everything[-1])["not_scanned_below"] == 0
+
+
+async def test_the_tui_says_how_many_videos_are_below_the_folder(case, tmp_path):
+    from truthnet.tui.app import make_app
+
+    app = make_app(case, model=None, db=str(tmp_path / "r.sqlite"), start_jobs=False)
+    app.find_devices = lambda: None
+    async with app.run_test(size=(150, 40)) as pilot:
+        await pilot.pause(0.3)
+        label = str(app.query_one("#folder-label").render())
+        assert "2 of 2 videos (+3 in sub-folders: a lists them)" in label
+        await pilot.press("l", "a")
+        await pilot.pause(0.3)
+        assert "5 of 5 videos (all below)" in str(app.query_one("#folder-label").render())
+
+
+@pytest.mark.parametrize("args", [("--threshold", "1.5"), ("--threshold", "-0.1"), ("--threshold", "high")])
+def test_a_threshold_outside_0_1_is_refused_before_the_model_loads(case, args, tmp_path):
+    r = cli("scan", case, "-m", tmp_path / "missing.keras", *args)  # a missing model: never reached
+    assert r.returncode == 3 and "--threshold" in r.stderr and "model" not in r.stderr.split("--threshold")[-1]
+    assert "tensorflow" not in r.stderr.lower()
+
+
+def test_evaluate_on_a_folder_that_is_not_a_dataset_stops_before_the_model(case, tmp_path):
+    r = cli("evaluate", tmp_path / "missing.keras", case)  # the model is never looked at
+    assert r.returncode == 3 and "matches no dataset layout" in r.stderr and "missing.keras" not in r.stderr
+
+
+def test_a_report_into_a_missing_folder_is_an_error_unless_asked(case, none_model, tmp_path):
+    target = tmp_path / "no" / "such" / "dir" / "r.html"
+    r = cli("scan", case, "-m", none_model, "--db", tmp_path / "r.sqlite", "--html", target)
+    assert r.returncode == 3 and "does not exist" in r.stderr and "--mkdir" in r.stderr
+    assert not (tmp_path / "no").exists()
+    ok = cli("scan", case, "-m", none_model, "--db", tmp_path / "r.sqlite", "--html", target, "--mkdir")
+    assert ok.returncode == 0 and target.is_file() and f"wrote the HTML report (2 files): {target}" in ok.stderr
+    again = cli("results", "--db", tmp_path / "r.sqlite", "--csv", tmp_path / "r.csv")
+    assert again.returncode == 0 and f"wrote the CSV report (2 files): {tmp_path / 'r.csv'}" in again.stderr
+
+
+def test_the_runner_hint_appears_only_while_jobs_wait(case, none_model, tmp_path):
+    db = tmp_path / "r.sqlite"
+    added = cli("jobs", "add", "scan", case, "-m", none_model, "--db", db)
+    assert added.returncode == 0 and "1 queued job(s) wait for cpu" in added.stderr
+    assert "wait for cpu" in cli("jobs", "list", "--db", db).stderr
+    ran = cli("jobs", "run", "--device", "cpu", "--until-empty", "--skip-gpu-check", "--db", db, timeout=600)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    listed = cli("jobs", "list", "--db", db)
+    assert listed.returncode == 0 and "runner" not in listed.stderr and "done" in listed.stdout
