@@ -123,3 +123,15 @@ def mtcnn_detector():
     from mtcnn import MTCNN
 
     return MTCNN()
+
+
+@pytest.fixture(scope="session")
+def imagenet_file() -> Path:
+    """The MobileNetV2 ImageNet weights file the project keeps beside the checkout
+    (``../shared/weights``; see its README), or a skip where it is absent (users download Keras's)."""
+    here = Path(__file__).resolve()
+    for base in (here.parents[2], here.parents[3]):
+        p = base / "shared" / "weights" / "mobilenet_v2_1.0_224_imagenet_no_top.h5"
+        if p.is_file():
+            return p
+    pytest.skip("../shared/weights/mobilenet_v2_1.0_224_imagenet_no_top.h5 is not here")

@@ -79,3 +79,49 @@ def test_the_runner_hint_appears_only_while_jobs_wait(case, none_model, tmp_path
     assert ran.returncode == 0, ran.stderr[-2000:]
     listed = cli("jobs", "list", "--db", db)
     assert listed.returncode == 0 and "runner" not in listed.stderr and "done" in listed.stdout
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    from truthnet.synth import make_dataset
+
+    make_dataset(tmp_path / "data", n_real=3, n_fake=3, n_frames=10, seed=2)
+    return tmp_path / "data"
+
+
+def test_a_queued_training_takes_the_commands_options_defaults_and_checks(dataset, tmp_path, monkeypatch):
+    import json as _json
+
+    from truthnet.jobs import JobQueue
+    from truthnet.model import read_metadata
+
+    monkeypatch.setenv("TRUTHNET_OFFLINE", "1")
+    db = tmp_path / "r.sqlite"
+    # the default preset is `truthnet train`'s (paper): offline without ImageNet weights, refused now
+    paper = cli("jobs", "add", "train", dataset, "--db", db)
+    assert paper.returncode == 3 and "ImageNet weights" in paper.stderr and "--weights PATH" in paper.stderr
+    direct = cli("train", dataset, "-o", tmp_path / "never")
+    assert direct.returncode == 3 and direct.stderr.splitlines()[-1] == paper.stderr.splitlines()[-1]
+    for bad, says in ((("--epochs", "x"), "invalid int value"), (("--preset", "huge"), "invalid choice"),
+                      (("--backbone", "efficientnetb0", "--weights", "none"), "frozen")):
+        r = cli("jobs", "add", "train", dataset, *bad, "--db", db)
+        assert r.returncode == 3 and says in r.stderr, (bad, r.stderr)
+    assert JobQueue(db).jobs() == []  # nothing queued by a refused command
+    ok = cli("jobs", "add", "train", dataset, "--preset", "tiny", "--epochs", "1", "--image-size", "32",
+             "--option", "detector.min_confidence=0.5", "--device", "cpu", "--db", db, "--json")
+    assert ok.returncode == 0, ok.stderr
+    job = _json.loads(ok.stdout)
+    assert job["preset"] == "tiny" and job["options"]["args"]["epochs"] == 1
+    ran = cli("jobs", "run", "--device", "cpu", "--until-empty", "--skip-gpu-check", "--db", db, timeout=600)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    done = JobQueue(db).get(job["id"])
+    assert done["state"] == "done", done["message"]
+    meta = read_metadata(done["result"]["model"])[0]
+    assert meta["pipeline"]["image_size"] == 32 and meta["pipeline"]["detector_options"]["min_confidence"] == 0.5
+    assert meta["train_config"]["epochs"] == 1
+
+
+def test_a_frozen_backbone_without_weights_is_refused_before_any_video(dataset, tmp_path):
+    r = cli("train", dataset, "--backbone", "efficientnetb0", "--weights", "none", "-o", tmp_path / "out")
+    assert r.returncode == 3 and "frozen" in r.stderr and "--weights" in r.stderr
+    assert not (tmp_path / "out").exists()

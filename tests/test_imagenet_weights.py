@@ -65,3 +65,28 @@ def test_missing_imagenet_weights_offline_is_a_clear_model_error(tmp_path, pytho
     r = subprocess.run([python, "-c", code], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "MODEL_ERROR" in r.stdout and "KERAS_HOME" in r.stdout
+
+
+def test_known_imagenet_weights_are_found_by_content_under_any_name(tmp_path, python, imagenet_file):
+    """The project's ImageNet file copied into the Keras cache under its own name serves
+    ``weights="imagenet"`` offline, and ``--weights PATH`` to it keeps the card's preset ``paper``."""
+    import shutil
+
+    from truthnet import PipelineConfig
+    from truthnet.modelcard import preset_name
+
+    models = tmp_path / "keras" / "models"
+    models.mkdir(parents=True)
+    shutil.copy(imagenet_file, models / "whatever-it-is-called.h5")
+    env = {"KERAS_HOME": str(tmp_path / "keras"), "TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([python, "-c", LOAD], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    direct = LOAD.replace('PipelineConfig.preset("paper")',
+                          f'PipelineConfig.preset("paper", backbone_weights={str(imagenet_file)!r})')
+    d = subprocess.run([python, "-c", direct], env=env, capture_output=True, text=True)
+    assert d.returncode == 0, d.stderr[-2000:]
+    assert json.loads(r.stdout.splitlines()[-1]) == json.loads(d.stdout.splitlines()[-1])
+    assert preset_name(PipelineConfig.preset("paper", backbone_weights=str(models / "whatever-it-is-called.h5"))) == "paper"
+    other = tmp_path / "other.h5"
+    other.write_bytes(b"not these weights")
+    assert preset_name(PipelineConfig.preset("paper", backbone_weights=str(other))).startswith("custom (paper with")

@@ -220,9 +220,11 @@ def test_a_real_scan_job_end_to_end(tmp_path, none_model):
     for i in range(2):
         make_face_clip(folder / "sub" / f"c{i}.mp4", n_frames=6, seed=i, width=96, height=72, face_size=40)
     db = tmp_path / "q.sqlite"
-    r = cli("jobs", "add", "scan", folder, "--model", none_model, "--db", db)
+    r = cli("jobs", "add", "scan", folder, "--model", none_model, "--db", db)  # as `truthnet scan`: not below
+    assert r.returncode == 3 and "has 2 in sub-folders" in r.stderr and "-r" in r.stderr
+    r = cli("jobs", "add", "scan", folder, "-r", "--model", none_model, "--db", db)
     assert r.returncode == 0 and r.stdout.startswith("job 1 queued: scan"), r.stderr
-    assert "no runner serves cpu" in r.stderr
+    assert "1 queued job(s) wait for cpu, and no runner serves it" in r.stderr
     r = cli("jobs", "run", "--device", "cpu", "--until-empty", "--db", db)
     assert r.returncode == 0, r.stderr
     job = json.loads(cli("jobs", "list", "--json", "--db", db).stdout.splitlines()[0])
@@ -274,8 +276,8 @@ def test_jobs_command_errors(tmp_path, monkeypatch, capsys):
     assert code == 3 and "cpu or gpu:N" in err
     code, err = run("add", "scan", tmp_path)
     assert code == 4 and "truthnet demo" in err
-    code, err = run("add", "train", tmp_path, "--model", "m.keras")
-    assert code == 3 and "train makes a new model" in err
+    code, err = run("add", "train", tmp_path, "--model", "m.keras")  # `truthnet train` has no --model
+    assert code == 3 and "unrecognized arguments: --model m.keras" in err
     code, err = run("add", "train", tmp_path, "--preset", "huge")
     assert code == 3 and "paper" in err
     code, err = run("log", 7)

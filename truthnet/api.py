@@ -191,6 +191,95 @@ def train(dataset, output, config="paper", train_config=None, *, layout: str | N
                   progress=_progress(on_event, cancel))
 
 
+def scan_arguments(args: dict) -> dict:
+    """:func:`scan`'s keyword arguments from ``truthnet scan``'s parsed options (a dict): the
+    command and a queued scan job (``jobs add scan PATH OPTIONS``) make the same call."""
+    from .resolve import resolve_model
+
+    return dict(
+        model=resolve_model(args.get("model")), preset=args.get("preset"), threshold=args.get("threshold"),
+        device=args.get("device"), sampler=args.get("sampler"), detector=args.get("detector"),
+        parts=args.get("option"), recursive=bool(args.get("recursive")), include=args.get("include"),
+        exclude=args.get("exclude"), windows=args.get("windows", 1), workers=args.get("workers"),
+        timeout=args.get("timeout", 120.0), batch_size=args.get("batch_size", 8), force=bool(args.get("force")),
+        engine=args.get("engine", "local"),
+        ray={"address": args.get("ray_address"), "num_workers": args.get("num_workers", 2),
+             "gpus_per_worker": args.get("gpus_per_worker", 0.0)},
+    )
+
+
+def check_backbone_weights(cfg) -> None:
+    """Before any video is read: a frozen backbone needs pretrained weights (random frozen
+    features train to chance: accuracy 0.5), and a weights file must exist; ``imagenet`` must be
+    in the Keras cache (or a known copy of it) when it cannot be downloaded."""
+    from .errors import ConfigError
+
+    w = cfg.backbone_weights
+    if w is None and not cfg.trainable_backbone:
+        raise ConfigError(f"backbone {cfg.backbone!r} is frozen and has no pretrained weights (--weights none): its "
+                          "random features would train to chance",
+                          hint="give --weights imagenet or --weights PATH, or use a preset whose backbone is trained "
+                               "(--preset tiny)")
+    if w not in (None, "imagenet") and not os.path.isfile(w):
+        raise ConfigError(f"--weights {w}: no such file")
+    if w == "imagenet":
+        _check_imagenet_available(cfg.backbone)
+
+
+def _check_imagenet_available(backbone: str) -> None:
+    """ImageNet weights of the built-in Keras backbones without downloading: Keras's cached file,
+    or a known copy in its cache folder under any name.  Other backbones are checked when built."""
+    from .backbones import KNOWN_WEIGHTS, cached_imagenet_weights
+    from .errors import ConfigError
+
+    if backbone not in KNOWN_WEIGHTS:
+        return
+    folder = os.path.join(os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras"), "models")
+    keras_names = {"mobilenetv2": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"}
+    if os.path.isfile(os.path.join(folder, keras_names.get(backbone, ""))) or cached_imagenet_weights(backbone):
+        return
+    if os.environ.get("TRUTHNET_OFFLINE") or not _can_download():
+        raise ConfigError(f"backbone {backbone!r}: ImageNet weights are not in the Keras cache ({folder}) and cannot "
+                          "be downloaded here",
+                          hint="give the weights file with --weights PATH, or copy it into that folder")
+
+
+def _can_download() -> bool:
+    """Whether Keras could fetch its weights (a quick connection to their host)."""
+    import socket
+
+    try:
+        socket.create_connection(("storage.googleapis.com", 443), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def train_settings(args: dict):
+    """``(PipelineConfig, TrainConfig)`` from ``truthnet train``'s parsed options (a dict): the
+    command and a queued training job make the same model.  Plugin names and ``--option``
+    values are checked here, before any video is read."""
+    from .config import PipelineConfig
+    from .plugins import configure_parts
+    from .training import TrainConfig
+
+    over = {}
+    if args.get("weights"):
+        over["backbone_weights"] = None if args["weights"] == "none" else args["weights"]
+    cfg = PipelineConfig.preset(args.get("preset") or "paper", **over)
+    cfg = configure_parts(cfg, sampler=args.get("sampler"), detector=args.get("detector"), backbone=args.get("backbone"),
+                          options=args.get("option"), image_size=args.get("image_size"))
+    check_backbone_weights(cfg)
+    patience = args.get("patience", 3)
+    tcfg = TrainConfig(
+        epochs=args.get("epochs", 10), batch_size=args.get("batch_size", 4), learning_rate=args.get("lr", 1e-4),
+        seed=args.get("seed", 0), patience=None if patience < 0 else patience,
+        class_weight=bool(args.get("class_weight")), split_protocol=args.get("split", "group"),
+        workers=args.get("workers", 2),
+    )
+    return cfg, tcfg
+
+
 def check_dataset(dataset, layout: str | None = None) -> None:
     """Raise the :class:`~truthnet.errors.DatasetError` a dataset folder or manifest would give,
     now (listing files only, no model, no TensorFlow)."""

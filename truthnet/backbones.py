@@ -11,6 +11,45 @@ import numpy as np
 from .errors import ModelError
 
 
+#: weights files known by content (SHA-256), whatever they are called: backbone -> {sha256: what}.
+#: A file listed here *is* that backbone's ImageNet weights: ``--weights PATH`` to it keeps the
+#: model card's preset (``paper``), and ``weights="imagenet"`` finds it in ``$KERAS_HOME/models``
+#: under any name when Keras's own file is not there and cannot be downloaded.
+KNOWN_WEIGHTS: dict[str, dict[str, str]] = {
+    "mobilenetv2": {
+        # MobileNetV2 1.0/224 no top, the ImageNet checkpoint (see the project's shared/weights/README)
+        "71e4c4ec4aa24c9c951b9265d6de42e1336dcf614c2214fa6a989208615e232c": "imagenet",
+    },
+}
+
+
+def known_weights(backbone: str, path: str | os.PathLike) -> str | None:
+    """``"imagenet"`` when ``path`` holds weights :data:`KNOWN_WEIGHTS` lists for ``backbone``."""
+    known = KNOWN_WEIGHTS.get(backbone)
+    if not known or not os.path.isfile(path):
+        return None
+    from .filecheck import file_sha256
+
+    return known.get(file_sha256(path))
+
+
+def cached_imagenet_weights(backbone: str) -> str | None:
+    """A file in the Keras cache (``$KERAS_HOME/models``) holding ``backbone``'s known ImageNet
+    weights, under any name; None when there is none."""
+    if backbone not in KNOWN_WEIGHTS:
+        return None
+    folder = os.path.join(os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras"), "models")
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return None
+    for name in names:
+        path = os.path.join(folder, name)
+        if name.endswith((".h5", ".weights.h5", ".keras")) and known_weights(backbone, path) == "imagenet":
+            return path
+    return None
+
+
 @dataclass
 class Backbone:
     """A frame CNN.
@@ -46,9 +85,13 @@ class Backbone:
         except Exception as exc:
             msg = str(exc)
             if weights == "imagenet" and ("URL fetch failure" in msg or "download" in msg.lower()):
+                found = cached_imagenet_weights(self.name)  # the same weights under another name
+                if found:
+                    return self.build(size, found)
                 raise ModelError(
                     f"backbone {self.name!r}: ImageNet weights are not in the Keras cache and cannot be downloaded",
-                    hint="put the weights file into $KERAS_HOME/models (default ~/.keras/models) or use weights=None",
+                    hint="give the weights file with --weights PATH (Python: backbone_weights=PATH), or put it into "
+                         "$KERAS_HOME/models (default ~/.keras/models)",
                 ) from exc
             raise ModelError(f"backbone {self.name!r} could not be built with weights={weights!r}: {msg}") from exc
         self._check_output(model, size)

@@ -13,30 +13,12 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _pipeline_config(args):
-    from .config import PipelineConfig
-    from .plugins import configure_parts
-
-    over = {}
-    if getattr(args, "weights", None):
-        over["backbone_weights"] = None if args.weights == "none" else args.weights
-    cfg = PipelineConfig.preset(args.preset, **over)
-    # names and --option values are checked against the plugins here, before any video is read
-    return configure_parts(cfg, sampler=getattr(args, "sampler", None), detector=getattr(args, "detector", None),
-                           backbone=getattr(args, "backbone", None), options=getattr(args, "option", None),
-                           image_size=getattr(args, "image_size", None))
-
-
 def cmd_train(args) -> int:
     from . import api
-    from .training import TrainConfig
 
-    tcfg = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
-        patience=None if args.patience < 0 else args.patience, class_weight=args.class_weight,
-        split_protocol=args.split, workers=args.workers,
-    )
-    res = api.train(args.dataset, args.output, _pipeline_config(args), tcfg, layout=args.layout, cache_dir=args.cache,
+    cfg, tcfg = api.train_settings(vars(args))
+    api.check_dataset(args.dataset, args.layout)  # before any video is read
+    res = api.train(args.dataset, args.output or "runs/train", cfg, tcfg, layout=args.layout, cache_dir=args.cache,
                     device=args.device, on_event=lambda ev: _log(ev.message))
     print(json.dumps({"model": str(res.model_path), "counts": res.counts, "failed": len(res.failed),
                       "seconds": round(res.seconds, 1), "final": {k: v[-1] for k, v in res.history.items()}}))
@@ -165,7 +147,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("train", help="train the CNN-LSTM on a dataset (paper hyperparameters by default)")
     p.add_argument("dataset", help="dataset folder (layout auto-detected) or a manifest CSV")
-    p.add_argument("--output", "-o", default="runs/train", help="output folder (model.keras, manifest.csv, curves)")
+    p.add_argument("--output", "-o", help="output folder (model.keras, manifest.csv, curves; default runs/train, "
+                                          "for a queued job its run folder)")
     p.add_argument("--preset", default="paper", choices=list_presets())
     p.add_argument("--backbone", help="backbone name (see `truthnet plugins`)")
     p.add_argument("--weights", help="backbone weights: imagenet, none, or a file")

@@ -7,6 +7,7 @@ TUI), so jobs added here show in the TUI and jobs queued in the TUI show here.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -21,26 +22,85 @@ def _queue(args):
     return JobQueue(args.db)
 
 
+def command_args(kind: str, path: str, rest: list[str]):
+    """The command ``jobs add KIND PATH REST...`` queues, parsed by that command's own parser:
+    the same options, defaults and usage errors as ``truthnet KIND`` (evaluate takes its model
+    as ``-m``, like the other kinds)."""
+    import argparse
+
+    from .cli import build_parser
+
+    rest = list(rest)
+    if kind == "evaluate":
+        pre = argparse.ArgumentParser(add_help=False)
+        pre.add_argument("--model", "-m")
+        known, rest = pre.parse_known_args(rest)
+        from .resolve import resolve_model
+
+        return rest, build_parser().parse_args(["evaluate", resolve_model(known.model), path, *rest])
+    return rest, build_parser().parse_args([kind, path, *rest])
+
+
 def cmd_add(args) -> int:
-    from .config import PipelineConfig
+    """``truthnet jobs add KIND PATH [the options of truthnet KIND]``: checked now as the command
+    would check them, run later exactly as the command would run."""
+    from . import api
     from .jobs import parse_device
     from .jobs.queue import check_job
 
-    device = parse_device(args.device)
-    if args.preset:
-        PipelineConfig.preset(args.preset)  # an unknown name lists the known ones now, not in the job
-    if args.force and args.kind != "scan":
-        raise ConfigError("--force (rescore files scored before) applies to scan jobs only")
-    model = args.model
-    if args.kind != "train" and not model:
-        from .settings import default_model
+    import argparse
 
-        model = default_model()
+    # the queue's own options may come anywhere (`jobs add train DATA --device gpu:0 --epochs 3`):
+    # the job's device is the device the command runs on, its store the queue's
+    own = argparse.ArgumentParser(add_help=False)
+    own.add_argument("--device")
+    own.add_argument("--db")
+    own.add_argument("--json", action="store_true")
+    mine, command = own.parse_known_args(args.command_args)
+    args.device, args.db, args.json = mine.device or args.device, mine.db or args.db, mine.json or args.json
+    device = parse_device(args.device)
+    try:
+        rest, ns = command_args(args.kind, args.path, command)
+    except SystemExit as exc:  # the command's own usage error, printed by its parser (exit 3)
+        return int(exc.code or 0)
+    if getattr(ns, "quiet", False):
+        raise ConfigError("--quiet: not for a queued job (its output is its log: `truthnet jobs log ID`)")
+    model = None
+    from .paths import norm
+
+    if not os.path.lexists(norm(args.path)):  # the target first, then the model, as the commands do
+        raise ConfigError(f"no such file or folder: {args.path}")
+    if args.kind == "scan":
+        from .cli_scan import check_outputs
+
+        check_outputs(ns)
+        model = api.scan_arguments(vars(ns))["model"]
+        api.plan(ns.paths, recursive=ns.recursive, include=ns.include, exclude=ns.exclude)
+    elif args.kind == "train":
+        api.train_settings(vars(ns))  # plugin names, options and weights: now, not in the job
+        api.check_dataset(ns.dataset, ns.layout)
+    else:
+        model = ns.model
+        api.check_dataset(ns.dataset, ns.layout)
     # the target first, then the model; checked before the store is opened (JobQueue.add
     # checks again, for every caller)
     target, model = check_job(args.kind, args.path, model)
+    if len(getattr(ns, "paths", ())) > 1:
+        raise ConfigError("one folder or file per scan job: queue one job for each")
+    stored = {k: v for k, v in vars(ns).items() if k not in ("func",)}
+    # the job runs in another folder: every path it was given, absolute now
+
+    for key in ("html", "csv", "output", "cache", "model"):
+        if stored.get(key):
+            stored[key] = os.path.abspath(os.path.expanduser(stored[key]))
+    if stored.get("weights") and stored["weights"] not in ("imagenet", "none"):
+        stored["weights"] = os.path.abspath(os.path.expanduser(stored["weights"]))
+    if model:
+        stored["model"] = model
+    options = {"argv": rest, "args": json.loads(json.dumps(stored, default=str))}
     q = _queue(args)
-    jid = q.add(args.kind, target, model=model, preset=args.preset, device=device, force=args.force, origin="cli")
+    jid = q.add(args.kind, target, model=model, preset=getattr(ns, "preset", None), device=device,
+                force=bool(getattr(ns, "force", False)), options=options, origin="cli")
     if args.json:
         print(json.dumps(q.get(jid), default=str))
     else:
@@ -169,14 +229,17 @@ def register(sub) -> None:
         sp.add_argument("--db", metavar="FILE", help="results database (default: the same as scan and the TUI)")
         return sp
 
-    a = common(js.add_parser("add", help="queue a job"))
+    a = common(js.add_parser(
+        "add", help="queue a job: truthnet jobs add KIND PATH [--device D] [the options of truthnet KIND]",
+        description="Queue `truthnet scan|train|evaluate PATH OPTIONS` to run in the background. The options after "
+                    "PATH are the command's own, with its defaults, checked now (evaluate: its model as -m).",
+        usage="truthnet jobs add [--db FILE] [--device D] [--json] {scan,train,evaluate} PATH [options of the command]"))
     a.add_argument("kind", choices=JOB_KINDS)
     a.add_argument("path", help="folder (scan: also a file) to work on; train/evaluate: a dataset or manifest CSV")
-    a.add_argument("--device", default="cpu", help="cpu or gpu:N (default cpu)")
-    a.add_argument("--model", "-m", help="scan/evaluate: model file (default: `truthnet default-model`)")
-    a.add_argument("--preset", help="train: the new model's preset (default tiny); scan/evaluate: for bare model files")
-    a.add_argument("--force", action="store_true", help="scan: rescore files already scored with this model")
+    a.add_argument("--device", default="cpu", help="cpu or gpu:N (default cpu): where the job runs")
     a.add_argument("--json", action="store_true", help="print the queued job as JSON")
+    a.add_argument("command_args", nargs=argparse.REMAINDER, metavar="...",
+                   help="the options of `truthnet KIND` (see `truthnet KIND -h`)")
     a.set_defaults(func=cmd_add)
 
     a = common(js.add_parser("list", help="list jobs: state, progress, ETA, pid and device environment"))

@@ -136,16 +136,8 @@ def cmd_scan(args) -> int:
     options = {k: v for k, v in vars(args).items() if k not in ("func",)}
     with stop_requests() as stop:  # a first Ctrl-C/SIGTERM stops between files, a second at once
         try:
-            outcome = api.scan(
-                args.paths, model=resolve_model(args.model), preset=args.preset, threshold=args.threshold,
-                device=args.device, sampler=args.sampler, detector=args.detector, parts=args.option,
-                db=args.db, recursive=args.recursive,
-                include=args.include, exclude=args.exclude, windows=args.windows, workers=args.workers,
-                timeout=args.timeout, batch_size=args.batch_size, force=args.force, engine=args.engine,
-                ray={"address": args.ray_address, "num_workers": args.num_workers,
-                     "gpus_per_worker": args.gpus_per_worker},
-                options=options, on_event=on_event, cancel=stop,
-            )
+            outcome = api.scan(args.paths, db=args.db, options=options, on_event=on_event, cancel=stop,
+                               **api.scan_arguments(vars(args)))
         except KeyboardInterrupt:
             if bar is not None:
                 bar.stop()

@@ -197,10 +197,16 @@ def synthetic_count(paths: Iterable[str | os.PathLike]) -> int:
 
 
 def preset_name(config) -> str:
-    """The preset ``config`` equals, else ``custom (<closest preset> with <changed settings>)``."""
+    """The preset ``config`` equals, else ``custom (<closest preset> with <changed settings>)``.
+    Backbone weights given as a file count as ``imagenet`` when the file holds the backbone's
+    known ImageNet weights (:data:`truthnet.backbones.KNOWN_WEIGHTS`), whatever its name."""
+    from .backbones import known_weights
     from .config import PRESETS
 
     mine = config.to_dict()
+    weights = mine.get("backbone_weights")
+    if weights not in (None, "imagenet") and known_weights(mine.get("backbone"), weights) == "imagenet":
+        mine["backbone_weights"] = "imagenet"
     best, diff = None, None
     for name, preset in sorted(PRESETS.items()):
         changed = [k for k, v in preset.to_dict().items() if mine.get(k) != v]

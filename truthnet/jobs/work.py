@@ -69,9 +69,16 @@ def _model(job: dict) -> str:
     return resolve_model(job.get("model"))  # jobs are queued with one; older ones may use the default
 
 
+def _command(job: dict) -> dict | None:
+    """The parsed options of the command a job was queued as (``jobs add KIND PATH OPTIONS``),
+    or None for a job queued with the TUI's few settings."""
+    return (job.get("options") or {}).get("args")
+
+
 def _scan(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
     from .. import api
 
+    command = _command(job)
     model = _model(job)
     base = job["target"] if os.path.isdir(job["target"]) else os.path.dirname(job["target"])
     _say(one_line(f"scanning {job['target']} with {model}"))
@@ -89,8 +96,14 @@ def _scan(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
         _say(f"{name}: {verdict}")
         report("scan", ev.done, ev.total, f"{ev.done}/{ev.total} files, last: {name} {verdict}")
 
-    out = api.scan([job["target"]], model=model, preset=job.get("preset"), db=store.path, recursive=True,
-                   force=bool(job.get("force")), options={"job": job["id"]}, on_event=on_event)
+    if command is not None:  # exactly `truthnet scan PATH OPTIONS`, with its defaults
+        kw = {**api.scan_arguments(command), "device": None, "model": model}  # (the runner gave this process its device)
+        out = api.scan([job["target"]], db=store.path, options={"job": job["id"], **command}, on_event=on_event,
+                       **kw)
+        _reports(store, out.summary.scan_id, command)
+    else:  # the TUI's scan of a folder: everything below it
+        out = api.scan([job["target"]], model=model, preset=job.get("preset"), db=store.path, recursive=True,
+                       force=bool(job.get("force")), options={"job": job["id"]}, on_event=on_event)
     summary = out.summary
     if summary.interrupted:  # the scanner stopped cleanly on SIGTERM: the job stops here too
         raise KeyboardInterrupt
@@ -99,11 +112,29 @@ def _scan(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
             "message": f"{d['fake']} fake, {d['real']} real, {d['failed']} not scored (scan #{summary.scan_id})"}
 
 
+def _reports(store: Store, scan_id: int, command: dict) -> None:
+    """``--html``/``--csv`` of a queued scan, written as the command writes them."""
+    from ..htmlreport import write_csv, write_html
+
+    scan = store.scan(scan_id)
+    for flag, write in (("csv", write_csv), ("html", write_html)):
+        if command.get(flag):
+            path = write(store.results(scan_id, with_thumbs=flag == "html"), command[flag], scan=scan)
+            _say(one_line(f"wrote the {flag.upper()} report: {path}"))
+
+
 def _train(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
     from .. import api
     from ..config import PipelineConfig
     from ..training import TrainConfig
 
+    command = _command(job)
+    if command is not None:  # exactly `truthnet train DATA OPTIONS`, into the job's folder unless -o
+        cfg, tcfg = api.train_settings(command)
+        res = api.train(job["target"], command.get("output") or out_dir, cfg, tcfg, layout=command.get("layout"),
+                        cache_dir=command.get("cache"), on_event=event_progress(report))
+        return {"model": str(res.model_path), "out_dir": str(res.model_path.parent), "counts": res.counts,
+                "message": f"model saved to {res.model_path}"}
     preset = job.get("preset") or "tiny"
     cfg = PipelineConfig.preset(preset)
     # the paper's hyperparameters for the paper's presets; the tiny CNN needs a larger step
@@ -118,12 +149,21 @@ def _evaluate(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
     from .. import api
 
     model = _model(job)
-    clf = api.load(model, preset=job.get("preset"))
-    # the split as asked (the TUI's dialog, `jobs add --split`); None: test on the model's own
-    # dataset, all videos of another; the model's training videos are left out unless asked
-    opts = job.get("options") or {}
-    metrics = api.evaluate(clf, job["target"], out_dir, split=opts.get("split"),
-                           include_training=bool(opts.get("include_training")), on_event=event_progress(report))
+    command = _command(job)
+    if command is not None:  # exactly `truthnet evaluate MODEL DATA OPTIONS`, into the job's folder unless -o
+        clf = api.load(model, threshold=command.get("threshold"), sampler=command.get("sampler"),
+                       detector=command.get("detector"), options=command.get("option"))
+        out_dir = Path(command.get("output") or out_dir)
+        metrics = api.evaluate(clf, job["target"], out_dir, split=command.get("split"), layout=command.get("layout"),
+                               include_training=bool(command.get("include_training_videos")),
+                               on_event=event_progress(report))
+    else:
+        clf = api.load(model, preset=job.get("preset"))
+        # the split as asked (the TUI's dialog); None: test on the model's own dataset, all
+        # videos of another; the model's training videos are left out unless asked
+        opts = job.get("options") or {}
+        metrics = api.evaluate(clf, job["target"], out_dir, split=opts.get("split"),
+                               include_training=bool(opts.get("include_training")), on_event=event_progress(report))
     auc = "n/a" if metrics["roc_auc"] is None else f"{metrics['roc_auc']:.3f}"
     return {"metrics": str(out_dir / "metrics.json"), "out_dir": str(out_dir), "model": str(model),
             "message": f"{metrics['split']} split, {metrics['split_videos']} videos: accuracy "
