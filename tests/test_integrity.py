@@ -25,6 +25,8 @@ def test_a_concat_list_pointing_at_a_clip_is_refused_not_scored(media, tmp_path)
 def test_changed_middle_bytes_are_rescored_and_results_carry_hashes(media, none_model, tmp_path):
     import hashlib
 
+    from truthnet import api
+
     clip = tmp_path / "v" / "clip.mp4"
     clip.parent.mkdir()
     data = bytearray(media["face"].read_bytes())
@@ -32,14 +34,15 @@ def test_changed_middle_bytes_are_rescored_and_results_carry_hashes(media, none_
     db = tmp_path / "r.sqlite"
     first = json.loads(cli("scan", clip.parent, "-m", none_model, "--db", db, "--json").stdout.splitlines()[0])
     assert first["sha256"] == hashlib.sha256(bytes(data)).hexdigest() and first["frames_sha256"]
-    again = cli("scan", clip.parent, "-m", none_model, "--db", db, "--json").stdout.splitlines()
-    assert json.loads(again[-1])["reused"] == 1
+    assert api.scan([clip.parent], model=none_model, db=db).summary.skipped == 1  # the same bytes: reused
     mid = len(data) // 2  # same size, first and last MiB unchanged
     data[mid : mid + 64] = bytes(64)
     clip.write_bytes(bytes(data))
-    changed = cli("scan", clip.parent, "-m", none_model, "--db", db, "--json").stdout.splitlines()
-    assert json.loads(changed[-1])["reused"] == 0
-    assert json.loads(changed[0])["sha256"] != first["sha256"]
+    changed = api.scan([clip.parent], model=none_model, db=db)
+    assert changed.summary.skipped == 0
+    from truthnet.store import Store
+
+    assert Store(db).results(changed.summary.scan_id)[0].sha256 == hashlib.sha256(bytes(data)).hexdigest()
 
 
 def test_the_same_damaged_bytes_decode_to_the_same_frames(media, tmp_path):

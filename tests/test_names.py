@@ -73,7 +73,8 @@ def test_names_with_any_bytes_are_scanned_stored_losslessly_and_printed_one_line
 def test_a_job_on_a_markup_folder_lists_and_logs_as_text(nasty, none_model, tmp_path):
     db = tmp_path / "r.sqlite"
     target = os.fsdecode(nasty + b"/mk[")
-    assert cli("jobs", "add", "scan", target, "-m", none_model, "--db", db).returncode == 0
+    added = cli("jobs", "add", "scan", target, "-r", "-m", none_model, "--db", db)
+    assert added.returncode == 0, added.stderr
     listed = cli("jobs", "list", "--db", db, env=child_env(COLUMNS="300"))
     assert listed.returncode == 0 and "=case/mk[" in listed.stdout, listed.stderr
     bad = cli("jobs", "add", "scan", os.fsdecode(nasty + b"/bad\xff\xfename.mp4"), "-m", none_model, "--db", db)
@@ -84,8 +85,10 @@ async def test_the_tui_shows_names_as_text_and_details_name_hashes_and_model(nas
     from truthnet.paths import one_line
     from truthnet.tui.app import make_app
 
+    from truthnet import api
+
     db = tmp_path / "r.sqlite"
-    assert cli("scan", os.fsdecode(nasty), "-m", none_model, "--db", db).returncode == 0
+    api.scan([os.fsdecode(nasty)], model=none_model, db=db)
     app = make_app(os.fsdecode(nasty), model=none_model, db=str(db), start_jobs=False)
     async with app.run_test(size=(150, 40)) as pilot:
         await pilot.pause(0.5)
@@ -104,6 +107,7 @@ async def test_the_tui_shows_names_as_text_and_details_name_hashes_and_model(nas
 
 async def test_the_tui_never_shows_one_models_verdicts_under_another(media, none_model, none_classifier, tmp_path):
     import truthnet
+    from truthnet import api
     from truthnet.tui.app import make_app
 
     other = str(truthnet.new_classifier(none_classifier.config, seed=7).save(tmp_path / "other.keras"))
@@ -111,7 +115,7 @@ async def test_the_tui_never_shows_one_models_verdicts_under_another(media, none
     folder.mkdir()
     (folder / "a.mp4").write_bytes(media["short"].read_bytes())
     db = tmp_path / "r.sqlite"
-    assert cli("scan", folder, "-m", none_model, "--db", db).returncode == 0
+    api.scan([folder], model=none_model, db=db)
     seen = {}
     for model in (none_model, other):
         app = make_app(folder, model=model, db=str(db), start_jobs=False)
@@ -136,7 +140,9 @@ def test_a_read_only_store_is_readable_and_a_scan_into_it_stops_before_the_model
     ro = tmp_path / "ro"
     ro.mkdir()
     db = ro / "r.sqlite"
-    assert cli("scan", folder, "-m", none_model, "--db", db).returncode == 0
+    from truthnet import api
+
+    api.scan([folder], model=none_model, db=db)
     if not _chattr("+i", db, ro):  # immutable: even root cannot write (a read-only evidence copy)
         if os.geteuid() == 0:
             pytest.skip("cannot make a file read-only for root here (chattr unavailable)")
@@ -161,8 +167,10 @@ def test_a_scan_whose_process_died_reads_as_interrupted(media, none_model, tmp_p
     folder = tmp_path / "case"
     folder.mkdir()
     (folder / "a.mp4").write_bytes(media["short"].read_bytes())
-    assert cli("scan", folder, "-m", none_model, "--db", db).returncode == 0
-    assert Store(db).scan(1)["info"]["process"]["pid"] > 0  # every scan records who runs it
+    from truthnet import api
+
+    api.scan([folder], model=none_model, db=db)
+    assert Store(db).scan(1)["info"]["process"]["pid"] == os.getpid()  # every scan records who runs it
     # a process that starts a scan row the way Scanner does, then is killed outright
     code = ("import sys, time; from truthnet.store import Store; from truthnet.procs import identity; "
             "Store(sys.argv[1]).start_scan(None, 'k', ['/x'], {}, {'process': identity()}); "

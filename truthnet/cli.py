@@ -16,15 +16,7 @@ from typing import Any
 from . import __version__
 from .errors import ModelError, TruthnetError
 from .console import stderr_console, stdout_console
-from .exitcodes import ExitCode
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse exits 2 on a usage error; 2 is "some files failed" here, usage is 3."""
-
-    def error(self, message: str):
-        self.print_usage(sys.stderr)
-        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message}\n")
+from .exitcodes import ExitCode, UsageParser
 
 
 def _error(exc: BaseException) -> None:
@@ -165,7 +157,7 @@ def cmd_new_model(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = UsageParser(
         prog="truthnet",
         description="Tell real face videos from deepfakes (MobileNetV2 + LSTM).",
         epilog="Exit codes: " + ", ".join(f"{int(c)} {c.name.lower()}" for c in ExitCode),

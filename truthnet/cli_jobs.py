@@ -28,7 +28,14 @@ def command_args(kind: str, path: str, rest: list[str]):
     as ``-m``, like the other kinds)."""
     import argparse
 
-    from .cli import build_parser
+    from . import cli_experiment, cli_scan
+    from .exitcodes import UsageParser
+
+    def build_parser():  # `truthnet KIND`'s own parser (the CLI's, without importing it: no cycle)
+        parser = UsageParser(prog="truthnet")
+        sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+        (cli_scan if kind == "scan" else cli_experiment).register(sub)
+        return parser
 
     rest = list(rest)
     if kind == "evaluate":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import sys
 from enum import IntEnum
 
 
@@ -12,3 +14,11 @@ class ExitCode(IntEnum):
     USAGE = 3  #: bad command line, configuration or dataset
     MODEL = 4  #: the model could not be loaded or does not fit
     INTERRUPTED = 130  #: stopped by Ctrl-C / SIGTERM; work done so far is kept
+
+
+class UsageParser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error; 2 is "some files failed" here, usage is 3."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message}\n")

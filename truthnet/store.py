@@ -110,10 +110,16 @@ class Store:
         #: True when the database can be read but not written (a read-only mount, an evidence copy
         #: made immutable): everything reads, and any write is one clear error
         self.readonly = False
+        from .errors import StoreError
+
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.con.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
             self._migrate()
+        except StoreError as exc:  # the migration's write refused: a read-only database stays readable
+            if "readonly" in str(exc) and self._open_readonly():
+                return
+            raise
         except OSError as exc:  # a typo or an unwritable place: one line, not a traceback
             if self._open_readonly():
                 return
