@@ -31,6 +31,12 @@ USER_FILES = {"TRUTHNET_DB": "results.sqlite", "TRUTHNET_CONFIG": "settings.json
               "TRUTHNET_REPORTS_DIR": "reports", "KERAS_HOME": "keras", "HOME": "home"}
 
 
+#: the GPU list a TensorFlow probe gave in this session (the TUI and runners ask for it; each
+#: probe is a child process importing TensorFlow): handed to later tests' caches unless a test
+#: is marked ``fresh_device_cache``
+_DEVICES: dict[str, str] = {}
+
+
 @pytest.fixture(autouse=True)
 def _isolate_user_files(request, tmp_path_factory, monkeypatch):
     """The store, settings, caches, Keras home and HOME in a folder of this test's own;
@@ -44,7 +50,14 @@ def _isolate_user_files(request, tmp_path_factory, monkeypatch):
         monkeypatch.setenv("TRUTHNET_ALLOW_UNTRAINED", "1")
     else:
         monkeypatch.delenv("TRUTHNET_ALLOW_UNTRAINED", raising=False)
-    return base
+    devices = base / "cache" / "devices.json"
+    fresh = request.node.get_closest_marker("fresh_device_cache") is not None
+    if "json" in _DEVICES and not fresh:
+        devices.parent.mkdir(parents=True, exist_ok=True)
+        devices.write_text(_DEVICES["json"])
+    yield base
+    if "json" not in _DEVICES and devices.is_file():
+        _DEVICES["json"] = devices.read_text()
 
 
 @pytest.fixture(scope="session")

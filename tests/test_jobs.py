@@ -288,6 +288,7 @@ def test_jobs_command_errors(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.fresh_device_cache
 def test_gpu_discovery_runs_once_in_a_child_and_refuses_missing_gpus(tmp_path):
     r = cli("jobs", "run", "--device", "gpu:7", "--db", tmp_path / "q.sqlite")
     assert r.returncode == 3 and "gpu:7 not found" in r.stderr and "Traceback" not in r.stderr
