@@ -86,6 +86,9 @@ class JobDialog(_Submits, ModalScreen[dict | None]):
                 yield Button("Queue", id="ok", variant="primary")
                 yield Button("Cancel", id="cancel")
 
+    def on_mount(self) -> None:
+        self.query_one("#ok").focus()  # Enter queues with what the dialog shows; Tab reaches the fields
+
     def submit(self) -> None:
         preset = self.query_one("#job-preset", Select).value
         model = None
