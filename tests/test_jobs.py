@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -342,3 +343,11 @@ def test_the_queue_cli_and_app_modules_do_not_import_tensorflow(python):
             "truthnet.jobs.work, truthnet.tui.app; print([m for m in ('tensorflow', 'keras') if m in sys.modules])")
     r = subprocess.run([python, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr
+
+
+def test_the_eta_names_the_stage_it_is_for():
+    from truthnet.jobs.text import eta_text
+
+    job = {"state": "running", "eta": 43.0, "updated": time.time(), "stage": "faces"}
+    assert eta_text(job).endswith("s (faces)") and eta_text({**job, "eta": 600.0}).startswith("10 min")
+    assert eta_text({**job, "state": "done"}) == ""

@@ -16,10 +16,13 @@ def progress_text(j: dict) -> str:
 
 
 def eta_text(j: dict) -> str:
+    """Time left in the job's *current stage*, named (a training job's faces, embeddings and
+    epochs are stages of their own: "43 s" at 22 % of the faces said nothing about the epochs)."""
     if j["state"] != "running" or j.get("eta") is None:
         return ""
     left = max(0.0, j["eta"] - (time.time() - (j.get("updated") or time.time())))
-    return f"{left / 60:.0f} min" if left >= 120 else f"{left:.0f} s"
+    when = f"{left / 60:.0f} min" if left >= 120 else f"{left:.0f} s"
+    return f"{when} ({j['stage']})" if j.get("stage") else when
 
 
 def env_text(j: dict) -> str:
