@@ -226,3 +226,24 @@ def test_scanning_with_a_malformed_model_card_stops_with_exit_4(media, none_mode
     (folder / "a.mp4").write_bytes(media["short"].read_bytes())
     r = cli("scan", folder, "-m", bad, "--db", tmp_path / "r.sqlite")
     assert r.returncode == 4 and "num_frames must be an integer" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_name_with_a_byte_and_a_name_spelling_that_byte_are_two_files(media, none_model, tmp_path):
+    """``a`` + byte 0xFF and a file literally named ``a\\xff`` (valid UTF-8) once shared one row."""
+    from truthnet import api
+    from truthnet.store import Store
+
+    folder = os.fsencode(tmp_path / "case")
+    os.makedirs(folder)
+    data = media["short"].read_bytes()
+    names = [b"a\xff.mp4", b"a\\xff.mp4", b"b\\\\c.mp4"]
+    for i, name in enumerate(names):
+        with open(folder + b"/" + name, "wb") as fh:
+            fh.write(data + bytes([i]))  # three contents
+    db = tmp_path / "r.sqlite"
+    out = api.scan([os.fsdecode(folder)], model=none_model, db=db)
+    rows = Store(db).results(out.summary.scan_id)
+    assert sorted(os.fsencode(r.path) for r in rows) == sorted(folder + b"/" + n for n in names)
+    assert len({r.sha256 for r in rows}) == 3
+    latest = Store(db).latest_for_paths([os.fsdecode(folder + b"/" + n) for n in names])
+    assert len(latest) == 3 and len({r.sha256 for r in latest.values()}) == 3

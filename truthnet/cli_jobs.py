@@ -26,7 +26,6 @@ def command_args(kind: str, path: str, rest: list[str]):
     """The command ``jobs add KIND PATH REST...`` queues, parsed by that command's own parser:
     the same options, defaults and usage errors as ``truthnet KIND`` (evaluate takes its model
     as ``-m``, like the other kinds)."""
-    import argparse
 
     from . import cli_experiment, cli_scan
     from .exitcodes import UsageParser
@@ -39,7 +38,7 @@ def command_args(kind: str, path: str, rest: list[str]):
 
     rest = list(rest)
     if kind == "evaluate":
-        pre = argparse.ArgumentParser(add_help=False)
+        pre = UsageParser(prog="truthnet jobs add evaluate", add_help=False)
         pre.add_argument("--model", "-m")
         known, rest = pre.parse_known_args(rest)
         from .resolve import resolve_model
@@ -55,11 +54,11 @@ def cmd_add(args) -> int:
     from .jobs import parse_device
     from .jobs.queue import check_job
 
-    import argparse
-
     # the queue's own options may come anywhere (`jobs add train DATA --device gpu:0 --epochs 3`):
     # the job's device is the device the command runs on, its store the queue's
-    own = argparse.ArgumentParser(add_help=False)
+    from .exitcodes import UsageParser
+
+    own = UsageParser(prog="truthnet jobs add", add_help=False)
     own.add_argument("--device")
     own.add_argument("--db")
     own.add_argument("--json", action="store_true")

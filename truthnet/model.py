@@ -197,7 +197,7 @@ def read_metadata(path: str | os.PathLike) -> tuple[dict | None, dict]:
                     raise ModelError(f"{path}: a zip file but not a Keras model (no config.json inside)")
                 kcfg = json.loads(zf.read("config.json"))
                 meta = json.loads(zf.read(META_MEMBER)) if META_MEMBER in names else None
-        except (zipfile.BadZipFile, json.JSONDecodeError, KeyError) as exc:
+        except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError, KeyError) as exc:
             raise ModelError(f"{path}: damaged .keras file: {exc}") from exc
         return check_metadata(path, meta), kcfg
     import h5py
@@ -216,7 +216,7 @@ def read_metadata(path: str | os.PathLike) -> tuple[dict | None, dict]:
                 meta = json.loads(m.decode() if isinstance(m, bytes) else m) if m is not None else None
         except OSError as exc:
             raise ModelError(f"{path}: damaged HDF5 model file: {exc}") from exc
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ModelError(f"{path}: damaged HDF5 model file: {exc}") from exc
         return check_metadata(path, meta), kcfg
     raise ModelError(f"{path}: not a Keras model file (expected a .keras zip archive or an .h5 file)")

@@ -82,6 +82,16 @@ def one_line(s: str) -> str:
     return text(s).translate(_CONTROL)
 
 
+def stored(s: str) -> str:
+    r"""The store's text for a name: the name itself when it is valid UTF-8 without a backslash,
+    else its bytes escaped (``\\`` for a backslash, ``\xNN`` for an undecodable byte).  One text
+    per name (``a`` + byte 0xFF and a file literally named ``a\xff`` never share a row)."""
+    if "\\" not in s and text(s) == s:
+        return s
+    raw = os.fsencode(s) if _fs_encodable(s) else s.encode("utf-8", "surrogatepass")
+    return raw.replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
+
+
 def exact_bytes(s: str) -> bytes | None:
-    """The file name's bytes when :func:`text` cannot show it losslessly, else ``None``."""
-    return None if text(s) == s or not _fs_encodable(s) else os.fsencode(s)
+    """The file name's bytes when :func:`stored` is not the name itself, else ``None``."""
+    return None if stored(s) == s or not _fs_encodable(s) else os.fsencode(s)

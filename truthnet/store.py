@@ -83,7 +83,7 @@ CREATE TABLE IF NOT EXISTS results (
 CREATE INDEX IF NOT EXISTS results_path ON results (path);
 """
 
-from .paths import exact_bytes, text  # noqa: E402
+from .paths import exact_bytes, stored, text  # noqa: E402
 from .record import FINAL_STATUSES, Result, ResultRow  # noqa: E402,F401  (ResultRow: the 0.1 name)
 
 
@@ -117,7 +117,7 @@ class Store:
             self.con.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
             self._migrate()
         except StoreError as exc:  # the migration's write refused: a read-only database stays readable
-            if "readonly" in str(exc) and self._open_readonly():
+            if "attempt to write a readonly database" in str(exc) and self._open_readonly():
                 return
             raise
         except OSError as exc:  # a typo or an unwritable place: one line, not a traceback
@@ -129,7 +129,8 @@ class Store:
                               hint="give a writable file with --db") from None
         except sqlite3.Error as exc:  # never replaced or rebuilt behind the user's back
             self.close()
-            if ("readonly" in str(exc) or "unable to open" in str(exc)) and self._open_readonly():
+            if ("attempt to write a readonly database" in str(exc) or "unable to open" in str(exc)) \
+                    and self._open_readonly():
                 return
             if "unable to open" in str(exc):
                 from .errors import ConfigError
@@ -290,7 +291,7 @@ class Store:
                    faces_found, window_scores, timings, thumbs, scanned_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
-                    scan_id, text(row.path), exact_bytes(row.path), row.size, row.sha256, row.frames_sha256,
+                    scan_id, stored(row.path), exact_bytes(row.path), row.size, row.sha256, row.frames_sha256,
                     row.model_key, row.status, text(row.reason or ""),
                     row.score, row.label, row.threshold, row.duration, row.fps, row.frames_sampled, row.frames_padded,
                     json.dumps(row.frame_indices or []),
@@ -323,7 +324,7 @@ class Store:
         scans made with the model file of that SHA-256 only: never one model's verdict under
         another model's name."""
         out: dict[str, Result] = {}
-        asked = {text(p): p for p in paths}
+        asked = {stored(p): p for p in paths}
         keys = list(asked)
         by_model = "" if model_sha256 is None else \
             " AND scan_id IN (SELECT id FROM scans WHERE json_extract(info, '$.model_sha256') = ?)"
@@ -342,9 +343,9 @@ class Store:
         """The face strip of ``path``'s result in scan ``scan_id`` (None: its latest result):
         the faces of that very result, never another scan's of a file since changed."""
         if scan_id is None:
-            q, args = "SELECT thumbs FROM results WHERE path = ? ORDER BY id DESC LIMIT 1", (text(path),)
+            q, args = "SELECT thumbs FROM results WHERE path = ? ORDER BY id DESC LIMIT 1", (stored(path),)
         else:
-            q, args = "SELECT thumbs FROM results WHERE path = ? AND scan_id = ? ORDER BY id DESC LIMIT 1", (text(path), scan_id)
+            q, args = "SELECT thumbs FROM results WHERE path = ? AND scan_id = ? ORDER BY id DESC LIMIT 1", (stored(path), scan_id)
         r = self.con.execute(q, args).fetchone()
         return r["thumbs"] if r else None
 
@@ -356,7 +357,9 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
 
     base = "file:" + quote(os.fsencode(os.path.abspath(path)))
     con = None
-    for mode in ("?mode=ro", "?immutable=1"):
+    # immutable ignores a -wal file: never where one holds results not yet in the database
+    wal = os.path.exists(f"{path}-wal") and os.path.getsize(f"{path}-wal") > 0
+    for mode in ("?mode=ro",) if wal else ("?mode=ro", "?immutable=1"):
         try:
             con = sqlite3.connect(base + mode, uri=True, timeout=60.0, isolation_level=None)
             con.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -366,7 +369,9 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
                 con.close()
             con = None
     if con is None:
-        raise sqlite3.OperationalError("unable to open database file read-only")
+        raise sqlite3.OperationalError("unable to open database file read-only" + (
+            f" (its {path}-wal holds results not yet in the database and its folder is read-only: copy the "
+            "database with its -wal and -shm files to a writable folder)" if wal else ""))
     con.row_factory = sqlite3.Row
     return con
 
@@ -385,21 +390,26 @@ def _scan_dict(r: sqlite3.Row) -> dict:
 
 
 def _row(r: sqlite3.Row, with_thumbs: bool = False) -> Result:
+    have = set(r.keys())  # a read-only store of an older schema is read as it is, not migrated
+
+    def get(name: str):
+        return r[name] if name in have else None
+
     return Result(
-        path=os.fsdecode(r["path_bytes"]) if "path_bytes" in r.keys() and r["path_bytes"] is not None else r["path"],
+        path=os.fsdecode(r["path_bytes"]) if get("path_bytes") is not None else r["path"],
         status=r["status"],
         reason=r["reason"] or "",
         score=r["score"],
         label=r["label"],
         threshold=r["threshold"],
         size=r["size"],
-        sha256=r["sha256"],
-        frames_sha256=r["frames_sha256"],
+        sha256=get("sha256"),
+        frames_sha256=get("frames_sha256"),
         duration=r["duration"],
-        fps=r["fps"],
+        fps=get("fps"),
         frames_sampled=r["frames_sampled"] or 0,
-        frames_padded=r["frames_padded"] or 0,
-        frame_indices=json.loads(r["frame_indices"]) if r["frame_indices"] else [],
+        frames_padded=get("frames_padded") or 0,
+        frame_indices=json.loads(get("frame_indices")) if get("frame_indices") else [],
         faces_found=json.loads(r["faces_found"]) if r["faces_found"] else None,
         window_scores=json.loads(r["window_scores"]) if r["window_scores"] else None,
         timings=json.loads(r["timings"]) if r["timings"] else {},

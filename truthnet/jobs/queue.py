@@ -172,10 +172,21 @@ class JobQueue:
             args = states
         if limit:
             q = f"SELECT * FROM ({q} ORDER BY id DESC LIMIT {int(limit)})"
-        return [_decode(r) for r in self.store.con.execute(q + " ORDER BY id", args)]
+        return [_decode(r) for r in self._read(q + " ORDER BY id", args)]
+
+    def _read(self, q: str, args=()) -> list:
+        """Rows of a query; none where a read-only store never had the job tables."""
+        import sqlite3
+
+        try:
+            return self.store.con.execute(q, args).fetchall()
+        except sqlite3.OperationalError as exc:
+            if self.store.readonly and "no such table" in str(exc):
+                return []
+            raise
 
     def get(self, job_id: int) -> dict:
-        r = self.store.con.execute("SELECT * FROM jobs WHERE id = ?", (int(job_id),)).fetchone()
+        r = next(iter(self._read("SELECT * FROM jobs WHERE id = ?", (int(job_id),))), None)
         if r is None:
             raise ConfigError(f"no job {job_id} in {self.path} (`truthnet jobs list` shows them)")
         return _decode(r)
@@ -192,7 +203,7 @@ class JobQueue:
         return [(r["id"], r["t"], r["line"]) for r in rows]
 
     def runners(self, *, alive: bool = True) -> list[dict]:
-        rows = [dict(r) for r in self.store.con.execute("SELECT * FROM job_runners WHERE state = 'running'")]
+        rows = [dict(r) for r in self._read("SELECT * FROM job_runners WHERE state = 'running'")]
         for r in rows:
             r["devices"] = json.loads(r["devices"])
         return [r for r in rows if not alive or self._runner_alive(r)]
