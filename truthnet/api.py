@@ -229,15 +229,12 @@ def check_backbone_weights(cfg) -> None:
 def _check_imagenet_available(backbone: str) -> None:
     """ImageNet weights of the built-in Keras backbones without downloading: Keras's cached file,
     or a known copy in its cache folder under any name.  Other backbones are checked when built."""
-    from .backbones import KNOWN_WEIGHTS, cached_imagenet_weights
+    from .backbones import KNOWN_WEIGHTS, imagenet_weights_cached, keras_models_dir
     from .errors import ConfigError
 
-    if backbone not in KNOWN_WEIGHTS:
+    if backbone not in KNOWN_WEIGHTS or imagenet_weights_cached(backbone):
         return
-    folder = os.path.join(os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras"), "models")
-    keras_names = {"mobilenetv2": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"}
-    if os.path.isfile(os.path.join(folder, keras_names.get(backbone, ""))) or cached_imagenet_weights(backbone):
-        return
+    folder = keras_models_dir()
     if os.environ.get("TRUTHNET_OFFLINE") or not _can_download():
         raise ConfigError(f"backbone {backbone!r}: ImageNet weights are not in the Keras cache ({folder}) and cannot "
                           "be downloaded here",

@@ -33,12 +33,28 @@ def known_weights(backbone: str, path: str | os.PathLike) -> str | None:
     return known.get(file_sha256(path))
 
 
+#: the file name Keras itself caches each known backbone's ImageNet weights under
+KERAS_FILE_NAMES = {"mobilenetv2": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"}
+
+
+def keras_models_dir() -> str:
+    """Keras's weights cache: ``$KERAS_HOME/models`` (default ``~/.keras/models``)."""
+    return os.path.join(os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras"), "models")
+
+
+def imagenet_weights_cached(backbone: str) -> bool:
+    """Keras's own file, or a known copy under any name, is in the cache (no download needed)."""
+    name = KERAS_FILE_NAMES.get(backbone)
+    return bool(name and os.path.isfile(os.path.join(keras_models_dir(), name))) or \
+        cached_imagenet_weights(backbone) is not None
+
+
 def cached_imagenet_weights(backbone: str) -> str | None:
     """A file in the Keras cache (``$KERAS_HOME/models``) holding ``backbone``'s known ImageNet
     weights, under any name; None when there is none."""
     if backbone not in KNOWN_WEIGHTS:
         return None
-    folder = os.path.join(os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras"), "models")
+    folder = keras_models_dir()
     try:
         names = sorted(os.listdir(folder))
     except OSError:

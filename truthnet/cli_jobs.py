@@ -26,7 +26,6 @@ def command_args(kind: str, path: str, rest: list[str]):
     """The command ``jobs add KIND PATH REST...`` queues, parsed by that command's own parser:
     the same options, defaults and usage errors as ``truthnet KIND`` (evaluate takes its model
     as ``-m``, like the other kinds)."""
-
     from . import cli_experiment, cli_scan
     from .exitcodes import UsageParser
 
@@ -95,7 +94,6 @@ def cmd_add(args) -> int:
         raise ConfigError("one folder or file per scan job: queue one job for each")
     stored = {k: v for k, v in vars(ns).items() if k not in ("func",)}
     # the job runs in another folder: every path it was given, absolute now
-
     for key in ("html", "csv", "output", "cache", "model"):
         if stored.get(key):
             stored[key] = os.path.abspath(os.path.expanduser(stored[key]))
