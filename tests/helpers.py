@@ -21,10 +21,57 @@ def child_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
 
 
-def cli(*args, cwd=None, env: dict | None = None, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
-    """``truthnet ARGS`` in a child process, text output captured; ``env`` adds to the test's."""
-    return subprocess.run(cli_cmd(*args), capture_output=True, text=True, cwd=cwd, env=child_env(**(env or {})),
-                          timeout=timeout, **kw)
+def cli(*args, cwd=None, env: dict | None = None, timeout: float = 300, child: bool = False,
+        **kw) -> subprocess.CompletedProcess:
+    """``truthnet ARGS`` with its exit code and text output; ``env`` adds to the test's.
+
+    By default the command runs in this process (``truthnet.cli.main``: the same parser,
+    commands, consoles and exit codes, without the five seconds a child spends importing
+    TensorFlow again).  ``child=True`` (or any ``subprocess.run`` keyword) runs it as a real
+    ``python -m truthnet.cli`` child: for what only a process shows (signals, interpreter exit,
+    import-time behaviour, long-lived runners that install their own signal handlers)."""
+    if child or kw:
+        return subprocess.run(cli_cmd(*args), capture_output=True, text=True, cwd=cwd, env=child_env(**(env or {})),
+                              timeout=timeout, **kw)
+    return _cli_here([os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in args], cwd, env or {})
+
+
+def _cli_here(argv: list[str], cwd, env: dict) -> subprocess.CompletedProcess:
+    """``truthnet.cli.main(argv)`` with stdout/stderr captured as a child's pipes would be
+    (UTF-8, strict: text a child could not print fails here too), the environment and the
+    working folder restored afterwards, and an escaping exception reported as Python would
+    (traceback on stderr, exit 1)."""
+    import contextlib
+    import io
+    import traceback
+
+    from truthnet.cli import main
+
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    out, err = (io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", write_through=True)
+                for _ in range(2))
+    os.environ.update({"TF_CPP_MIN_LOG_LEVEL": "3", **{k: str(v) for k, v in env.items()}})
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+                if isinstance(exc.code, str):
+                    print(exc.code, file=sys.stderr)
+            except Exception:
+                traceback.print_exc()
+                code = 1
+            sys.stdout.flush()
+            sys.stderr.flush()
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    text = [s.buffer.getvalue().decode("utf-8") for s in (out, err)]
+    return subprocess.CompletedProcess(["truthnet", *argv], code, text[0], text[1])
 
 
 def wait_until(cond, timeout: float = 120.0, what: str = "condition", interval: float = 0.05) -> None:

@@ -187,7 +187,7 @@ def test_api_and_scan_give_the_same_status_and_score_for_every_file(evidence, tm
     assert r.returncode == 2, r.stderr[-2000:]  # some files cannot be scored
     scan = {Path(d["path"]).name: d for d in map(json.loads, r.stdout.splitlines()) if "summary" not in d}
     assert cli("jobs", "add", "scan", evidence, "-m", model, "--force", "--db", db).returncode == 0
-    ran = cli("jobs", "run", "--device", "cpu", "--until-empty", "--skip-gpu-check", "--db", db, timeout=600)
+    ran = cli("jobs", "run", "--device", "cpu", "--until-empty", "--skip-gpu-check", "--db", db, timeout=600, child=True)
     assert ran.returncode == 0, ran.stderr[-2000:]
     job_scan = max(s["id"] for s in Store(db).scans())
     job = {Path(x.path).name: x for x in Store(db).results(job_scan)}

@@ -111,7 +111,7 @@ def test_a_queued_training_takes_the_commands_options_defaults_and_checks(datase
     assert ok.returncode == 0, ok.stderr
     job = _json.loads(ok.stdout)
     assert job["preset"] == "tiny" and job["options"]["args"]["epochs"] == 1
-    ran = cli("jobs", "run", "--device", "cpu", "--until-empty", "--skip-gpu-check", "--db", db, timeout=600)
+    ran = cli("jobs", "run", "--device", "cpu", "--until-empty", "--skip-gpu-check", "--db", db, timeout=600, child=True)
     assert ran.returncode == 0, ran.stderr[-2000:]
     done = JobQueue(db).get(job["id"])
     assert done["state"] == "done", done["message"]

@@ -226,7 +226,7 @@ def test_a_real_scan_job_end_to_end(tmp_path, none_model):
     r = cli("jobs", "add", "scan", folder, "-r", "--model", none_model, "--db", db)
     assert r.returncode == 0 and r.stdout.startswith("job 1 queued: scan"), r.stderr
     assert "1 queued job(s) wait for cpu, and no runner serves it" in r.stderr
-    r = cli("jobs", "run", "--device", "cpu", "--until-empty", "--db", db)
+    r = cli("jobs", "run", "--device", "cpu", "--until-empty", "--db", db, child=True)
     assert r.returncode == 0, r.stderr
     job = json.loads(cli("jobs", "list", "--json", "--db", db).stdout.splitlines()[0])
     assert job["state"] == "done", job["message"]
@@ -291,7 +291,7 @@ def test_jobs_command_errors(tmp_path, monkeypatch, capsys):
 @pytest.mark.slow
 @pytest.mark.fresh_device_cache
 def test_gpu_discovery_runs_once_in_a_child_and_refuses_missing_gpus(tmp_path):
-    r = cli("jobs", "run", "--device", "gpu:7", "--db", tmp_path / "q.sqlite")
+    r = cli("jobs", "run", "--device", "gpu:7", "--db", tmp_path / "q.sqlite", child=True)
     assert r.returncode == 3 and "gpu:7 not found" in r.stderr and "Traceback" not in r.stderr
     cache = json.loads((Path(os.environ["TRUTHNET_CACHE"]) / "devices.json").read_text())
     assert cache["devices"][0] == "cpu"
@@ -300,7 +300,7 @@ def test_gpu_discovery_runs_once_in_a_child_and_refuses_missing_gpus(tmp_path):
     notf.mkdir(parents=True)
     (notf / "__init__.py").write_text("raise ImportError('tensorflow was imported')\n")
     r = cli("jobs", "run", "--device", "gpu:7", "--db", tmp_path / "q.sqlite",
-            env={"PYTHONPATH": str(notf.parent)})
+            env={"PYTHONPATH": str(notf.parent)}, child=True)
     assert r.returncode == 3 and "gpu:7 not found" in r.stderr and "tensorflow was imported" not in r.stderr, r.stderr
 
 

@@ -54,12 +54,9 @@ def test_synthetic_marker_and_preset_names(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def synthetic_model(tmp_path_factory):
-    import truthnet
-
+def synthetic_model(tmp_path_factory, tiny_classifier):
     d = tmp_path_factory.mktemp("card")
-    det = truthnet.new_detector(truthnet.PipelineConfig.preset("tiny", image_size=32), seed=0)
-    return det.save(d / "demo.keras", {"trained": True, "card": SYNTH_CARD})
+    return tiny_classifier.save(d / "demo.keras", {"trained": True, "card": SYNTH_CARD})
 
 
 

@@ -14,8 +14,7 @@ import sys
 import zipfile
 
 import pytest
-
-from helpers import child_env, cli, wait_until
+from helpers import cli, wait_until
 
 pytestmark = pytest.mark.allow_untrained
 
@@ -43,7 +42,7 @@ def test_names_with_any_bytes_are_scanned_stored_losslessly_and_printed_one_line
 
     db, out = tmp_path / "r.sqlite", tmp_path / "out.csv"
     root = os.fsdecode(nasty)
-    r = cli("scan", root, "-r", "-m", none_model, "--db", db, "--csv", out, env=child_env(COLUMNS="300"))
+    r = cli("scan", root, "-r", "-m", none_model, "--db", db, "--csv", out, env={"COLUMNS": "300"})
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert len(lines) == 5 and "\x1b" not in r.stdout  # one line per file, no escape sequence reaches the terminal
@@ -59,7 +58,7 @@ def test_names_with_any_bytes_are_scanned_stored_losslessly_and_printed_one_line
     sha = hashlib.sha256(open(none_model, "rb").read()).hexdigest()
     assert {(row["model"], row["model_sha256"]) for row in rows} == {(none_model, sha)}
     # `results`: the names as typed, never rendered as markup
-    shown = cli("results", "--db", db, "--scan", "1", env=child_env(COLUMNS="300"))
+    shown = cli("results", "--db", db, "--scan", "1", env={"COLUMNS": "300"})
     assert shown.returncode == 0, shown.stderr
     assert "[bold red]x[@click=app.quit]y.mp4" in shown.stdout and "mk[/]sub/c.mp4" in shown.stdout
     assert r"bad\xff\xfename.mp4" in shown.stdout and "\x1b" not in shown.stdout
@@ -75,17 +74,16 @@ def test_a_job_on_a_markup_folder_lists_and_logs_as_text(nasty, none_model, tmp_
     target = os.fsdecode(nasty + b"/mk[")
     added = cli("jobs", "add", "scan", target, "-r", "-m", none_model, "--db", db)
     assert added.returncode == 0, added.stderr
-    listed = cli("jobs", "list", "--db", db, env=child_env(COLUMNS="300"))
+    listed = cli("jobs", "list", "--db", db, env={"COLUMNS": "300"})
     assert listed.returncode == 0 and "=case/mk[" in listed.stdout, listed.stderr
     bad = cli("jobs", "add", "scan", os.fsdecode(nasty + b"/bad\xff\xfename.mp4"), "-m", none_model, "--db", db)
     assert bad.returncode == 3 and "valid UTF-8" in bad.stderr and "Traceback" not in bad.stderr
 
 
 async def test_the_tui_shows_names_as_text_and_details_name_hashes_and_model(nasty, none_model, tmp_path):
+    from truthnet import api
     from truthnet.paths import one_line
     from truthnet.tui.app import make_app
-
-    from truthnet import api
 
     db = tmp_path / "r.sqlite"
     api.scan([os.fsdecode(nasty)], model=none_model, db=db)
@@ -149,7 +147,7 @@ def test_a_read_only_store_is_readable_and_a_scan_into_it_stops_before_the_model
         os.chmod(db, 0o444)
         os.chmod(ro, 0o555)
     try:
-        shown = cli("results", "--db", db, "--scan", "1", env=child_env(COLUMNS="200"))
+        shown = cli("results", "--db", db, "--scan", "1", env={"COLUMNS": "200"})
         assert shown.returncode == 0 and "a.mp4" in shown.stdout, shown.stderr
         scan = cli("scan", folder, "-m", none_model, "--db", db, "--force")
         assert scan.returncode == 3 and "read-only" in scan.stderr and "Traceback" not in scan.stderr
@@ -183,7 +181,7 @@ def test_a_scan_whose_process_died_reads_as_interrupted(media, none_model, tmp_p
         child.send_signal(signal.SIGKILL)
         child.wait()
     wait_until(lambda: Store(db).scan(2)["state"] == "interrupted", what="the dead scan to read as interrupted")
-    listed = cli("results", "--db", db, env=child_env(COLUMNS="200"))
+    listed = cli("results", "--db", db, env={"COLUMNS": "200"})
     assert re.search(r"│ 2\s+│[^│]+│ interrupted", listed.stdout), listed.stdout
 
 

@@ -77,7 +77,7 @@ def test_ray_engine_matches_local_and_survives_a_killed_worker(setup, tmp_path):
 def test_cli_engine_ray(setup, tmp_path):
     folder, model = setup
     r = cli("scan", folder, "--model", model, "--db", tmp_path / "r.sqlite", "--engine", "ray", "--num-workers", "2",
-            "--json", timeout=600)
+            "--json", timeout=600, child=True)
     assert r.returncode == 2, r.stderr[-2000:]  # the broken files are reported, not fatal
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     summary = lines[-1]

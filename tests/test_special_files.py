@@ -37,8 +37,8 @@ def special(tmp_path, media):
 
 
 @pytest.mark.timeout(120)
-def test_a_folder_of_special_files_finishes_with_a_status_for_each(special):
-    det = truthnet.new_detector(truthnet.PipelineConfig.preset("tiny", image_size=32), seed=0)
+def test_a_folder_of_special_files_finishes_with_a_status_for_each(special, tiny_classifier):
+    det = tiny_classifier
     store = Store(special.parent / "r.sqlite")
     files = collect_files([special]).files
     assert len(files) == 5  # the pipe, the socket and the device link are collected like any .mp4
@@ -55,9 +55,9 @@ def test_a_folder_of_special_files_finishes_with_a_status_for_each(special):
 
 
 @pytest.mark.timeout(60)
-def test_the_api_refuses_special_files_in_both_isolations(special):
+def test_the_api_refuses_special_files_in_both_isolations(special, tiny_classifier):
     """The engine without a scan plan (Classifier.score_videos) checks in the decoder too."""
-    det = truthnet.new_detector(truthnet.PipelineConfig.preset("tiny", image_size=32), seed=0)
+    det = tiny_classifier
     paths = [str(special / n) for n in ("pipe.mp4", "zero.mp4", "picture.mp4")]
     for isolation in ("thread", "process"):
         rows = list(det.score_videos(paths, isolation=isolation))

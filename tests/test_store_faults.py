@@ -101,3 +101,33 @@ def test_a_full_disk_ends_the_scan_with_a_clear_error_and_earlier_results_intact
     assert set(stored) == {x["path"] for x in printed}  # every result reported was committed ...
     for x in printed:  # ... intact
         assert stored[x["path"]].status == "ok" and stored[x["path"]].score == pytest.approx(x["score"])
+
+
+def test_opening_waits_for_another_writer_on_a_database_being_created(tmp_path):
+    """Two scans started together on a new --db: while one holds the write lock of a database
+    still in rollback mode, SQLite refuses the other's switch to WAL at once ("database is
+    locked", its busy timeout never consulted). Made to happen here: a writer holds the lock and
+    lets go after a moment; the store waits for it instead of failing."""
+    import threading
+
+    db = tmp_path / "new.sqlite"
+    other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE scratch (x)")
+    other.execute("BEGIN IMMEDIATE")
+    released = threading.Event()
+
+    def release():
+        other.execute("COMMIT")
+        released.set()
+
+    timer = threading.Timer(1.0, release)
+    timer.start()
+    try:
+        store = Store(db)
+        assert released.is_set()  # it waited for the other writer rather than failing
+        store.start_scan("m", "k", [str(tmp_path)], {})
+        assert [s["id"] for s in store.scans()] == [1]
+        assert store.con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        timer.cancel()
+        other.close()

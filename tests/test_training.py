@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import cli
 
 from truthnet import PipelineConfig
 from truthnet.evaluation import compute_metrics, pick_threshold
@@ -101,11 +102,8 @@ def test_pick_threshold_reaches_target_real_recall():
     assert pick_threshold(real, max_fpr=0.2) == t
 
 
-def test_demo_meets_its_auc_bar(tmp_path, python):
-    import subprocess
-
-    r = subprocess.run([python, "-m", "truthnet.cli", "demo", "-o", str(tmp_path / "demo")],
-                       capture_output=True, text=True, timeout=600)
+def test_demo_meets_its_auc_bar(tmp_path):
+    r = cli("demo", "-o", tmp_path / "demo")
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary["roc_auc"] >= 0.90

@@ -215,7 +215,8 @@ def register(sub) -> None:
     p = sub.add_parser("demo", help="synthetic data -> train -> evaluate -> scan, on a CPU in minutes")
     p.add_argument("--output", "-o", default="demo-out")
     p.add_argument("--videos", type=int, default=50, help="real clips (and as many fakes)")
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=8,
+                   help="the tiny network reaches validation accuracy 1.0 by epoch 4-6 on these clips")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--show", type=int, default=8, help="test videos to list in the scan step")
     p.set_defaults(func=cmd_demo)

@@ -114,7 +114,8 @@ class Store:
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.con.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
+            # idempotent; executescript manages its own transaction
+            self._while_locked(lambda: self.con.executescript(_SCHEMA))
             self._migrate()
         except StoreError as exc:  # the migration's write refused: a read-only database stays readable
             if "attempt to write a readonly database" in str(exc) and self._open_readonly():
@@ -179,11 +180,27 @@ class Store:
         if con is None:
             con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
             con.row_factory = sqlite3.Row
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=NORMAL")
             con.execute("PRAGMA busy_timeout=60000")
+            try:
+                self._while_locked(lambda: con.execute("PRAGMA journal_mode=WAL"))
+            except BaseException:
+                con.close()
+                raise
+            con.execute("PRAGMA synchronous=NORMAL")
             self._local.con = con
         return con
+
+    def _while_locked(self, statement):
+        """Run ``statement`` again while SQLite answers "database is locked" without waiting on the
+        busy timeout: it does so for a journal-mode change or a schema write racing another
+        process that is creating the same database (two scans started together on a new --db)."""
+        for attempt in range(self.LOCK_ATTEMPTS):
+            try:
+                return statement()
+            except sqlite3.OperationalError as exc:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or attempt == self.LOCK_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def _error(self, exc: sqlite3.Error):
         """A :class:`StoreError` naming the database and a way out."""
