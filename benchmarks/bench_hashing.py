@@ -2,7 +2,7 @@
 
     python benchmarks/bench_hashing.py [--small]
 
-On the realistic corpus (``truthnet.corpus``: H.264 480p-1080p, 10-60 s, long GOPs, B-frames,
+On the realistic corpus (``truthnet.testing.corpus``: H.264 480p-1080p, 10-60 s, long GOPs, B-frames,
 VFR, rotation), in one run on the same files: the SHA-256 of every file (``filecheck.file_sha256``,
 the function the scan calls, files in the page cache as a scan right after a copy finds them),
 and ``truthnet scan`` of the same folder (a fresh CLI process, the ``tiny`` network with the
@@ -33,7 +33,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.corpus or Path(tmp) / "corpus")
         if not args.corpus:
-            from truthnet.corpus import corpus
+            from truthnet.testing.corpus import corpus
 
             corpus(folder, small=args.small)
         files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in (".mp4", ".mov", ".mkv"))

@@ -141,14 +141,14 @@ def reference_none_scores(model, paths) -> list[float]:
     return out
 
 
-def scan_scores(det, paths, workers: int) -> tuple[dict[str, float | None], dict, float]:
+def scan_scores(clf, paths, workers: int) -> tuple[dict[str, float | None], dict, float]:
     from truthnet.scanning import Scanner
     from truthnet.store import Store
 
     with tempfile.TemporaryDirectory() as d:
         store = Store(Path(d) / "r.sqlite")
         t0 = time.perf_counter()
-        s = Scanner(det, store, model_path=None, workers=workers, force=True, batch_size=8).scan([str(p) for p in paths])
+        s = Scanner(clf, store, model_path=None, workers=workers, force=True, batch_size=8).scan([str(p) for p in paths])
         wall = time.perf_counter() - t0
         rows = store.results(s.scan_id)
     stages = {"decode": 0.0, "detect": 0.0, "embed": 0.0, "classify": 0.0}
@@ -158,7 +158,7 @@ def scan_scores(det, paths, workers: int) -> tuple[dict[str, float | None], dict
     return {r.path: r.score for r in rows}, stages, wall
 
 
-def floor_none(det, paths, workers: int) -> dict:
+def floor_none(clf, paths, workers: int) -> dict:
     """The least a `none` scan can do: decode the 10 sampled frames of each video (spread over
     ``workers`` processes, as the scan does) plus the network's forward pass over all of them."""
     import cv2
@@ -169,12 +169,12 @@ def floor_none(det, paths, workers: int) -> dict:
     xs = []
     for p in paths:
         info = probe(p)
-        frames, _ = read_frames(p, det.pipeline.sample(info), info)
+        frames, _ = read_frames(p, clf.pipeline.sample(info), info)
         xs.append(np.stack([cv2.resize(f, (224, 224)) for f in frames]).astype(np.float32) / 255.0)
     t_decode = time.perf_counter() - t0
     t0 = time.perf_counter()
     for i in range(0, len(xs), 8):
-        det.predict_inputs(np.stack(xs[i : i + 8]))
+        clf.predict_inputs(np.stack(xs[i : i + 8]))
     t_forward = time.perf_counter() - t0
     return {"decode_s": round(t_decode, 2), "forward_s": round(t_forward, 2),
             "floor_s": round(t_decode / workers + t_forward, 2)}
@@ -225,12 +225,13 @@ MEM_CHILD = """
 import json, resource, sys, tempfile
 from pathlib import Path
 import truthnet
-from truthnet.scanning import Scanner, collect_files
+from truthnet.collect import collect_files
+from truthnet.scanning import Scanner
 from truthnet.store import Store
-det = truthnet.load_detector(sys.argv[1])
+clf = truthnet.load_classifier(sys.argv[1])
 files = collect_files([sys.argv[2]]).files[: int(sys.argv[3])]
 with tempfile.TemporaryDirectory() as d:
-    s = Scanner(det, Store(Path(d) / "r.sqlite"), workers=2).scan(files)
+    s = Scanner(clf, Store(Path(d) / "r.sqlite"), workers=2).scan(files)
 print(json.dumps({"files": len(files), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "ok": s.counts.get("ok", 0)}))
 """
@@ -245,7 +246,7 @@ def bench_memory(work: Path, n_small: int) -> dict:
         if not p.exists():
             make_face_clip(p, n_frames=10, seed=i, width=96, height=72, face_size=40)
     cfg = truthnet.PipelineConfig.preset("tiny", detector="none", image_size=32)
-    model = truthnet.new_detector(cfg, seed=0).save(work / "tiny-none.keras")
+    model = truthnet.new_classifier(cfg, seed=0).save(work / "tiny-none.keras")
     out = {}
     for n in (n_small, n_small * 10):
         r = subprocess.run([sys.executable, "-c", MEM_CHILD, str(model), str(folder), str(n)],
@@ -277,7 +278,7 @@ def main() -> None:
     keras = import_keras()
     keras.utils.set_random_seed(0)
     paper = truthnet.PipelineConfig.preset("paper", backbone_weights=None)
-    base = truthnet.new_detector(paper, seed=0)
+    base = truthnet.new_classifier(paper, seed=0)
     # No ImageNet weights offline: a random MobileNetV2 maps every frame to ~1e-12, so give its
     # BatchNorm layers the statistics of real frames (one pass), and spread the head's output,
     # so that "same scores, same verdicts" is a real check
@@ -318,12 +319,12 @@ def main() -> None:
                             "stages_s": {k: round(v, 2) for k, v in ref_stages.items()}}
     print(f"reference: {len(paths) / ref_wall:.3f} videos/s", flush=True)
 
-    det = truthnet.Detector(model, paper)
+    clf = truthnet.Classifier(model, paper)
     t0 = time.perf_counter()
-    det.pipeline.detector.detect([warm_frame])
-    det.predict_inputs(warm)
+    clf.pipeline.detector.detect([warm_frame])
+    clf.predict_inputs(warm)
     setup_scan = time.perf_counter() - t0
-    scores, stages, wall = scan_scores(det, paths, args.workers)
+    scores, stages, wall = scan_scores(clf, paths, args.workers)
     diffs = [abs(scores[str(p)] - r) for p, r in zip(paths, ref) if r is not None and scores.get(str(p)) is not None]
     same = sum((scores[str(p)] >= 0.5) == (r >= 0.5) for p, r in zip(paths, ref)
                if r is not None and scores.get(str(p)) is not None)
@@ -340,10 +341,10 @@ def main() -> None:
           f"{results['scan_mtcnn']['max_score_diff']}", flush=True)
 
     reference_none = reference_none_scores(model, paths)
-    none_det = truthnet.Detector(model, paper.replace(detector="none"))
-    none_det.predict_inputs(warm)  # its graph, outside the timings like every other
-    scores_none, stages_none, wall_none = scan_scores(none_det, paths, args.workers)
-    floor = floor_none(none_det, paths, args.workers)
+    none_clf = truthnet.Classifier(model, paper.replace(detector="none"))
+    none_clf.predict_inputs(warm)  # its graph, outside the timings like every other
+    scores_none, stages_none, wall_none = scan_scores(none_clf, paths, args.workers)
+    floor = floor_none(none_clf, paths, args.workers)
     diffs_none = [abs(scores_none[str(p)] - reference_none[i]) for i, p in enumerate(paths)]
     results["scan_none"] = {"seconds": round(wall_none, 2), "videos_per_s": round(len(paths) / wall_none, 3),
                             "floor": floor, "ratio_to_floor": round(wall_none / floor["floor_s"], 2),

@@ -106,17 +106,17 @@ def role_model(paths: list[str], out: str) -> dict:
     from truthnet.training import TrainConfig, fit
 
     cfg = truthnet.PipelineConfig.preset("paper")
-    det = truthnet.new_detector(cfg, seed=0)
+    clf = truthnet.new_classifier(cfg, seed=0)
     pipe = FacePipeline(cfg)
     seqs = [pipe.prepare(p) for p in paths]
     x = np.stack([pipe.inputs(s) for s in seqs])
-    emb = np.asarray(build_encoder(det.model).predict(x, batch_size=4, verbose=0))
+    emb = np.asarray(build_encoder(clf.model).predict(x, batch_size=4, verbose=0))
     head = build_head(cfg, emb.shape[-1])
     y = np.arange(len(paths)) % 2
     fit(head, emb, y, TrainConfig(epochs=3, batch_size=4, learning_rate=1e-3, patience=None))
-    copy_head_weights(head, det.model)
+    copy_head_weights(head, clf.model)
     # trained (briefly, on alternating labels): a stand-in whose scores straddle 0.5, not a detector
-    det.save(out, {"trained": True, "note": "benchmark stand-in: head fit 3 epochs to alternating labels"})
+    clf.save(out, {"trained": True, "note": "benchmark stand-in: head fit 3 epochs to alternating labels"})
     scores = head.predict(emb, verbose=0)[:, 0].tolist()
     return {"model": out, "train_scores": scores,
             # a frame without a face is cropped whole by both sides: None, as the reference says
@@ -134,7 +134,7 @@ def role_reference(paths: list[str], model_path: str) -> dict:
 
     import truthnet
 
-    model = truthnet.load_detector(model_path).model
+    model = truthnet.load_classifier(model_path).model
     mtcnn = MTCNN()
     warm = np.zeros((1, 10, 224, 224, 3), np.float32)
     model.predict(warm, verbose=0)
@@ -283,7 +283,7 @@ def main() -> None:
         fn = {"model": lambda: role_model(rest[1:], rest[0]), "reference": lambda: role_reference(rest[1:], rest[0])}
         print(json.dumps(fn[args.child]()))
         return
-    from truthnet.corpus import corpus
+    from truthnet.testing.corpus import corpus
 
     work = Path(args.work) / ("quick" if args.quick else "full")
     work.mkdir(parents=True, exist_ok=True)

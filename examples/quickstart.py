@@ -19,14 +19,14 @@ def main() -> None:
     empty = make_noface_clip(out / "no-face.mp4", n_frames=20)
     (out / "broken.mp4").write_bytes(clip.read_bytes()[:2000])
 
-    det = truthnet.new_classifier("tiny", seed=0)
-    model = det.save(out / "tiny.keras")
-    det = truthnet.load_classifier(model)  # the saved file carries its pipeline configuration
+    clf = truthnet.new_classifier("tiny", seed=0)
+    model = clf.save(out / "tiny.keras")
+    clf = truthnet.load_classifier(model)  # the saved file carries its pipeline configuration
     # an untrained stand-in (metadata trained=false): TruthNet refuses its verdicts unless told;
     # here the point is the statuses of good and bad files, not the scores
-    det.allow_untrained = True
+    clf.allow_untrained = True
     print(f"model: {model}")
-    for v in det.score_videos([clip, empty, out / "broken.mp4"]):
+    for v in clf.score_videos([clip, empty, out / "broken.mp4"]):
         score = "-" if v.score is None else f"{v.score:.3f}"
         print(f"{Path(v.path).name:12s} status={v.status:12s} score={score:6s} faces={v.faces_found} {v.reason}")
 

@@ -92,9 +92,9 @@ def python() -> str:
 
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory):
-    """The realistic corpus at small sizes (truthnet.corpus): H.264 with long GOPs and B-frames,
+    """The realistic corpus at small sizes (truthnet.testing.corpus): H.264 with long GOPs and B-frames,
     portrait, 60 fps, VFR, rotated, with audio; by name (``480p25-long`` ...)."""
-    from truthnet.corpus import corpus
+    from truthnet.testing.corpus import corpus
 
     return {c.spec.name: c for c in corpus(tmp_path_factory.mktemp("corpus"), small=True)}
 
@@ -148,3 +148,20 @@ def imagenet_file() -> Path:
         if p.is_file():
             return p
     pytest.skip("../shared/weights/mobilenet_v2_1.0_224_imagenet_no_top.h5 is not here")
+
+
+@pytest.fixture
+def selftest_kind(monkeypatch) -> str:
+    """The test-only ``_selftest`` job kind (:mod:`truthnet.testing.jobs`), installed as a
+    plugin is: an entry point in ``tests/plugins`` on this process's path and its children's
+    ``PYTHONPATH``, loaded by name.  The real queue knows no such kind otherwise."""
+    from truthnet import plugins
+    from truthnet.testing.jobs import KIND
+
+    where = str(ROOT / "tests" / "plugins")
+    monkeypatch.syspath_prepend(where)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (where, os.environ.get("PYTHONPATH")) if p))
+    monkeypatch.setenv("TRUTHNET_LOAD_PLUGINS", "selftest")
+    plugins.reset()
+    yield KIND
+    plugins.reset()

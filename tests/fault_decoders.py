@@ -4,7 +4,7 @@ import os
 import threading
 import time
 
-from truthnet.scanning import default_decode
+from truthnet.decode import default_decode
 
 
 def faulty(config, path, windows):

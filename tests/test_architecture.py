@@ -41,11 +41,14 @@ def _imports(path: Path) -> set[str]:
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            out.add(target)
-            for a in node.names:  # `from . import cli_scan` imports a module (or a package)
+            subs = set()
+            for a in node.names:  # `from . import scan` imports a module (or a package)
                 sub = PKG / Path(*(target.split(".")[1:] + [a.name]))
                 if sub.with_suffix(".py").exists() or (sub / "__init__.py").exists():
-                    out.add(f"{target}.{a.name}")
+                    subs.add(f"{target}.{a.name}")
+            out.update(subs)
+            if len(subs) < len(node.names):  # names defined by the package itself
+                out.add(target)
     return out
 
 
@@ -108,24 +111,51 @@ def test_no_import_cycles_between_modules():
     assert cycles == [], f"import cycles: {cycles}"
 
 
-def test_the_tui_imports_no_cli_and_headless_code_never_imports_textual():
+def test_three_layers_core_cli_and_tui_are_kept_apart():
+    """The headless core (everything outside ``truthnet.cli`` and ``truthnet.tui``) imports
+    neither of them; the TUI imports no CLI; nothing outside the TUI imports Textual; only the
+    CLI starts the TUI (``truthnet tui``) and ``python -m truthnet`` runs the CLI.  Test support
+    (``truthnet.testing``) is imported by no runtime module."""
     graph = _graph()
+    assert any(m.startswith("truthnet.cli.") for m in graph), "the CLI is a package"
     for mod, deps in graph.items():
-        if mod.startswith("truthnet.tui"):
+        layer = mod.split(".")[1] if "." in mod else ""
+        if layer == "tui":
             assert not {d for d in deps if d.startswith("truthnet.cli")}, f"{mod} imports the CLI"
+        elif layer not in ("cli", "__main__", "testing"):
+            assert not {d for d in deps if d.startswith(("truthnet.cli", "truthnet.tui"))}, f"{mod} imports the CLI or TUI"
+        if layer != "testing":
+            assert not {d for d in deps if d.startswith("truthnet.testing")}, f"{mod} imports test support"
+        if layer == "cli":
+            assert not {d for d in deps if d.startswith("truthnet.tui")} or mod == "truthnet.cli", mod
     for path in PKG.rglob("*.py"):
         mod = _module_name(path)
         if not mod.startswith("truthnet.tui"):
             assert not {m for m in _imports(path) if m.split(".")[0] == "textual"}, f"{mod} imports textual"
-            assert not {d for d in graph[mod] if d.startswith("truthnet.tui")} or mod == "truthnet.cli", mod
 
 
-def test_headless_entry_points_load_without_textual(python):
-    code = ("import sys, truthnet.api, truthnet.cli, truthnet.engine, truthnet.scanning, truthnet.jobs; "
-            "truthnet.cli.build_parser(); print('textual' in sys.modules)")
+def test_at_most_30_modules_directly_in_the_package_and_no_function_over_60_lines():
+    top = sorted(p.name for p in PKG.glob("*.py"))
+    assert len(top) <= 30, top
+    long = []
+    for path in PKG.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 60:
+                    long.append(f"{_module_name(path)}.{node.name}: {lines}")
+    assert long == [], long
+
+
+def test_headless_entry_points_load_without_textual_or_tensorflow_and_leave_the_environment_alone(python):
+    code = ("import os, sys; before = dict(os.environ)\n"
+            "import truthnet, truthnet.api, truthnet.cli, truthnet.engine, truthnet.scanning, truthnet.jobs\n"
+            "truthnet.cli.build_parser()\n"
+            "print(sorted(m for m in ('textual', 'tensorflow', 'keras', 'cv2') if m in sys.modules))\n"
+            "print(sorted(k for k in set(os.environ) | set(before) if os.environ.get(k) != before.get(k)))")
     r = subprocess.run([python, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "False"
+    assert r.stdout.splitlines() == ["[]", "[]"]  # nothing heavy imported, no variable set
 
 
 
@@ -133,7 +163,7 @@ def test_headless_entry_points_load_without_textual(python):
 @pytest.mark.parametrize("args", [["scan", "--no-such-flag", "x"], ["scan"], ["results", "--scan", "seven"],
                                   ["no-such-command"]])
 def test_argparse_usage_errors_exit_with_the_usage_code(python, args):
-    from truthnet.exitcodes import ExitCode
+    from truthnet.cli.exitcodes import ExitCode
 
     r = cli(*args)
     assert r.returncode == ExitCode.USAGE == 3, (r.returncode, r.stderr)

@@ -79,10 +79,10 @@ _WORKER_ONLY_FAILURE = """
 import os, sys
 
 _main = sys.modules.get("__main__")
-if getattr(getattr(_main, "__spec__", None), "name", "") == "truthnet._decode_worker":
+if getattr(getattr(_main, "__spec__", None), "name", "") == "truthnet.decode.worker":
     {action}
 
-from truthnet.decoding import default_decode
+from truthnet.decode import default_decode
 
 
 def decode(config, path, windows):
@@ -108,7 +108,7 @@ def test_a_worker_that_cannot_start_is_a_configuration_error(clf, media, tmp_pat
 
 
 def test_a_decode_function_in_main_is_decoded_in_threads_unless_processes_are_asked_for(clf, media):
-    from truthnet.decoding import default_decode
+    from truthnet.decode import default_decode
 
     def decode(config, path, windows):
         return default_decode(config, path, windows)

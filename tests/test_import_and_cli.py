@@ -35,6 +35,15 @@ def test_probe_json_good_and_bad(python, media):
     assert rows[0]["frame_count"] == 30
 
 
+def test_a_broken_file_is_one_status_line_without_ffmpeg_or_opencv_noise(media):
+    """FFmpeg and OpenCV write to file descriptor 2 themselves; TruthNet silences them when it
+    opens a video (not on import) and says what is wrong in its own words."""
+    r = cli("probe", media["truncated"], child=True)
+    assert r.returncode == 2
+    assert "moov atom" not in r.stderr and "WARN" not in r.stderr and "VIDEOIO" not in r.stderr, r.stderr
+    assert "decode_error" in r.stdout or "decode_error" in r.stderr, (r.stdout, r.stderr)
+
+
 def test_presets_json_has_paper(python):
     r = cli("presets", "paper", "--json")
     assert r.returncode == 0

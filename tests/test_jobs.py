@@ -1,7 +1,8 @@
 """The job queue for real: runner and job processes, signals, two runners on one SQLite store.
 
 Fault tests use the test-only ``_selftest`` job kind (it reports its process's environment and
-sleeps, without TensorFlow); one real scan job runs end to end through ``truthnet jobs``.
+sleeps, without TensorFlow), installed for them as a plugin (``selftest_kind`` in conftest); one
+real scan job runs end to end through ``truthnet jobs``.
 """
 
 import json
@@ -14,10 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from truthnet.jobs import SELFTEST_KIND, JobQueue
+from truthnet.jobs import JobQueue
 from truthnet.procs import alive as _alive
+from truthnet.testing.jobs import KIND as SELFTEST_KIND
 
 from helpers import cli, wait_until
+
+pytestmark = pytest.mark.usefixtures("selftest_kind")
 
 
 def start_runner(db, *devices, until_empty=True, grace=None):
@@ -339,7 +343,7 @@ def test_a_store_from_before_the_queue_is_upgraded(tmp_path):
 
 
 def test_the_queue_cli_and_app_modules_do_not_import_tensorflow(python):
-    code = ("import sys, truthnet.cli, truthnet.cli_jobs, truthnet.jobs.runner, truthnet.jobs.child, "
+    code = ("import sys, truthnet.cli, truthnet.cli.jobs, truthnet.jobs.runner, truthnet.jobs.child, "
             "truthnet.jobs.work, truthnet.tui.app; print([m for m in ('tensorflow', 'keras') if m in sys.modules])")
     r = subprocess.run([python, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr

@@ -41,7 +41,7 @@ def test_paper_model_layers_and_output(paper_model):
 @pytest.fixture(scope="module")
 def tiny_detector():
     cfg = PipelineConfig.preset("tiny", detector="haar", image_size=48)
-    return truthnet.new_detector(cfg, seed=3)
+    return truthnet.new_classifier(cfg, seed=3)
 
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
@@ -49,7 +49,7 @@ def test_save_load_gives_identical_scores(tmp_path, media, tiny_detector, suffix
     before = tiny_detector.score_video(media["face"])
     assert before.ok and 0.0 < before.score < 1.0
     path = tiny_detector.save(tmp_path / f"m{suffix}")
-    loaded = truthnet.load_detector(path)
+    loaded = truthnet.load_classifier(path)
     assert loaded.config == tiny_detector.config  # the pipeline travels with the model
     after = loaded.score_video(media["face"])
     assert after.score == pytest.approx(before.score, abs=1e-6)
@@ -90,15 +90,15 @@ def test_bare_paper_script_h5_loads_with_stated_config(tmp_path, media):
     path = tmp_path / "deepfake_detector_cnn_lstm.h5"
     model.save(path)
     with pytest.raises(ModelError, match="carries no TruthNet pipeline configuration"):
-        truthnet.load_detector(path)
+        truthnet.load_classifier(path)
     cfg = PipelineConfig.preset("paper", detector="none")
-    det = truthnet.load_detector(path, cfg)
-    seq = det.pipeline.prepare(media["face"])
-    x = det.pipeline.inputs(seq)[None]
+    clf = truthnet.load_classifier(path, cfg)
+    seq = clf.pipeline.prepare(media["face"])
+    x = clf.pipeline.inputs(seq)[None]
     expected = float(np.asarray(model(x, training=False))[0, 0])
-    v = det.score_video(media["face"])
+    v = clf.score_video(media["face"])
     assert v.ok and v.score == pytest.approx(expected, abs=1e-6)
-    other = det.score_video(media["short"])
+    other = clf.score_video(media["short"])
     assert abs(other.score - v.score) > 1e-4  # the scores depend on the video
 
 
@@ -124,7 +124,7 @@ def test_wrong_model_files(tmp_path, content, match):
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(ModelError, match=match):
-        truthnet.load_detector(path)
+        truthnet.load_classifier(path)
 
 
 def test_zip_that_is_not_a_model(tmp_path):
@@ -134,13 +134,13 @@ def test_zip_that_is_not_a_model(tmp_path):
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("hello.txt", "hi")
     with pytest.raises(ModelError, match="not a Keras model"):
-        truthnet.load_detector(path)
+        truthnet.load_classifier(path)
 
 
 def test_config_that_does_not_fit_the_model(tmp_path, tiny_detector):
     path = tiny_detector.save(tmp_path / "m.keras")
     with pytest.raises(ModelError, match="does not match"):
-        truthnet.load_detector(path, tiny_detector.config.replace(image_size=64))
+        truthnet.load_classifier(path, tiny_detector.config.replace(image_size=64))
 
 
 def test_failed_video_gets_no_score(media, tiny_detector):
@@ -179,18 +179,18 @@ def test_a_failing_detector_costs_one_video_not_the_run(media, tmp_path):
 
     try:
         plugins.register_plugin(P(), name="flaky-test", source="test")
-        det = truthnet.new_detector(PipelineConfig.preset("tiny", detector="flaky", image_size=32), seed=0)
+        clf = truthnet.new_classifier(PipelineConfig.preset("tiny", detector="flaky", image_size=32), seed=0)
         # a plugin registered at run time exists in this process only: decode in threads here
-        out = list(det.score_videos([media["face"], media["short"], media["face_avi"]], isolation="thread"))
+        out = list(clf.score_videos([media["face"], media["short"], media["face_avi"]], isolation="thread"))
         assert [v.status for v in out] == ["ok", "detector_error", "ok"]
         # by default (isolation="auto") the engine sees the workers could not build this
         # pipeline and decodes in threads: the same statuses and scores
-        auto = list(det.score_videos([media["face"], media["short"], media["face_avi"]]))
+        auto = list(clf.score_videos([media["face"], media["short"], media["face_avi"]]))
         assert [(v.status, v.score) for v in auto] == [(v.status, v.score) for v in out]
         # asking for the isolated decode workers, which do not know it: a configuration error
         # for the whole run, never a per-file status
         with pytest.raises(truthnet.ConfigError, match="flaky"):
-            list(det.score_videos([media["face"]], isolation="process"))
+            list(clf.score_videos([media["face"]], isolation="process"))
         assert "flaky" in out[1].reason and "empty output" in out[1].reason and out[1].score is None
     finally:
         plugins.reset()

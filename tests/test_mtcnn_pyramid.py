@@ -127,3 +127,21 @@ def test_a_pnet_window_gives_the_whole_levels_proposals_inside_it(net):
     assert len(part) == len(same)
     order = lambda a: a[np.lexsort(np.round(a[:, :5], 2).T[::-1])]  # noqa: E731
     np.testing.assert_allclose(order(part), order(same), atol=1e-4)
+
+
+def test_the_installed_mtcnn_is_the_pinned_range_whose_internals_the_driver_uses():
+    """The driver calls each stage's Keras model (``stage._model``) and the package's box
+    utilities: only the range pinned in pyproject.toml is checked (by this module and
+    tests/test_paper_parity.py); another version must fail here by name, not drift silently."""
+    import re
+    from importlib.metadata import version
+    from pathlib import Path
+
+    pin = re.search(r'"mtcnn>=([\d.]+),<([\d.]+)"', (Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert pin, "pyproject.toml pins mtcnn to a range"
+    have = tuple(int(x) for x in version("mtcnn").split(".")[:2])
+    low, high = (tuple(int(x) for x in v.split(".")[:2]) for v in pin.groups())
+    assert low <= have < high, f"mtcnn {version('mtcnn')} is outside the checked range {pin.group(0)}"
+    from mtcnn.stages.stage_pnet import StagePNet  # the internals the driver relies on
+
+    assert hasattr(StagePNet(), "_model")

@@ -12,7 +12,7 @@ from truthnet.pipeline import FacePipeline
 def frames(small_corpus):
     """Decoded H.264 frames with 30-50 px faces (occluded, dim, two people) and two full-size
     frames whose faces are 5 % of the width (43 px at 854 x 480, 96 px at 1920 x 1080)."""
-    from truthnet.corpus import render, specs
+    from truthnet.testing.corpus import render, specs
     from truthnet.video import probe, read_frames
 
     frames = []

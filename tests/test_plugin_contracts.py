@@ -115,10 +115,10 @@ def test_hook_truthnet_register_face_detectors(register, media, tmp_path):
 
     register(P())
     cfg = PipelineConfig.preset("tiny", detector="corner", detector_options={"side": 20}, face_margin=0.0, image_size=32)
-    det = truthnet.new_detector(cfg, seed=0)
-    v = det.score_video(media["face"])  # in this process a run-time plugin works
+    clf = truthnet.new_classifier(cfg, seed=0)
+    v = clf.score_video(media["face"])  # in this process a run-time plugin works
     assert v.status == "ok" and v.faces_found == [1] * 10
-    assert det.pipeline.prepare(media["face"]).boxes == [(0, 0, 20, 20)] * 10
+    assert clf.pipeline.prepare(media["face"]).boxes == [(0, 0, 20, 20)] * 10
 
     # the scan's decode workers are fresh processes: asked for, they are refused up front,
     # saying how to package it; by default the scanner decodes in threads instead
@@ -126,8 +126,8 @@ def test_hook_truthnet_register_face_detectors(register, media, tmp_path):
     from truthnet.store import Store
 
     with pytest.raises(ConfigError, match=r"face detector 'corner' was registered at run time.*entry-points\.truthnet"):
-        Scanner(det, Store(tmp_path / "db.sqlite"), isolation="process")
-    scanner = Scanner(det, Store(tmp_path / "db.sqlite"))
+        Scanner(clf, Store(tmp_path / "db.sqlite"), isolation="process")
+    scanner = Scanner(clf, Store(tmp_path / "db.sqlite"))
     assert scanner.engine.isolation == "thread"
     scanner.scan([str(media["face"])])
     (row,) = Store(tmp_path / "db.sqlite").results()
@@ -162,19 +162,38 @@ def test_hook_truthnet_register_backbones(register, media, tmp_path):
     base = PipelineConfig.preset("tiny", detector="none")
     cfg = plugins.configure_parts(base, backbone="conv8")
     assert cfg.image_size == 40  # the backbone's input_size, as no image size was given
-    det = truthnet.new_detector(cfg, seed=0)
-    want = det.score_video(media["face"]).score
+    clf = truthnet.new_classifier(cfg, seed=0)
+    want = clf.score_video(media["face"]).score
     with pytest.raises(ModelError, match=r"declares feature_dim=12, but its model maps \(40, 40, 3\) to \(10, 10, 8\)"):
-        truthnet.new_detector(base.replace(backbone="lying", image_size=40))
+        truthnet.new_classifier(base.replace(backbone="lying", image_size=40))
     with pytest.raises(ModelError, match=r"'flat' declares feature_dim=8.*to \(8,\)"):
-        truthnet.new_detector(base.replace(backbone="flat", image_size=40))
+        truthnet.new_classifier(base.replace(backbone="flat", image_size=40))
 
-    path = det.save(tmp_path / "m.keras")
+    path = clf.save(tmp_path / "m.keras")
     plugins.reset()  # a new session: the notebook's plugin is gone
     with pytest.raises(ModelError, match=r"needs the backbone 'conv8', which was registered at run time \(notebook\)"):
-        truthnet.load_detector(path)
+        truthnet.load_classifier(path)
     register(P())
-    assert truthnet.load_detector(path).score_video(media["face"]).score == pytest.approx(want, abs=1e-6)
+    assert truthnet.load_classifier(path).score_video(media["face"]).score == pytest.approx(want, abs=1e-6)
+
+
+def test_hook_truthnet_register_job_kinds(tmp_path, request):
+    """The queue takes scan, train and evaluate, and a kind only where a plugin provides it:
+    the test suite's own ``_selftest`` kind is refused until it is installed as a plugin is;
+    then a real runner and job process (separate processes) find it and run it."""
+    from helpers import cli
+    from truthnet.jobs import JobQueue
+
+    db = tmp_path / "q.sqlite"
+    q = JobQueue(db)
+    with pytest.raises(ConfigError, match="unknown job kind '_selftest'; known: scan, train, evaluate$"):
+        q.add("_selftest", str(tmp_path))
+    kind = request.getfixturevalue("selftest_kind")
+    jid = q.add(kind, str(tmp_path), options={"lines": 2})
+    r = cli("jobs", "run", "--until-empty", "--skip-gpu-check", "--device", "cpu", "--db", db, child=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    job = q.get(jid)
+    assert (job["state"], job["message"]) == ("done", "selftest done"), job
 
 
 def test_hook_truthnet_register_dataset_layouts(register, tmp_path, media):
@@ -277,7 +296,7 @@ def test_new_model_and_scoring_options(tmp_path, media):
     # scoring may change the sampler and detector (and their options), not the backbone
     cfg = inference_config(out, detector="none", options=["sampler.start=1"])
     assert (cfg.detector, cfg.sampler_options) == ("none", {"step": 3, "start": 1})
-    v = truthnet.load_detector(out, cfg).score_video(media["face"])
+    v = truthnet.load_classifier(out, cfg).score_video(media["face"])
     assert v.status == "ok" and v.frame_indices == list(range(1, 30, 3))
     assert inference_config(out) is None  # nothing changed: the model's own configuration
     with pytest.raises(ConfigError, match="cannot change when scoring"):

@@ -34,19 +34,20 @@ def setup(tmp_path_factory, media, tiny_model, small_corpus):
 
 def test_ray_engine_matches_local_and_survives_a_killed_worker(setup, tmp_path):
     import truthnet
-    from truthnet.ray_engine import RayScanner
-    from truthnet.scanning import Scanner, collect_files
+    from truthnet.engine.ray import RayScanner
+    from truthnet.collect import collect_files
+    from truthnet.scanning import Scanner
     from truthnet.store import Store
 
     folder, model = setup
     files = collect_files([folder]).files
-    det = truthnet.load_detector(model)
+    clf = truthnet.load_classifier(model)
     local_store = Store(tmp_path / "local.sqlite")
-    s_local = Scanner(det, local_store, model_path=str(model)).scan(files)
+    s_local = Scanner(clf, local_store, model_path=str(model)).scan(files)
     local = {r.path: r for r in local_store.results(s_local.scan_id)}
 
     store = Store(tmp_path / "ray.sqlite")
-    scanner = RayScanner(det, store, model_path=str(model), num_workers=2, files_per_task=2)
+    scanner = RayScanner(clf, store, model_path=str(model), num_workers=2, files_per_task=2)
     killed = []
 
     def kill_one(actors):

@@ -90,7 +90,7 @@ def test_scan_reaches_a_token_cluster_by_explicit_address(cluster, tmp_path, med
 
 
 def _connect(address: str, home) -> tuple[subprocess.CompletedProcess, float]:
-    code = ("import ray, sys\nfrom truthnet.errors import ConfigError\nfrom truthnet.ray_engine import connect\n"
+    code = ("import ray, sys\nfrom truthnet.errors import ConfigError\nfrom truthnet.engine.ray import connect\n"
             f"try:\n    connect(ray, {address!r})\nexcept ConfigError as e:\n    print(e); sys.exit(3)\n"
             "print('connected'); ray.shutdown()\n")
     t = time.monotonic()

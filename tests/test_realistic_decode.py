@@ -1,4 +1,4 @@
-"""Real-footage properties (truthnet.corpus): long GOPs, B-frames, VFR, rotation, audio; and
+"""Real-footage properties (truthnet.testing.corpus): long GOPs, B-frames, VFR, rotation, audio; and
 ``read_frames`` returning exactly what a full sequential decode returns on every such file."""
 
 import numpy as np

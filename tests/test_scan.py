@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from truthnet.scanning import Scanner, collect_files
+from truthnet.collect import collect_files
+from truthnet.scanning import Scanner
 from truthnet.store import Store
 
 from helpers import child_env, cli, cli_cmd, wait_until
@@ -139,13 +140,13 @@ def test_decoder_crash_and_hang_cost_one_file_each(model, tmp_path, media):
     folder.mkdir()
     for name in ("a.mp4", "crash.mp4", "b.mp4", "hang.mp4", "c.mp4", "oncecrash.mp4"):
         (folder / name).write_bytes(media["face"].read_bytes() + name.encode())  # distinct fingerprints
-    det = truthnet.load_detector(model)
+    clf = truthnet.load_classifier(model)
     sys.path.insert(0, str(Path(__file__).parent))
     from fault_decoders import faulty
 
     store = Store(tmp_path / "r.sqlite")
     files = collect_files([folder]).files
-    s = Scanner(det, store, model_path=str(model), workers=2, timeout=4, decode_fn=faulty).scan(files)
+    s = Scanner(clf, store, model_path=str(model), workers=2, timeout=4, decode_fn=faulty).scan(files)
     got = {Path(r.path).name: r for r in store.results(s.scan_id)}
     assert {k: v.status for k, v in got.items()} == {
         "a.mp4": "ok", "b.mp4": "ok", "c.mp4": "ok", "crash.mp4": "decode_error", "hang.mp4": "timeout",
@@ -155,7 +156,7 @@ def test_decoder_crash_and_hang_cost_one_file_each(model, tmp_path, media):
     assert "crashed on this file in 2 fresh workers (signal 6, then signal 6)" in got["crash.mp4"].reason
     assert "4 s" in got["hang.mp4"].reason
     # the non-final timeout is decoded again by a re-run; the final results are reused
-    again = Scanner(det, store, model_path=str(model), workers=2, timeout=4, decode_fn=faulty).scan(files)
+    again = Scanner(clf, store, model_path=str(model), workers=2, timeout=4, decode_fn=faulty).scan(files)
     assert again.skipped == 5 and again.counts["timeout"] == 1
 
 
@@ -178,9 +179,9 @@ def test_two_scans_share_one_database(model, tmp_path):
 def test_windows_keep_per_window_scores(model, tmp_path, media):
     import truthnet
 
-    det = truthnet.load_detector(model)
+    clf = truthnet.load_classifier(model)
     store = Store(tmp_path / "r.sqlite")
-    s = Scanner(det, store, model_path=str(model), windows=3).scan([str(media["face"])])
+    s = Scanner(clf, store, model_path=str(model), windows=3).scan([str(media["face"])])
     (row,) = store.results(s.scan_id)
     assert row.status == "ok" and len(row.window_scores) == 3
     assert row.score == pytest.approx(sum(row.window_scores) / 3)
@@ -194,9 +195,9 @@ def test_scanning_from_a_script_without_main_guard(model, media, tmp_path):
         "import truthnet\n"
         "from truthnet.scanning import Scanner\n"
         "from truthnet.store import Store\n"
-        f"det = truthnet.load_detector({str(model)!r})\n"
+        f"clf = truthnet.load_classifier({str(model)!r})\n"
         f"store = Store({str(tmp_path / 'r.sqlite')!r})\n"
-        f"s = Scanner(det, store).scan([{str(media['face'])!r}, {str(media['short'])!r}])\n"
+        f"s = Scanner(clf, store).scan([{str(media['face'])!r}, {str(media['short'])!r}])\n"
         "print('SCANS', len(store.scans()), dict(s.counts))\n"
     )
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=child_env(), timeout=300)
@@ -208,18 +209,18 @@ def test_videos_are_scored_in_batches_with_their_own_scores(model, tmp_path):
     import truthnet
 
     clips = _clips(tmp_path / "v", 5)
-    det = truthnet.load_detector(model)
-    alone = {str(c): float(det.predict_sequences([det.pipeline.prepare(c)])[0]) for c in clips}
+    clf = truthnet.load_classifier(model)
+    alone = {str(c): float(clf.predict_sequences([clf.pipeline.prepare(c)])[0]) for c in clips}
     sizes = []
-    real = det.predict_sequences
+    real = clf.predict_sequences
 
     def counting(seqs, **kw):
         sizes.append(len(seqs))
         return real(seqs, **kw)
 
-    det.predict_sequences = counting
+    clf.predict_sequences = counting
     store = Store(tmp_path / "r.sqlite")
-    s = Scanner(det, store, model_path=str(model), batch_size=4).scan([str(c) for c in clips])
+    s = Scanner(clf, store, model_path=str(model), batch_size=4).scan([str(c) for c in clips])
     assert sizes == [4, 1]  # a batch as soon as 4 videos are ready, the rest at the end
     rows = store.results(s.scan_id)
     assert len(rows) == 5 and all(r.status == "ok" for r in rows)
@@ -231,13 +232,13 @@ def test_videos_are_scored_in_batches_with_their_own_scores(model, tmp_path):
 def test_opencv_detectors_detect_in_the_decode_workers(tmp_path, media):
     import truthnet
 
-    det = truthnet.new_detector(truthnet.PipelineConfig.preset("tiny", detector="haar", image_size=32), seed=0)
-    expected = float(det.predict_sequences([det.pipeline.prepare(media["face"])])[0])
+    clf = truthnet.new_classifier(truthnet.PipelineConfig.preset("tiny", detector="haar", image_size=32), seed=0)
+    expected = float(clf.predict_sequences([clf.pipeline.prepare(media["face"])])[0])
     calls = []
-    here = det.pipeline.detector.detect
-    det.pipeline.detector.detect = lambda frames: calls.append(len(frames)) or here(frames)
+    here = clf.pipeline.detector.detect
+    clf.pipeline.detector.detect = lambda frames: calls.append(len(frames)) or here(frames)
     store = Store(tmp_path / "r.sqlite")
-    s = Scanner(det, store).scan([str(media["face"]), str(media["noface"])])
+    s = Scanner(clf, store).scan([str(media["face"]), str(media["noface"])])
     rows = {Path(r.path).name: r for r in store.results(s.scan_id, with_thumbs=True)}
     assert calls == []  # nothing was detected in this process: the workers did it
     face, noface = rows[media["face"].name], rows[media["noface"].name]
@@ -254,7 +255,7 @@ def test_no_decode_worker_outlives_a_scan_killed_outright(model, tmp_path, media
     folder.mkdir()
     (folder / "hang.mp4").write_bytes(media["face"].read_bytes())
     code = ("import sys; sys.path.insert(0, sys.argv[3]); import truthnet; from fault_decoders import faulty; "
-            "from truthnet.scanning import Scanner, collect_files; from truthnet.store import Store; "
+            "from truthnet.collect import collect_files; from truthnet.scanning import Scanner; from truthnet.store import Store; "
             "Scanner(truthnet.load_classifier(sys.argv[1]), Store(sys.argv[2]), workers=1, timeout=600, "
             "decode_fn=faulty).scan(collect_files([sys.argv[4]]).files)")
     scan = subprocess.Popen([sys.executable, "-c", code, model, str(tmp_path / "r.sqlite"), str(Path(__file__).parent),
@@ -264,7 +265,7 @@ def test_no_decode_worker_outlives_a_scan_killed_outright(model, tmp_path, media
         out = []
         for d in Path("/proc").iterdir():
             try:
-                if d.name.isdigit() and b"truthnet._decode_worker" in (d / "cmdline").read_bytes():
+                if d.name.isdigit() and b"truthnet.decode.worker" in (d / "cmdline").read_bytes():
                     if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == scan.pid:
                         out.append(int(d.name))
             except OSError:

@@ -8,7 +8,8 @@ import pytest
 
 import truthnet
 from truthnet.filecheck import check_regular, sniff_image
-from truthnet.scanning import Scanner, collect_files
+from truthnet.collect import collect_files
+from truthnet.scanning import Scanner
 from truthnet.store import Store
 
 pytestmark = pytest.mark.allow_untrained  # these tests score with freshly built models
@@ -38,11 +39,11 @@ def special(tmp_path, media):
 
 @pytest.mark.timeout(120)
 def test_a_folder_of_special_files_finishes_with_a_status_for_each(special, tiny_classifier):
-    det = tiny_classifier
+    clf = tiny_classifier
     store = Store(special.parent / "r.sqlite")
     files = collect_files([special]).files
     assert len(files) == 5  # the pipe, the socket and the device link are collected like any .mp4
-    s = Scanner(det, store, timeout=20).scan(files)
+    s = Scanner(clf, store, timeout=20).scan(files)
     got = {os.path.basename(r.path): r for r in store.results(s.scan_id)}
     assert {k: r.status for k, r in got.items()} == {
         "good.mp4": "ok", "pipe.mp4": "not_a_video", "sock.mp4": "not_a_video", "zero.mp4": "not_a_video",
@@ -57,10 +58,10 @@ def test_a_folder_of_special_files_finishes_with_a_status_for_each(special, tiny
 @pytest.mark.timeout(60)
 def test_the_api_refuses_special_files_in_both_isolations(special, tiny_classifier):
     """The engine without a scan plan (Classifier.score_videos) checks in the decoder too."""
-    det = tiny_classifier
+    clf = tiny_classifier
     paths = [str(special / n) for n in ("pipe.mp4", "zero.mp4", "picture.mp4")]
     for isolation in ("thread", "process"):
-        rows = list(det.score_videos(paths, isolation=isolation))
+        rows = list(clf.score_videos(paths, isolation=isolation))
         assert [r.status for r in rows] == ["not_a_video"] * 3, isolation
 
 

@@ -87,7 +87,7 @@ def test_a_full_disk_ends_the_scan_with_a_clear_error_and_earlier_results_intact
         make_face_clip(folder / f"c{i:02d}.mp4", n_frames=6, seed=300 + i, width=96, height=80, face_size=48)
     cfg = truthnet.PipelineConfig.preset("tiny", detector="none", image_size=32, backbone_options={"filters": [4, 8]},
                                          lstm_units=4, dense_units=4)  # a model file far below the limit
-    model = truthnet.new_detector(cfg, seed=0).save(tmp_path / "m.keras")
+    model = truthnet.new_classifier(cfg, seed=0).save(tmp_path / "m.keras")
     db = tmp_path / "r.sqlite"
     Store(db).close()  # the schema exists; the scan's writes go to the write-ahead log
     r = cli("scan", folder, "--model", model, "--db", db, "--json", "--batch-size", "1", "--workers", "1",

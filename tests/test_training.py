@@ -58,8 +58,8 @@ def test_train_on_cached_embeddings_reuses_cache(tmp_path):
     assert r2.cache_misses == 0 and r2.cache_hits >= r1.cache_misses // 2
     import truthnet
 
-    det = truthnet.load_detector(r2.model_path)
-    assert det.metadata["trained"] is True and det.metadata["split_counts"] == r1.counts
+    clf = truthnet.load_classifier(r2.model_path)
+    assert clf.metadata["trained"] is True and clf.metadata["split_counts"] == r1.counts
     # the model card: what it was trained on travels inside the model file
     import hashlib
 

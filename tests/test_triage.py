@@ -183,18 +183,18 @@ def test_windows_on_a_short_clip_never_feed_black_frames(model, media):
     from truthnet.engine import Engine
     from truthnet.record import Result
 
-    det = truthnet.load_classifier(model)
+    clf = truthnet.load_classifier(model)
     fed = []
-    real = det.predict_sequences
-    det.predict_sequences = lambda seqs, **kw: fed.extend(seqs) or real(seqs, **kw)
+    real = clf.predict_sequences
+    clf.predict_sequences = lambda seqs, **kw: fed.extend(seqs) or real(seqs, **kw)
     short, long_ = str(media["face_avi"]), str(media["face"])  # 12 and 30 frames; 10 per window
-    rows = {r.path: r for r in Engine(det, windows=3, isolation="thread").run(
+    rows = {r.path: r for r in Engine(clf, windows=3, isolation="thread").run(
         [Result(short, "ok"), Result(long_, "ok")])}
     assert [s.padded for s in fed] == [0, 0, 0, 0] and len(fed) == 4  # 1 window + 3 windows
     assert len(rows[short].window_scores) == 1 and "1 of 3 windows" in rows[short].reason
     assert len(rows[long_].window_scores) == 3 and rows[long_].reason == ""
     with pytest.raises(truthnet.ConfigError):
-        Engine(det, windows=0)
+        Engine(clf, windows=0)
 
 
 # --- 8: an untrained model gives no verdicts ------------------------------------------------------
@@ -204,13 +204,13 @@ def test_untrained_model_refuses_verdicts(model, media, monkeypatch):
     import truthnet
 
     monkeypatch.delenv("TRUTHNET_ALLOW_UNTRAINED")
-    det = truthnet.new_classifier(truthnet.PipelineConfig.preset("tiny", image_size=32))
+    clf = truthnet.new_classifier(truthnet.PipelineConfig.preset("tiny", image_size=32))
     with pytest.raises(truthnet.ModelError, match="never trained"):
-        det.score_video(media["face"])
+        clf.score_video(media["face"])
     with pytest.raises(truthnet.ModelError, match="never trained"):
         truthnet.load_classifier(model).score_video(media["face"])  # the flag travels in the file
-    det.allow_untrained = True  # an experiment that says so
-    assert det.score_video(media["face"]).ok
+    clf.allow_untrained = True  # an experiment that says so
+    assert clf.score_video(media["face"]).ok
 
 
 # --- 4: honest evaluation and calibration ---------------------------------------------------------
@@ -241,7 +241,7 @@ def test_evaluation_names_its_split_and_leaves_out_training_videos(trained, tmp_
     # (it is scored later, with its own status); nothing ever opens it for reading here
     import os
 
-    from truthnet.holdout import select
+    from truthnet.datasets.holdout import select
     from truthnet.model import read_metadata
 
     os.mkfifo(copy / "fake" / "zz-pipe.mp4")

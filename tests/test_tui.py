@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from truthnet.jobs import SELFTEST_KIND, JobQueue
-from truthnet.store import ResultRow, Store
+from truthnet.jobs import JobQueue
+from truthnet.testing.jobs import KIND as SELFTEST_KIND
+from truthnet.store import Result, Store
 
 from helpers import wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.allow_untrained]
+pytestmark = [pytest.mark.slow, pytest.mark.allow_untrained, pytest.mark.usefixtures("selftest_kind")]
 
 
 @pytest.fixture(scope="module")
@@ -279,7 +280,7 @@ async def test_job_dialog_offers_known_models(videos, tmp_path, monkeypatch):
 @pytest.fixture
 def fixed(tmp_path, monkeypatch):
     """A folder and store whose contents (times included) are the same on every run."""
-    from truthnet.scanning import thumbnail_strip
+    from truthnet.engine import thumbnail_strip
     from truthnet.synth import astronaut_face
 
     monkeypatch.setenv("TZ", "UTC")
@@ -299,13 +300,13 @@ def fixed(tmp_path, monkeypatch):
     face = astronaut_face(64)[:64, :64]
     crops = np.stack([np.roll(face, 3 * i, axis=1) for i in range(10)])
     rows = [
-        ResultRow(str(root / "incoming" / "interview.mp4"), "ok", score=0.9312, label="fake", threshold=0.5,
+        Result(str(root / "incoming" / "interview.mp4"), "ok", score=0.9312, label="fake", threshold=0.5,
                   sha256=hashlib.sha256(b"x").hexdigest(),
                   faces_found=[1] * 10, duration=12.0, frames_sampled=10, thumbs=thumbnail_strip(crops),
                   window_scores=[0.91, 0.95, 0.93], timings={"decode": 0.1, "detect": 0.5, "classify": 0.05}),
-        ResultRow(str(root / "incoming" / "press-call.mp4"), "ok", score=0.0712, label="real", threshold=0.5,
+        Result(str(root / "incoming" / "press-call.mp4"), "ok", score=0.0712, label="real", threshold=0.5,
                   faces_found=[1] * 9 + [0], duration=30.0, frames_sampled=10),
-        ResultRow(str(root / "incoming" / "broken.mp4"), "decode_error", reason="truncated or corrupt"),
+        Result(str(root / "incoming" / "broken.mp4"), "decode_error", reason="truncated or corrupt"),
     ]
     for r in rows:
         r.scanned_at = 1_790_000_000.0

@@ -13,7 +13,6 @@ that needs them.
 
 from __future__ import annotations
 
-import os
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -39,11 +38,6 @@ from .errors import (
 
 __version__ = "0.1.0"
 
-# FFmpeg prints "moov atom not found" and the like to stderr for every broken file; TruthNet
-# reports those files itself with a status and reason.  Must be set before cv2 is imported.
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
-
 # name -> module that defines it; resolved on first attribute access (PEP 562)
 _LAZY = {
     "Classifier": "classifier",
@@ -51,11 +45,6 @@ _LAZY = {
     "new_classifier": "classifier",
     "Result": "record",
     "Engine": "engine",
-    # the 0.1 names
-    "Detector": "classifier",
-    "Verdict": "record",
-    "load_detector": "classifier",
-    "new_detector": "classifier",
     "FacePipeline": "pipeline",
     "FaceSequence": "pipeline",
     "VideoInfo": "video",
@@ -112,9 +101,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .classifier import Classifier, Detector, load_classifier, load_detector, new_classifier, new_detector  # noqa
+    from .classifier import Classifier, load_classifier, new_classifier  # noqa: F401
     from .engine import Engine  # noqa: F401
-    from .record import Result, Verdict  # noqa: F401
+    from .record import Result  # noqa: F401
     from .faces import Face  # noqa: F401
     from .model import build_model, load_model, save_model  # noqa: F401
     from .pipeline import FacePipeline, FaceSequence  # noqa: F401

@@ -48,9 +48,9 @@ def _progress(on_event: OnEvent | None, cancel) -> Callable[[str], None]:
 
 def load(model: str | os.PathLike | None = None, *, preset: str | None = None, threshold: float | None = None,
          device: str | None = None, sampler: str | None = None, detector: str | None = None,
-         options: list[str] | None = None):
+         parts: list[str] | None = None):
     """The classifier for ``model`` (default: the configured default model); ``preset`` for a
-    bare model file; ``sampler``/``detector``/``options`` (``part.key=value``) change its
+    bare model file; ``sampler``/``detector``/``parts`` (``part.key=value``) change its
     pipeline's parts (the backbone is fixed by the trained model)."""
     from .classifier import load_classifier
     from .resolve import resolve_model
@@ -62,7 +62,7 @@ def load(model: str | os.PathLike | None = None, *, preset: str | None = None, t
         use_device(device)
     from .resolve import inference_config
 
-    cfg = inference_config(path, preset=preset, sampler=sampler, detector=detector, options=options)
+    cfg = inference_config(path, preset=preset, sampler=sampler, detector=detector, options=parts)
     return load_classifier(path, cfg, threshold=threshold)
 
 
@@ -87,52 +87,80 @@ def plan(paths: Sequence[str | os.PathLike], *, recursive: bool = False, include
     return collected
 
 
-def scan(
-    paths: Sequence[str | os.PathLike],
-    *,
-    model: str | os.PathLike | None = None,
-    classifier=None,
-    preset: str | None = None,
-    threshold: float | None = None,
-    db: str | os.PathLike | None = None,
-    recursive: bool = False,
-    include: list[str] | None = None,
-    exclude: list[str] | None = None,
-    windows: int = 1,
-    workers: int | None = None,
-    timeout: float = 120.0,
-    batch_size: int = 8,
-    max_wait: float | None = 0.5,
-    force: bool = False,
-    device: str | None = None,
-    sampler: str | None = None,
-    detector: str | None = None,
-    parts: list[str] | None = None,
-    engine: str = "local",
-    ray: dict | None = None,
-    options: dict | None = None,
-    on_event: OnEvent | None = None,
-    cancel=None,
-) -> ScanOutcome:
+@dataclass
+class ScanOptions:
+    """How :func:`scan` scores: the model, which files, and how hard to try.
+
+    ``classifier``: an already loaded model (a script scoring many folders keeps one) instead of
+    loading ``model``.  ``max_wait``: seconds a decoded file may wait for a fuller model batch.
+    ``sampler``/``detector``/``parts`` (``part.key=value`` options) change the model's pipeline.
+    ``engine="ray"`` spreads the files over Ray (``ray``: ``address``, ``num_workers``,
+    ``gpus_per_worker``)."""
+
+    model: str | os.PathLike | None = None
+    classifier: Any = None
+    preset: str | None = None
+    threshold: float | None = None
+    recursive: bool = False
+    include: list[str] | None = None
+    exclude: list[str] | None = None
+    windows: int = 1
+    workers: int | None = None
+    timeout: float = 120.0
+    batch_size: int = 8
+    max_wait: float | None = 0.5
+    force: bool = False
+    device: str | None = None
+    sampler: str | None = None
+    detector: str | None = None
+    parts: list[str] | None = None
+    engine: str = "local"
+    ray: dict | None = None
+
+    @classmethod
+    def from_args(cls, args: dict) -> ScanOptions:
+        """From ``truthnet scan``'s parsed options (a dict): the command and a queued scan job
+        (``jobs add scan PATH OPTIONS``) make the same call."""
+        from .resolve import resolve_model
+
+        return cls(
+            model=resolve_model(args.get("model")), preset=args.get("preset"), threshold=args.get("threshold"),
+            device=args.get("device"), sampler=args.get("sampler"), detector=args.get("detector"),
+            parts=args.get("option"), recursive=bool(args.get("recursive")), include=args.get("include"),
+            exclude=args.get("exclude"), windows=args.get("windows", 1), workers=args.get("workers"),
+            timeout=args.get("timeout", 120.0), batch_size=args.get("batch_size", 8), force=bool(args.get("force")),
+            engine=args.get("engine", "local"),
+            ray={"address": args.get("ray_address"), "num_workers": args.get("num_workers", 2),
+                 "gpus_per_worker": args.get("gpus_per_worker", 0.0)},
+        )
+
+    def check(self) -> None:
+        if self.engine not in ("local", "ray"):
+            raise ConfigError(f"unknown engine {self.engine!r}; choose local or ray")
+        if int(self.windows) < 1:
+            raise ConfigError(f"windows must be at least 1, got {self.windows}")
+
+
+def scan(paths: Sequence[str | os.PathLike], options: ScanOptions | None = None, *,
+         db: str | os.PathLike | None = None, asked: dict | None = None, on_event: OnEvent | None = None,
+         cancel=None, **overrides: Any) -> ScanOutcome:
     """Score every file under ``paths`` into the results store (``db``, default: the user's).
 
-    Checked before the model loads (:class:`~truthnet.errors.ConfigError`): the paths (see
-    :func:`plan`), ``windows >= 1`` and that the store can be opened.  ``classifier``: an already
-    loaded model (a script scoring many folders keeps one) instead of loading ``model``.  ``engine="ray"`` spreads the
-    files over Ray (``ray``: ``address``, ``num_workers``, ``gpus_per_worker``).  ``max_wait``:
-    seconds a decoded file may wait for a fuller model batch (results and progress per file).
-    ``sampler``/``detector``/``parts`` (``part.key=value`` options) change the model's pipeline.
-    ``Event("scan", 0, total)`` once the files are counted (before the model loads), again once
-    scoring starts, then one ``Event("scan", done, total, result=...)`` per file."""
+    ``options`` (:class:`ScanOptions`; any of its fields may also be given as a keyword, e.g.
+    ``scan(["evidence/"], model="m.keras", recursive=True)``); ``asked``: what the caller was
+    asked (a command's options, a job's id), stored with the scan.  Checked before the model
+    loads (:class:`~truthnet.errors.ConfigError`): the paths (see :func:`plan`), the options and
+    that the store can be opened.  ``Event("scan", 0, total)`` once the files are counted (before
+    the model loads), again once scoring starts, then one ``Event("scan", done, total,
+    result=...)`` per file."""
+    from dataclasses import replace
+
     from .paths import norm
-    from .resolve import resolve_model
     from .store import Store
 
-    if engine not in ("local", "ray"):
-        raise ConfigError(f"unknown engine {engine!r}; choose local or ray")
-    if int(windows) < 1:
-        raise ConfigError(f"windows must be at least 1, got {windows}")
-    collected = plan(paths, recursive=recursive, include=include, exclude=exclude)
+    opts = replace(options or ScanOptions(), **overrides)
+    opts.check()
+    collected = plan(paths, recursive=opts.recursive, include=opts.include, exclude=opts.exclude)
     total = len(collected.files) + len(collected.problems)
     if on_event is not None:  # before the model loads: a progress display can start now
         on_event(Event("scan", 0, total, f"{total} files to scan"))
@@ -140,14 +168,8 @@ def scan(
             on_event(Event("log", message=f"note: {folder} has {n} more videos in sub-folders (add -r to scan them)"))
     store = Store(db)
     store.require_writable()
-    model_path = resolve_model(model) if classifier is None else (os.fspath(model) if model else None)
-    model_path = norm(model_path) if model_path else None  # the store and reports name it absolute
-    clf = classifier or load(model_path, preset=preset, threshold=threshold, device=device, sampler=sampler,
-                             detector=detector, options=parts)
-    if classifier is not None and threshold is not None:
-        clf = clf.with_threshold(threshold)
-    scanner = _scanner(engine, clf, store, ray, model_path=model_path or None, windows=windows, workers=workers,
-                       timeout=timeout, force=force, batch_size=batch_size, max_wait=max_wait)
+    clf, model_path = _classifier(opts)
+    scanner = _scanner(opts, clf, store, model_path)
     done = 0
     if on_event is not None:  # the model is loaded: scoring starts now (a rate counts from here)
         on_event(Event("scan", 0, total, "scoring", card=scanner.card))
@@ -159,23 +181,39 @@ def scan(
             on_event(Event("scan", done, total, row.path, result=row))
 
     summary = scanner.scan(collected.files, problems=collected.problems, roots=[norm(p) for p in paths],
-                           options=options or {}, on_result=on_result, cancel=cancel)
+                           options=asked or {}, on_result=on_result, cancel=cancel)
     summary.not_scanned_below = sum(collected.below.values())
     return ScanOutcome(summary, store.path, model_path)
 
 
-def _scanner(engine: str, clf, store, ray: dict | None, *, max_wait: float | None, **common):
+def _classifier(opts: ScanOptions):
+    """The classifier a scan uses and its model file's absolute path (None for one in memory)."""
+    from .paths import norm
+    from .resolve import resolve_model
+
+    model_path = resolve_model(opts.model) if opts.classifier is None else (os.fspath(opts.model) if opts.model else None)
+    model_path = norm(model_path) if model_path else None  # the store and reports name it absolute
+    clf = opts.classifier or load(model_path, preset=opts.preset, threshold=opts.threshold, device=opts.device,
+                                  sampler=opts.sampler, detector=opts.detector, parts=opts.parts)
+    if opts.classifier is not None and opts.threshold is not None:
+        clf = clf.with_threshold(opts.threshold)
+    return clf, model_path
+
+
+def _scanner(opts: ScanOptions, clf, store, model_path: str | None):
     """The local :class:`~truthnet.scanning.Scanner`, or its Ray twin."""
-    if engine == "ray":
-        from .ray_engine import RayScanner, import_ray
+    common = dict(model_path=model_path or None, windows=opts.windows, workers=opts.workers, timeout=opts.timeout,
+                  force=opts.force, batch_size=opts.batch_size)
+    if opts.engine == "ray":
+        from .engine.ray import RayScanner, import_ray
 
         import_ray()  # fail now, with the install hint, not after the plan
-        r = ray or {}
+        r = opts.ray or {}
         return RayScanner(clf, store, address=r.get("address"), num_workers=r.get("num_workers", 2),
                           gpus_per_worker=r.get("gpus_per_worker", 0.0), **common)
     from .scanning import Scanner
 
-    return Scanner(clf, store, max_wait=max_wait, **common)
+    return Scanner(clf, store, max_wait=opts.max_wait, **common)
 
 
 def train(dataset, output, config="paper", train_config=None, *, layout: str | None = None, cache_dir=None,
@@ -189,23 +227,6 @@ def train(dataset, output, config="paper", train_config=None, *, layout: str | N
         use_device(device)
     return _train(dataset, output, config, train_config, layout=layout, cache_dir=cache_dir,
                   progress=_progress(on_event, cancel))
-
-
-def scan_arguments(args: dict) -> dict:
-    """:func:`scan`'s keyword arguments from ``truthnet scan``'s parsed options (a dict): the
-    command and a queued scan job (``jobs add scan PATH OPTIONS``) make the same call."""
-    from .resolve import resolve_model
-
-    return dict(
-        model=resolve_model(args.get("model")), preset=args.get("preset"), threshold=args.get("threshold"),
-        device=args.get("device"), sampler=args.get("sampler"), detector=args.get("detector"),
-        parts=args.get("option"), recursive=bool(args.get("recursive")), include=args.get("include"),
-        exclude=args.get("exclude"), windows=args.get("windows", 1), workers=args.get("workers"),
-        timeout=args.get("timeout", 120.0), batch_size=args.get("batch_size", 8), force=bool(args.get("force")),
-        engine=args.get("engine", "local"),
-        ray={"address": args.get("ray_address"), "num_workers": args.get("num_workers", 2),
-             "gpus_per_worker": args.get("gpus_per_worker", 0.0)},
-    )
 
 
 def check_backbone_weights(cfg) -> None:
@@ -291,7 +312,7 @@ def evaluate(model, dataset, output=None, *, split: str | None = None, layout: s
     """Table I metrics of ``model`` (a path or a loaded classifier) on a dataset split.
 
     ``split`` None: ``test`` on the model's own dataset, all videos of any other; videos the
-    model was trained on are left out unless ``include_training`` (:mod:`truthnet.holdout`)."""
+    model was trained on are left out unless ``include_training`` (:mod:`truthnet.datasets.holdout`)."""
     from .evaluation import evaluate as _evaluate
     from .resolve import resolve_model
 

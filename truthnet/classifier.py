@@ -2,8 +2,7 @@
 videos into :class:`~truthnet.record.Result` records through the one engine
 (:mod:`truthnet.engine`), exactly as ``truthnet scan`` does.
 
-"Classifier" is the deepfake model; "face detector" is the pipeline stage that finds faces.
-The 0.1 names ``Detector``, ``load_detector`` and ``new_detector`` remain as aliases."""
+"Classifier" is the deepfake model; "face detector" is the pipeline stage that finds faces."""
 
 from __future__ import annotations
 
@@ -16,8 +15,7 @@ import numpy as np
 
 from .config import PipelineConfig
 from .pipeline import FacePipeline, FaceSequence
-
-from .record import STATUS_OK, Result, Verdict, label_for  # noqa: F401  (Verdict: 0.1 name)
+from .record import Result
 
 
 class Classifier:
@@ -185,8 +183,3 @@ def new_classifier(
     # says so in its metadata: the engine refuses to give verdicts with it (see Engine)
     return Classifier(build_model(cfg, weights=weights), cfg, metadata={"trained": False})
 
-
-# the 0.1 names: "detector" also meant the face detector, so the classifier was renamed
-Detector = Classifier
-load_detector = load_classifier
-new_detector = new_classifier

@@ -46,14 +46,7 @@ def collect_files(
     out: list[str] = []
     seen: set[str] = set()
     problems: list[tuple[str, str, str]] = []
-
-    def wanted(p: str) -> bool:
-        name = os.path.basename(p)
-        if exclude and any(fnmatch.fnmatch(name, g) or fnmatch.fnmatch(p, g) for g in exclude):
-            return False
-        if include:
-            return any(fnmatch.fnmatch(name, g) or fnmatch.fnmatch(p, g) for g in include)
-        return is_video_path(p)
+    wanted = _matcher(include, exclude)
 
     def add(p: str) -> None:
         key = norm(p)
@@ -65,31 +58,7 @@ def collect_files(
     for raw in paths:
         p = norm(raw)
         if os.path.isdir(p):
-            visited_dirs: set[str] = set()
-            stack = [p]
-            while stack:
-                d = stack.pop()
-                real = os.path.realpath(d)
-                if real in visited_dirs:
-                    continue  # symlink loop or a folder reached twice
-                visited_dirs.add(real)
-                try:
-                    entries = sorted(os.scandir(d), key=lambda e: e.name)
-                except OSError as exc:
-                    problems.append((d, "unreadable", f"cannot list folder: {exc.strerror or exc}"))
-                    continue
-                subdirs = []
-                for e in entries:
-                    try:
-                        is_dir = e.is_dir(follow_symlinks=True)
-                    except OSError:
-                        is_dir = False
-                    if is_dir:
-                        subdirs.append(e.path)
-                    elif wanted(e.path):
-                        add(e.path)
-                if recursive:
-                    stack.extend(reversed(subdirs))
+            _walk(p, recursive, wanted, add, problems)
             if not recursive:  # every time, not only when the folder itself held none
                 n = _count_below(p, wanted)
                 if n:
@@ -100,6 +69,50 @@ def collect_files(
         else:
             problems.append((p, "unreadable", MISSING))
     return Collected(out, problems, below)
+
+
+def _matcher(include: list[str] | None, exclude: list[str] | None):
+    """``wanted(path)``: not excluded, and an ``include`` glob or a video extension."""
+
+    def wanted(p: str) -> bool:
+        name = os.path.basename(p)
+        if exclude and any(fnmatch.fnmatch(name, g) or fnmatch.fnmatch(p, g) for g in exclude):
+            return False
+        if include:
+            return any(fnmatch.fnmatch(name, g) or fnmatch.fnmatch(p, g) for g in include)
+        return is_video_path(p)
+
+    return wanted
+
+
+def _walk(top: str, recursive: bool, wanted, add, problems: list) -> None:
+    """``add`` every wanted file in ``top`` (and below it when ``recursive``), in name order;
+    each real folder visited once (a symlink loop ends there); an unlistable folder is a problem."""
+    visited_dirs: set[str] = set()
+    stack = [top]
+    while stack:
+        d = stack.pop()
+        real = os.path.realpath(d)
+        if real in visited_dirs:
+            continue  # symlink loop or a folder reached twice
+        visited_dirs.add(real)
+        try:
+            entries = sorted(os.scandir(d), key=lambda e: e.name)
+        except OSError as exc:
+            problems.append((d, "unreadable", f"cannot list folder: {exc.strerror or exc}"))
+            continue
+        subdirs = []
+        for e in entries:
+            try:
+                is_dir = e.is_dir(follow_symlinks=True)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                subdirs.append(e.path)
+            elif wanted(e.path):
+                add(e.path)
+        if recursive:
+            stack.extend(reversed(subdirs))
 
 
 def _count_below(folder: str, wanted) -> int:

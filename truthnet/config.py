@@ -39,11 +39,12 @@ _TYPE_NAMES = {numbers.Integral: "an integer", numbers.Real: "a number", bool: "
 class PipelineConfig:
     """Video -> face sequence -> score, with the paper's values as defaults.
 
-    Attributes mirror DESIGN.md's table, except ``detector_options``: empty means the
-    detector's own defaults (for ``mtcnn``: coarse to fine, batched, confidence >= 0.9), and
-    the ``paper`` preset sets :data:`PAPER_MTCNN` instead.  ``normalization`` is ``"unit"``
-    (divide by 255 into [0, 1], as the paper does) or ``"backbone"`` (the backbone's own
-    preprocessing, e.g. [-1, 1] for MobileNetV2, which is what its ImageNet weights expect).
+    Attributes mirror the paper's configuration (docs/presets.md), except
+    ``detector_options``: empty means the detector's own defaults (for ``mtcnn``: coarse to
+    fine, batched, confidence >= 0.9), and the ``paper`` preset sets :data:`PAPER_MTCNN`
+    instead.  ``normalization`` is ``"unit"`` (divide by 255 into [0, 1], as the paper does) or
+    ``"backbone"`` (the backbone's own preprocessing, e.g. [-1, 1] for MobileNetV2, which is
+    what its ImageNet weights expect).
     """
 
     # frame sampling (paper 3.5.2: 10 frames, np.linspace over all frames, black padding)

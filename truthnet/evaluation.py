@@ -50,49 +50,49 @@ def evaluate(
     left out of the metrics (counted in ``failed``).
 
     ``split`` None: ``test`` on the model's own dataset, ``all`` of any other; videos the model
-    was trained on are left out unless ``include_training`` (see :mod:`truthnet.holdout`).  The
+    was trained on are left out unless ``include_training`` (see :mod:`truthnet.datasets.holdout`).  The
     metrics name the split and its size (``split``, ``split_videos``, ``selection``)."""
     from .classifier import Classifier, load_classifier
-    from .holdout import select
+    from .datasets.holdout import select
 
-    det = model if isinstance(model, Classifier) else load_classifier(model, threshold=threshold)
+    clf = model if isinstance(model, Classifier) else load_classifier(model, threshold=threshold)
     if threshold is not None and isinstance(model, Classifier):
-        det = det.with_threshold(threshold)
-    chosen = select(dataset, det.metadata, purpose="evaluate", split=split, layout=layout,
+        clf = clf.with_threshold(threshold)
+    chosen = select(dataset, clf.metadata, purpose="evaluate", split=split, layout=layout,
                     include_training=include_training)
     rows, split = chosen.rows, chosen.info["split"]
     if progress:
         progress(chosen.describe())
     preds = []
-    for i, v in enumerate(det.score_videos([r.path for r in rows], batch_size=batch_size), 1):
+    for i, v in enumerate(clf.score_videos([r.path for r in rows], batch_size=batch_size), 1):
         preds.append(v)
         if progress:
             progress(ProgressText("evaluate", i, len(rows), f"evaluate: {i}/{len(rows)} videos"))
     ok = [(r, v) for r, v in zip(rows, preds) if v.ok]
     if not ok:
         raise DatasetError(f"{dataset}: none of the {len(rows)} videos in the {split!r} split could be scored")
-    metrics = compute_metrics([r.label for r, _ in ok], [v.score for _, v in ok], det.threshold)
+    metrics = compute_metrics([r.label for r, _ in ok], [v.score for _, v in ok], clf.threshold)
     metrics["split"] = split
     metrics["split_videos"] = len(rows)
     metrics["selection"] = {**chosen.info, "summary": chosen.describe()}
     metrics["failed"] = {v.path: v.status for v in preds if not v.ok}
-    metrics["model"] = _model_identity(model, det)
+    metrics["model"] = _model_identity(model, clf)
     if out_dir is not None:
         _write_outputs(Path(out_dir), rows, preds, metrics)
     return metrics
 
 
-def _model_identity(model, det) -> dict:
+def _model_identity(model, clf) -> dict:
     """The model the metrics are of: its file and SHA-256 (an in-memory model: its weights' hash)."""
     from .scanning import model_sha256, weights_sha256
 
     path = None if hasattr(model, "score_videos") else os.path.abspath(os.fspath(model))
     sha = model_sha256(path) if path else None
-    return {"path": path, "sha256": sha or f"weights:{weights_sha256(det)}", "threshold": det.threshold}
+    return {"path": path, "sha256": sha or f"weights:{weights_sha256(clf)}", "threshold": clf.threshold}
 
 
 def _write_outputs(out: Path, rows, preds, metrics: dict) -> None:
-    from .reports import plot_confusion, plot_roc
+    from .reports.plots import plot_confusion, plot_roc
 
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "predictions.csv", "w", newline="") as fh:
@@ -145,19 +145,19 @@ def calibrate(
     real videos."""
     from .classifier import load_classifier
     from .errors import ConfigError
-    from .holdout import select
+    from .datasets.holdout import select
 
     if output and in_place:
         raise ConfigError("give either an output file or in_place (--in-place), not both")
     target = Path(model_path) if in_place else Path(output) if output else calibrated_path(model_path)
-    det = load_classifier(model_path)
-    chosen = select(dataset, det.metadata, purpose="calibrate", split=split, layout=layout,
+    clf = load_classifier(model_path)
+    chosen = select(dataset, clf.metadata, purpose="calibrate", split=split, layout=layout,
                     include_training=include_training)
     real = [r.path for r in chosen.rows if r.label == 0]
     if progress:
         progress(chosen.describe())
     scores = []
-    for i, v in enumerate(det.score_videos(real), 1):
+    for i, v in enumerate(clf.score_videos(real), 1):
         if v.ok:
             scores.append(v.score)
         if progress:
@@ -170,10 +170,10 @@ def calibrate(
     s = np.asarray(scores)
     meta = {"calibration": {"split": chosen.info["split"], "dataset": chosen.info["dataset"],
                             "real_recall": real_recall, "max_fpr": max_fpr, "threshold": t, "n_real": len(scores),
-                            "previous_threshold": det.threshold}}
-    path = det.with_threshold(t).save(target, meta)
-    return {"threshold": t, "previous_threshold": det.threshold, "n_real": len(scores),
+                            "previous_threshold": clf.threshold}}
+    path = clf.with_threshold(t).save(target, meta)
+    return {"threshold": t, "previous_threshold": clf.threshold, "n_real": len(scores),
             "real_called_real": float((s < t).mean()) if len(s) else None,
-            "real_called_real_before": float((s < det.threshold).mean()) if len(s) else None,
+            "real_called_real_before": float((s < clf.threshold).mean()) if len(s) else None,
             "split": chosen.info["split"], "selection": chosen.describe(), "model": str(path),
             "input_model": str(model_path), "in_place": bool(in_place), "warnings": warnings}

@@ -176,6 +176,25 @@ class FacePipeline:
             err.faces_found = faces_found
             raise err
 
+        crops, boxes, used = self._crop(frames, chosen, finds)
+        t3 = time.perf_counter()
+        return FaceSequence(
+            path=path,
+            info=info,
+            frame_indices=got,
+            crops=crops,
+            faces_found=faces_found,
+            face_used=used,
+            boxes=boxes,
+            padded=cfg.num_frames - len(got),
+            normalization=cfg.normalization,
+            timings={"decode": decode_seconds, "detect": t2 - t1, "crop": t3 - t2},
+        )
+
+    def _crop(self, frames: list[np.ndarray], chosen: list[Face | None], finds: bool):
+        """Each frame's crop (its face's box with the margin; where it has none, per
+        ``no_face_policy``: the nearest frame's box, black, or the whole frame), resized."""
+        cfg = self.config
         size = cfg.image_size
         crops = np.zeros((cfg.num_frames, size, size, 3), dtype=np.uint8)
         boxes: list[tuple[int, int, int, int] | None] = []
@@ -201,19 +220,7 @@ class FacePipeline:
             used.append(face is not None)
             x0, y0, x1, y1 = box
             crops[i] = _resize(frame[y0:y1, x0:x1], size)
-        t3 = time.perf_counter()
-        return FaceSequence(
-            path=path,
-            info=info,
-            frame_indices=got,
-            crops=crops,
-            faces_found=faces_found,
-            face_used=used,
-            boxes=boxes,
-            padded=cfg.num_frames - len(got),
-            normalization=cfg.normalization,
-            timings={"decode": decode_seconds, "detect": t2 - t1, "crop": t3 - t2},
-        )
+        return crops, boxes, used
 
     def inputs(self, seq: FaceSequence) -> np.ndarray:
         return seq.inputs(self._preprocess)

@@ -47,3 +47,19 @@ def gone(who: dict | None) -> bool:
     if not who or not who.get("pid") or who.get("host") != socket.gethostname():
         return False
     return not alive(int(who["pid"]), who.get("proc_start"))
+
+
+def python_env(env: dict[str, str] | None = None, *, whole_sys_path: bool = False) -> dict[str, str]:
+    """``env`` (default: this process's environment) for a ``python -m truthnet...`` child: its
+    ``PYTHONPATH`` starts with the folder holding this very truthnet (whatever the caller's
+    working folder or install), and with ``whole_sys_path`` holds every folder this process
+    imports from (a decode function defined in the caller's own package)."""
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ if env is None else env)
+    first = [str(Path(__file__).resolve().parents[1])]
+    if whole_sys_path:
+        first += [p for p in sys.path if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in (*first, env.get("PYTHONPATH")) if p))
+    return env

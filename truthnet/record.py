@@ -29,7 +29,7 @@ STATUSES = {
 
 #: statuses that a re-scan does not retry: the same file and model give the same answer.
 #: ``timeout``, ``unreadable`` and ``detector_error`` may be transient and are retried (a
-#: decoder death is retried at once in a fresh worker; see :mod:`truthnet.isolation`).
+#: decoder death is retried at once in a fresh worker; see :mod:`truthnet.decode.isolation`).
 FINAL_STATUSES = ("ok", "no_face", "too_few_frames", "decode_error", "not_a_video")
 
 
@@ -115,20 +115,10 @@ class Result:
             return None
         return [round(i / self.fps, 3) for i in self.frame_indices]
 
-    @property
-    def frames_used(self) -> int:
-        """Deprecated name of :attr:`frames_sampled` (the 0.1 API's ``Verdict`` field)."""
-        return self.frames_sampled
-
     def to_dict(self, *, with_thumbs: bool = False) -> dict[str, Any]:
-        """JSON-ready fields (``frames_used`` kept for readers of the 0.1 API's JSON)."""
+        """JSON-ready fields (the thumbnails only when asked: they are image bytes)."""
         d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "thumbs"}
-        d["frames_used"] = self.frames_sampled
         if with_thumbs:
             d["thumbs"] = self.thumbs
         return d
 
-
-#: the 0.1 names of :class:`Result`: the API's verdicts and the store's rows were one record
-Verdict = Result
-ResultRow = Result

@@ -15,19 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .config import PipelineConfig
-from .decoding import DecodeFn, default_decode
+from .decode import DecodeFn, default_decode
 from .engine import Engine
 from .errors import StoreError, VideoError
-from .record import FINAL_STATUSES, Result, is_failure
+from .record import Result, is_failure
 from .store import Store
 
-# the 0.1 homes of these names, same behaviour (scripts written against 0.1 import them from
-# here); 0.1's IsolatedDecoder is not among them: its interface changed (truthnet.isolation)
-from .collect import Collected, collect_files  # noqa: F401,E402
-from .decoding import WindowFailure, detects_in_decoder  # noqa: F401,E402
-from .engine import thumbnail_strip  # noqa: F401,E402
-
-__all__ = ["Scanner", "ScanSummary", "model_key", "model_sha256", "FINAL_STATUSES", "collect_files", "default_decode"]
+__all__ = ["Scanner", "ScanSummary", "model_key", "model_sha256"]
 
 
 def model_sha256(model_path: str | None) -> str | None:
@@ -109,7 +103,7 @@ class Scanner:
 
     def __init__(
         self,
-        detector,
+        classifier,
         store: Store,
         *,
         model_path: str | None = None,
@@ -122,21 +116,21 @@ class Scanner:
         isolation: str = "auto",
         max_wait: float | None = None,
     ) -> None:
-        self.det = detector
+        self.classifier = classifier
         self.store = store
         self.force = force
         self.model_path = model_path
-        self.engine = Engine(detector, windows=windows, isolation=isolation, workers=workers, timeout=timeout,
+        self.engine = Engine(classifier, windows=windows, isolation=isolation, workers=workers, timeout=timeout,
                              batch_size=batch_size, decode_fn=decode_fn, max_wait=max_wait)
         self.windows = self.engine.windows
         # the model file's hash; a model with no file is known by its weights, never by a constant
         self.model_sha256 = model_sha256(model_path)
-        self.weights_sha = None if self.model_sha256 else weights_sha256(detector)
-        self.key = model_key(self.model_sha256 or f"weights:{self.weights_sha}", detector.config,
+        self.weights_sha = None if self.model_sha256 else weights_sha256(classifier)
+        self.key = model_key(self.model_sha256 or f"weights:{self.weights_sha}", classifier.config,
                              self.windows)
         from .modelcard import ModelCard
 
-        self.card = ModelCard.from_metadata(getattr(detector, "metadata", None)).stored()
+        self.card = ModelCard.from_metadata(getattr(classifier, "metadata", None)).stored()
 
     def scan(
         self,
@@ -152,7 +146,6 @@ class Scanner:
         ``cancel.set()`` stop it cleanly (the scan is marked ``interrupted``; a re-run does the
         rest).  Paths are stored absolute and normalised; a scan of nothing is not recorded
         (``scan_id`` 0)."""
-        from . import __version__
         from .paths import norm
 
         t0 = time.perf_counter()
@@ -160,26 +153,9 @@ class Scanner:
         problems = [(norm(p), s, r) for p, s, r in problems]
         if not files and not problems:
             return ScanSummary(0, Counter(), 0, 0, time.perf_counter() - t0)
-        from .procs import identity
-
-        info = {"model_sha256": self.model_sha256, "truthnet_version": __version__,
-                "threshold": self.det.threshold, "windows": self.windows, "process": identity()}
-        scan_id = self.store.start_scan(self.model_path, self.key, [norm(r) for r in roots or files], options or {},
-                                        info, model_card=self.card)
+        scan_id = self._start([norm(r) for r in roots or files], options or {})
         counts: Counter = Counter()
-
-        def emit(row: Result) -> None:
-            row.model_key = self.key
-            row.scan_id = scan_id
-            row.scanned_at = time.time()
-            row.threshold = self.det.threshold if row.threshold is None else row.threshold
-            self.store.add_result(scan_id, row)
-            counts[row.status] += 1
-            if row.label:
-                counts[row.label] += 1
-            if on_result:
-                on_result(row)
-
+        emit = self._emitter(scan_id, counts, on_result)
         state = "done"
         skipped = 0
         try:
@@ -197,10 +173,36 @@ class Scanner:
         finally:
             counts = self._finish(scan_id, state, counts)
         summary = ScanSummary(scan_id, counts, len(files) + len(problems), skipped, time.perf_counter() - t0,
-                              model_card=self.card, model=self.model_path, threshold=self.det.threshold,
+                              model_card=self.card, model=self.model_path, threshold=self.classifier.threshold,
                               model_sha256=self.model_sha256 or f"weights:{self.weights_sha}")
         summary.interrupted = state == "interrupted"
         return summary
+
+    def _start(self, roots: list[str], options: dict) -> int:
+        """Record the scan (model, roots, options, this process) and return its id."""
+        from . import __version__
+        from .procs import identity
+
+        info = {"model_sha256": self.model_sha256, "truthnet_version": __version__,
+                "threshold": self.classifier.threshold, "windows": self.windows, "process": identity()}
+        return self.store.start_scan(self.model_path, self.key, roots, options, info, model_card=self.card)
+
+    def _emitter(self, scan_id: int, counts: Counter, on_result) -> Callable[[Result], None]:
+        """``emit(row)``: stamp a finished result with this scan, store it, count it, pass it on."""
+
+        def emit(row: Result) -> None:
+            row.model_key = self.key
+            row.scan_id = scan_id
+            row.scanned_at = time.time()
+            row.threshold = self.classifier.threshold if row.threshold is None else row.threshold
+            self.store.add_result(scan_id, row)
+            counts[row.status] += 1
+            if row.label:
+                counts[row.label] += 1
+            if on_result:
+                on_result(row)
+
+        return emit
 
     def _finish(self, scan_id: int, state: str, counts: Counter) -> Counter:
         """Mark the scan finished; after an interrupt or a failure, count what the store holds

@@ -84,7 +84,7 @@ CREATE INDEX IF NOT EXISTS results_path ON results (path);
 """
 
 from .paths import exact_bytes, stored, text  # noqa: E402
-from .record import FINAL_STATUSES, Result, ResultRow  # noqa: E402,F401  (ResultRow: the 0.1 name)
+from .record import FINAL_STATUSES, Result  # noqa: E402
 
 
 def default_db_path() -> Path:

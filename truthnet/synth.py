@@ -242,11 +242,7 @@ def make_dataset(
                     real_videos=str(real_videos_dir) if real_videos_dir else None)
     if real_videos_dir is not None:
         return _fakes_from_user_videos(Path(real_videos_dir), out, seed, progress)
-    faces = _load_user_faces(faces_dir) if faces_dir else []
-    if not faces:
-        from skimage import data
-
-        faces = [data.astronaut()[10:250, 120:330]]
+    faces = _source_faces(faces_dir)
     detector = None
     if "swap" in methods:
         from .plugins import create_face_detector
@@ -262,25 +258,42 @@ def make_dataset(
             written.append(write_video(out / "real" / f"{name}.mp4", frames))
         if i < n_fake:
             method = methods[i % len(methods)]
-            fake_frames = []
             donor = faces[(i + 1) % len(faces)]
             if method == "swap" and len(faces) == 1:
                 donor = np.ascontiguousarray(donor[:, ::-1])  # the mirrored face: another geometry
-            for f, (x, y, w, h) in zip(frames, rects):
-                f = f.copy()
-                region = f[y : y + h, x : x + w]
-                if method == "sbi":
-                    f[y : y + h, x : x + w] = self_blend(region, rng)
-                else:
-                    import cv2
-
-                    d = cv2.resize(donor, (w, h), interpolation=cv2.INTER_AREA)
-                    f[y : y + h, x : x + w] = face_swap(np.ascontiguousarray(region), d, rng, detector)
-                fake_frames.append(f)
+            fake_frames = _fake_frames(frames, rects, method, donor, rng, detector)
             written.append(write_video(out / "fake" / f"{name}__{method}.mp4", fake_frames))
         if progress:
             progress(i + 1, n)
     return written
+
+
+def _source_faces(faces_dir) -> list[np.ndarray]:
+    """The user's face photos, or the astronaut when none are given (or none load)."""
+    faces = _load_user_faces(faces_dir) if faces_dir else []
+    if not faces:
+        from skimage import data
+
+        faces = [data.astronaut()[10:250, 120:330]]
+    return faces
+
+
+def _fake_frames(frames, rects, method: str, donor, rng, detector) -> list[np.ndarray]:
+    """The clip's frames with the face region of each self-blended (``sbi``) or swapped with
+    ``donor`` (``swap``)."""
+    out = []
+    for f, (x, y, w, h) in zip(frames, rects):
+        f = f.copy()
+        region = f[y : y + h, x : x + w]
+        if method == "sbi":
+            f[y : y + h, x : x + w] = self_blend(region, rng)
+        else:
+            import cv2
+
+            d = cv2.resize(donor, (w, h), interpolation=cv2.INTER_AREA)
+            f[y : y + h, x : x + w] = face_swap(np.ascontiguousarray(region), d, rng, detector)
+        out.append(f)
+    return out
 
 
 def _mark_synthetic(out: Path, **how) -> None:

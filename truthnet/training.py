@@ -45,13 +45,24 @@ class TrainConfig:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Failure:
+    """Why a video could not be used for training: its status and the reason, as a scan says."""
+
+    status: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.reason}"
+
+
 @dataclass
 class TrainResult:
     model_path: Path
     out_dir: Path
     history: dict[str, list[float]]
     counts: dict[str, dict[str, int]]
-    failed: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, Failure] = field(default_factory=dict)
     seconds: float = 0.0
     cache_hits: int = 0
     cache_misses: int = 0
@@ -90,24 +101,24 @@ def prepare_crops(
     pipe = FacePipeline(cfg)
     crops: dict[str, np.ndarray] = {}
     fps: dict[str, str] = {}
-    failed: dict[str, str] = {}
+    failed: dict[str, Failure] = {}
 
     def one(row: ManifestRow):
         try:
             fp = file_fingerprint(row.path)
         except VideoError as exc:  # missing, a pipe, a device: never opened
-            return row.path, None, None, f"{exc.status}: {exc.reason}"
+            return row.path, None, None, Failure(exc.status, exc.reason)
         except OSError as exc:
-            return row.path, None, None, f"unreadable: {exc}"
+            return row.path, None, None, Failure("unreadable", str(exc))
         hit = cache.get_crops(cfg, fp)
         if hit is not None:
             c, meta = hit
-            return row.path, fp, c, None if c is not None else f"{meta['status']}: {meta['reason']}"
+            return row.path, fp, c, None if c is not None else Failure(meta["status"], meta["reason"])
         try:
             seq = pipe.prepare(row.path)
         except VideoError as exc:
             cache.put_crops(cfg, fp, None, {"status": exc.status, "reason": exc.reason})
-            return row.path, fp, None, f"{exc.status}: {exc.reason}"
+            return row.path, fp, None, Failure(exc.status, exc.reason)
         cache.put_crops(cfg, fp, seq.crops, {"frame_indices": seq.frame_indices, "faces_found": seq.faces_found})
         return row.path, fp, seq.crops, None
 
@@ -286,6 +297,72 @@ def _fit_model(cfg, tcfg, crops, fps, cache, train_rows, val_rows, out, progress
     return history, model
 
 
+def _split(dataset, layout: str | None, tcfg: TrainConfig, progress: Progress):
+    """The dataset's rows with their split, and the real/fake count of each split."""
+    layout_name, rows = load_rows(dataset, layout)
+    rows = split_rows(
+        rows, seed=tcfg.seed, val_fraction=tcfg.val_fraction, test_fraction=tcfg.test_fraction, protocol=tcfg.split_protocol
+    )
+    counts = {
+        s: {"real": sum(r.label == 0 for r in rows if r.split == s), "fake": sum(r.label == 1 for r in rows if r.split == s)}
+        for s in ("train", "val", "test")
+    }
+    progress(f"dataset: {layout_name} layout, {len(rows)} videos; split {json.dumps(counts)}")
+    return layout_name, rows, counts
+
+
+def _metadata(dataset, layout_name: str, rows, counts: dict, out: Path, cfg: PipelineConfig, tcfg: TrainConfig,
+              history: dict, fps: dict[str, str], fitted: tuple[list, list], failed: int, seconds: float,
+              progress: Progress) -> dict:
+    """What the saved model says about its training: the card, the dataset, the fingerprints of
+    every video it saw (evaluation and calibration leave those out wherever they turn up again)."""
+    from . import __version__
+    from .features import FP_PREFIX
+    from .modelcard import build as build_card
+    from .paths import norm
+
+    kept = None  # early stopping restores the epoch of least validation loss
+    if tcfg.patience is not None and history.get("val_loss"):
+        kept = int(np.argmin(history["val_loss"]))
+    card = build_card(dataset=str(dataset), layout=layout_name, counts=counts, paths=[r.path for r in rows],
+                      manifest=out / "manifest.csv", config=cfg, history=history, best_epoch=kept)
+    if card["synthetic"]:
+        progress(f"warning: {card['synthetic_videos']} of {len(rows)} videos are synthetic (truthnet synth): "
+                 "the model's card says so wherever its verdicts are shown")
+    train_rows, val_rows = fitted
+    return {
+        "card": card,
+        "trained": True,
+        "truthnet_version": __version__,
+        "train_config": tcfg.to_dict(),
+        "dataset": norm(dataset),  # absolute: evaluation compares it with the dataset it is given
+        "training_fingerprints": {s: sorted(fps[r.path][:FP_PREFIX] for r in part if r.path in fps)
+                                  for s, part in (("train", train_rows), ("val", val_rows))},
+        "layout": layout_name,
+        "split_counts": counts,
+        "failed_videos": failed,
+        "history": history,
+        "train_seconds": round(seconds, 2),
+    }
+
+
+def _save(model, cfg: PipelineConfig, out: Path, model_name: str, meta: dict, history: dict,
+          progress: Progress) -> Path:
+    """The model file, history.json and the training curves (a missing plotting backend must
+    not lose a trained model)."""
+    from .model import save_model
+
+    model_path = save_model(model, cfg, out / model_name, meta)
+    (out / "history.json").write_text(json.dumps(history, indent=2))
+    try:
+        from .reports.plots import plot_history
+
+        plot_history(history, out / "training_curves.png")
+    except Exception as exc:
+        progress(f"warning: could not draw the training curves: {exc}")
+    return model_path
+
+
 def train(
     dataset: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -299,11 +376,6 @@ def train(
 ) -> TrainResult:
     """Train on a dataset folder (or manifest CSV) and save the model with its pipeline config,
     manifest, history and curves into ``out_dir``."""
-    from . import __version__
-    from .features import FP_PREFIX
-    from .model import save_model
-    from .paths import norm
-
     t_start = time.perf_counter()
     cfg = PipelineConfig.preset(config) if isinstance(config, str) else config
     tcfg = tcfg or TrainConfig()
@@ -311,21 +383,11 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     progress = progress or (lambda m: None)
 
-    layout_name, rows = load_rows(dataset, layout)
-    rows = split_rows(
-        rows, seed=tcfg.seed, val_fraction=tcfg.val_fraction, test_fraction=tcfg.test_fraction, protocol=tcfg.split_protocol
-    )
-    counts = {
-        s: {"real": sum(r.label == 0 for r in rows if r.split == s), "fake": sum(r.label == 1 for r in rows if r.split == s)}
-        for s in ("train", "val", "test")
-    }
-    progress(f"dataset: {layout_name} layout, {len(rows)} videos; split {json.dumps(counts)}")
+    layout_name, rows, counts = _split(dataset, layout, tcfg, progress)
     fit_rows = [r for r in rows if r.split in ("train", "val")]
     cache = FeatureCache(cache_dir)
     crops, fps, failed = prepare_crops(fit_rows, cfg, cache, workers=tcfg.workers, progress=progress)
-    write_manifest(
-        rows, out / "manifest.csv", {p: {"status": (e.split(":")[0]), "reason": e} for p, e in failed.items()}
-    )
+    write_manifest(rows, out / "manifest.csv", {p: {"status": f.status, "reason": str(f)} for p, f in failed.items()})
     train_rows = [r for r in fit_rows if r.split == "train" and r.path in crops]
     val_rows = [r for r in fit_rows if r.split == "val" and r.path in crops]
     if len({r.label for r in train_rows}) < 2:
@@ -334,41 +396,9 @@ def train(
             hint="see manifest.csv's status column",
         )
     history, model = _fit_model(cfg, tcfg, crops, fps, cache, train_rows, val_rows, out, progress)
-
     seconds = time.perf_counter() - t_start
-    from .modelcard import build as build_card
-
-    kept = None  # early stopping restores the epoch of least validation loss
-    if tcfg.patience is not None and history.get("val_loss"):
-        kept = int(np.argmin(history["val_loss"]))
-    card = build_card(dataset=str(dataset), layout=layout_name, counts=counts, paths=[r.path for r in rows],
-                      manifest=out / "manifest.csv", config=cfg, history=history, best_epoch=kept)
-    if card["synthetic"]:
-        progress(f"warning: {card['synthetic_videos']} of {len(rows)} videos are synthetic (truthnet synth): "
-                 "the model's card says so wherever its verdicts are shown")
-    meta = {
-        "card": card,
-        "trained": True,
-        "truthnet_version": __version__,
-        "train_config": tcfg.to_dict(),
-        "dataset": norm(dataset),  # absolute: evaluation compares it with the dataset it is given
-        # what the model saw (fingerprint prefixes): evaluation and calibration find and leave out
-        # these videos wherever they turn up again (another folder, a renamed copy)
-        "training_fingerprints": {s: sorted(fps[r.path][:FP_PREFIX] for r in part if r.path in fps)
-                                  for s, part in (("train", train_rows), ("val", val_rows))},
-        "layout": layout_name,
-        "split_counts": counts,
-        "failed_videos": len(failed),
-        "history": history,
-        "train_seconds": round(seconds, 2),
-    }
-    model_path = save_model(model, cfg, out / model_name, meta)
-    (out / "history.json").write_text(json.dumps(history, indent=2))
-    try:
-        from .reports import plot_history
-
-        plot_history(history, out / "training_curves.png")
-    except Exception as exc:  # a missing plotting backend must not lose a trained model
-        progress(f"warning: could not draw the training curves: {exc}")
+    meta = _metadata(dataset, layout_name, rows, counts, out, cfg, tcfg, history, fps, (train_rows, val_rows),
+                     len(failed), seconds, progress)
+    model_path = _save(model, cfg, out, model_name, meta, history, progress)
     progress(f"saved {model_path} ({seconds:.1f} s)")
     return TrainResult(model_path, out, history, counts, failed, seconds, cache.hits, cache.misses)

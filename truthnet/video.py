@@ -138,6 +138,22 @@ def _check_file(path: str) -> tuple[int, str | None]:
 _CAPTURE_OPTIONS = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 
 
+_QUIET = []
+
+
+def _quiet_decoder_logs(cv2) -> None:
+    """FFmpeg prints "moov atom not found" and the like to stderr for every broken file, and
+    OpenCV a warning after it; TruthNet reports those files itself, with a status and reason.
+    Silenced when TruthNet first opens a video (never on import), unless the user set
+    ``OPENCV_FFMPEG_LOGLEVEL`` / ``OPENCV_LOG_LEVEL`` themselves."""
+    if _QUIET:
+        return
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # read by FFmpeg's backend at each open
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    _QUIET.append(True)
+
+
 def _open(path: str):
     """An OpenCV capture of ``path`` through FFmpeg: real container demuxers only
     (:data:`DEMUXERS`) and one decoding thread.  Frame threading can conceal a damaged
@@ -145,6 +161,7 @@ def _open(path: str):
     frames every time (the same frames as threads on an intact stream)."""
     import cv2
 
+    _quiet_decoder_logs(cv2)
     # OpenCV reads FFmpeg's open options from this variable at each open ("key;value|...")
     options = os.environ.get(_CAPTURE_OPTIONS, "")
     if "format_whitelist" not in options:

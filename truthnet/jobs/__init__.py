@@ -12,10 +12,10 @@ Nothing here imports TensorFlow or Textual; only a job's own process loads Tenso
 from __future__ import annotations
 
 from .devices import child_env, cuda_visible_devices, discover_devices, parse_device
-from .queue import JOB_KINDS, RETRYABLE, SELFTEST_KIND, STATES, JobQueue
+from .queue import JOB_KINDS, RETRYABLE, STATES, JobQueue
 
 __all__ = [
-    "JOB_KINDS", "RETRYABLE", "SELFTEST_KIND", "STATES", "JobQueue", "child_env", "cuda_visible_devices",
+    "JOB_KINDS", "RETRYABLE", "STATES", "JobQueue", "child_env", "cuda_visible_devices",
     "discover_devices", "parse_device", "start_runner",
 ]
 
@@ -23,7 +23,6 @@ __all__ = [
 def start_runner(db, devices: list[str], *, owner: str = "tui", log_path=None):
     """Start ``truthnet jobs run --until-empty`` for ``devices`` as a separate, detached process
     (it outlives the caller if asked to); returns its ``subprocess.Popen``."""
-    import os
     import subprocess
     import sys
     from pathlib import Path
@@ -32,9 +31,9 @@ def start_runner(db, devices: list[str], *, owner: str = "tui", log_path=None):
            "--owner", owner, "--db", str(db)]
     for d in devices:
         cmd += ["--device", d]
-    env = dict(os.environ)
-    pkg_root = str(Path(__file__).resolve().parents[2])  # this truthnet, whatever the caller's folder
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
+    from ..procs import python_env
+
+    env = python_env()
     log_path = Path(log_path) if log_path else Path(db).resolve().parent / "runs" / "runner.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a") as log:

@@ -28,9 +28,8 @@ from ..errors import ConfigError, ModelError
 from ..paths import text
 from ..store import Store
 
+#: the kinds ``truthnet jobs add`` and the TUI offer; plugins may add more (``truthnet_register_job_kinds``)
 JOB_KINDS = ("scan", "train", "evaluate")
-#: test-only job kind: reports its process's environment, prints, sleeps (see jobs.work)
-SELFTEST_KIND = "_selftest"
 STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 RETRYABLE = ("failed", "cancelled", "interrupted")
 #: a runner on another host whose heartbeat is older than this is taken for dead
@@ -218,10 +217,14 @@ class JobQueue:
             device: str = "cpu", force: bool = False, options: dict | None = None, origin: str = "api") -> int:
         from .devices import parse_device
 
-        if kind not in (*JOB_KINDS, SELFTEST_KIND):
-            raise ConfigError(f"unknown job kind {kind!r}; known: {', '.join(JOB_KINDS)}")
-        if kind != SELFTEST_KIND:
+        if kind in JOB_KINDS:
             target, model = check_job(kind, target, model)
+        else:
+            from .. import plugins
+
+            known = plugins.list_names("job_kind")
+            if kind not in known:
+                raise ConfigError(f"unknown job kind {kind!r}; known: {', '.join((*JOB_KINDS, *known))}")
         with self.store._tx() as con:
             cur = con.execute(
                 "INSERT INTO jobs (kind, target, model, preset, device, force, options, origin, created) "

@@ -17,8 +17,8 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from ..procs import python_env
 from .devices import child_env
 from .queue import JobQueue
 
@@ -118,9 +118,7 @@ class Runner:
     # -- children ---------------------------------------------------------------------------
     def _start(self, job: dict) -> None:
         r, w = os.pipe()
-        env = child_env(job["device"])
-        pkg_root = str(Path(__file__).resolve().parents[2])  # truthnet importable however we were started
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
+        env = python_env(child_env(job["device"]))  # truthnet importable however we were started
         cmd = [sys.executable, "-m", "truthnet.jobs.child", "--db", str(self.queue.path), "--job", str(job["id"]),
                "--events", str(w)]
         try:

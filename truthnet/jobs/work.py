@@ -8,8 +8,6 @@ stdout (the runner stores them); it never parses its own log text back into numb
 from __future__ import annotations
 
 import os
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
@@ -17,7 +15,7 @@ from typing import Optional
 from ..paths import one_line
 from ..errors import ConfigError
 from ..store import Store
-from .queue import JOB_KINDS, SELFTEST_KIND
+from .queue import JOB_KINDS
 
 #: ``report(stage, done, total, message)``; stage/done/total None: only the message changed
 Report = Callable[[Optional[str], Optional[int], Optional[int], str], None]
@@ -27,10 +25,17 @@ def run_work(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
     """Do ``job``'s work in this process; returns its result (``message``: one line for people).
 
     Cancellation arrives as KeyboardInterrupt (the job's process turns SIGTERM into it)."""
-    kinds = {"scan": _scan, "train": _train, "evaluate": _evaluate, SELFTEST_KIND: _selftest}
-    if job["kind"] not in kinds:
-        raise ConfigError(f"unknown job kind {job['kind']!r}; known: {', '.join(JOB_KINDS)}")
-    if job["kind"] in JOB_KINDS and job["device"] != "cpu":
+    kinds = {"scan": _scan, "train": _train, "evaluate": _evaluate}
+    if job["kind"] not in kinds:  # a kind an installed plugin provides (truthnet_register_job_kinds)
+        from .. import plugins
+
+        try:
+            run = plugins.get_entry("job_kind", job["kind"]).factory
+        except ConfigError as exc:
+            raise ConfigError(f"unknown job kind {job['kind']!r}; known: {', '.join(JOB_KINDS)}",
+                              hint=getattr(exc, "hint", None)) from None
+        return run(job, store, report, out_dir)
+    if job["device"] != "cpu":
         _require_gpu(job)
     return kinds[job["kind"]](job, store, report, out_dir)
 
@@ -97,13 +102,13 @@ def _scan(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
         report("scan", ev.done, ev.total, f"{ev.done}/{ev.total} files, last: {name} {verdict}")
 
     if command is not None:  # exactly `truthnet scan PATH OPTIONS`, with its defaults
-        kw = {**api.scan_arguments(command), "device": None, "model": model}  # (the runner gave this process its device)
-        out = api.scan([job["target"]], db=store.path, options={"job": job["id"], **command}, on_event=on_event,
-                       **kw)
+        opts = api.ScanOptions.from_args(command)
+        opts.device, opts.model = None, model  # (the runner gave this process its device)
+        out = api.scan([job["target"]], opts, db=store.path, asked={"job": job["id"], **command}, on_event=on_event)
         _reports(store, out.summary.scan_id, command)
     else:  # the TUI's scan of a folder: everything below it
         out = api.scan([job["target"]], model=model, preset=job.get("preset"), db=store.path, recursive=True,
-                       force=bool(job.get("force")), options={"job": job["id"]}, on_event=on_event)
+                       force=bool(job.get("force")), asked={"job": job["id"]}, on_event=on_event)
     summary = out.summary
     if summary.interrupted:  # the scanner stopped cleanly on SIGTERM: the job stops here too
         raise KeyboardInterrupt
@@ -114,7 +119,7 @@ def _scan(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
 
 def _reports(store: Store, scan_id: int, command: dict) -> None:
     """``--html``/``--csv`` of a queued scan, written as the command writes them."""
-    from ..htmlreport import write_csv, write_html
+    from ..reports.html import write_csv, write_html
 
     scan = store.scan(scan_id)
     for flag, write in (("csv", write_csv), ("html", write_html)):
@@ -152,7 +157,7 @@ def _evaluate(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
     command = _command(job)
     if command is not None:  # exactly `truthnet evaluate MODEL DATA OPTIONS`, into the job's folder unless -o
         clf = api.load(model, threshold=command.get("threshold"), sampler=command.get("sampler"),
-                       detector=command.get("detector"), options=command.get("option"))
+                       detector=command.get("detector"), parts=command.get("option"))
         out_dir = Path(command.get("output") or out_dir)
         metrics = api.evaluate(clf, job["target"], out_dir, split=command.get("split"), layout=command.get("layout"),
                                include_training=bool(command.get("include_training_videos")),
@@ -168,35 +173,3 @@ def _evaluate(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
     return {"metrics": str(out_dir / "metrics.json"), "out_dir": str(out_dir), "model": str(model),
             "message": f"{metrics['split']} split, {metrics['split_videos']} videos: accuracy "
                        f"{metrics['accuracy']:.3f}, ROC-AUC {auc}"}
-
-
-def _selftest(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
-    """TEST-ONLY kind ``_selftest`` (not offered by ``truthnet jobs add`` nor the TUI): reports the
-    environment its process saw, and does what the fault tests ask through ``options``: append
-    its id to a ``mark`` file, ``ignore_sigterm``, print ``lines`` lines, sleep ``sleep`` seconds
-    (only on the attempts listed in ``sleep_attempts``, if given) in ``steps``, ``abort``.
-    It imports no TensorFlow, so fault tests run in seconds."""
-    import signal
-
-    o = job.get("options") or {}
-    if o.get("mark"):
-        with open(o["mark"], "a") as fh:
-            fh.write(f"{job['id']} {os.getpid()}\n")
-    if o.get("ignore_sigterm"):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    for i in range(int(o.get("lines", 0))):
-        print(f"selftest line {i}")
-    sys.stdout.flush()
-    sleep = float(o.get("sleep", 0))
-    if "sleep_attempts" in o and job.get("attempt") not in o["sleep_attempts"]:
-        sleep = 0.0
-    steps = max(1, int(o.get("steps", 1)))
-    for i in range(steps):
-        report("sleep", i, steps, f"step {i}/{steps}")
-        time.sleep(sleep / steps)
-    if o.get("abort"):
-        os.abort()
-    report("sleep", steps, steps, "slept")
-    return {"message": "selftest done", "pid": os.getpid(), "attempt": job.get("attempt"),
-            "env": {"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")},
-            "tensorflow_loaded": "tensorflow" in sys.modules}

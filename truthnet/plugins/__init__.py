@@ -64,6 +64,7 @@ KINDS: dict[str, str] = {
     "face_detector": "truthnet_register_face_detectors",
     "backbone": "truthnet_register_backbones",
     "dataset_layout": "truthnet_register_dataset_layouts",
+    "job_kind": "truthnet_register_job_kinds",
 }
 
 BUILTIN_SOURCE = "truthnet (built-in)"
@@ -180,9 +181,11 @@ def _truthnet_version() -> str:
 def register_plugin(plugin: object, name: str | None = None, source: str | None = None) -> None:
     """Register a plugin object at run time (handy in notebooks and tests).
 
-    What it provides exists in this process only: ``truthnet scan`` refuses it (its decode
-    workers are separate processes, see :func:`check_worker_safe`); package it with an entry
-    point to use it there.  Raises :class:`PluginError` for a hook TruthNet does not define.
+    What it provides exists in this process only, and decode workers are separate processes:
+    with ``isolation="auto"`` (the default) a scan that uses such a part decodes in threads of
+    this process instead (no per-file time limit); ``isolation="process"`` refuses it (see
+    :func:`check_worker_safe`).  Package it with an entry point to have it in the workers too.
+    Raises :class:`PluginError` for a hook TruthNet does not define.
     """
     with _state.lock:
         pm = get_plugin_manager()

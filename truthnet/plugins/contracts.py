@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # heavy or circular at run time; only the annotations need th
     import numpy as np
 
     from ..backbones import Backbone
-    from ..layouts import ManifestRow
+    from ..datasets.layouts import ManifestRow
     from ..faces import Face
     from ..video import VideoInfo
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..layouts import CelebDFLayout, DFDCLayout, FaceForensicsLayout, FolderLayout
+from ..datasets.layouts import CelebDFLayout, DFDCLayout, FaceForensicsLayout, FolderLayout
 from .hookspecs import hookimpl
 
 

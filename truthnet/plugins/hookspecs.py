@@ -68,6 +68,20 @@ def truthnet_register_backbones(register: Register) -> None:
 
 
 @hookspec
+def truthnet_register_job_kinds(register: Register) -> None:
+    """Register kinds of queued job beyond ``scan``, ``train`` and ``evaluate``.
+
+    Here the "factory" is the work itself: ``run(job, store, report, out_dir) -> dict``, called
+    in the job's own process by ``truthnet jobs run`` (``job``: the queued row, its ``options``
+    included; ``report(stage, done, total, message)``; the returned dict's ``message`` is the
+    job's one-line result).  Cancellation arrives as ``KeyboardInterrupt``.  Such jobs are
+    queued through the API (``JobQueue.add(kind, target, options=...)``); the target is not
+    checked as a scan's or a dataset's would be.  The runner and its job processes find the
+    kind only through an installed plugin (an entry point), never one registered at run time.
+    """
+
+
+@hookspec
 def truthnet_register_dataset_layouts(register: Register) -> None:
     """Register dataset layouts.
 

@@ -77,13 +77,7 @@ class PyramidMTCNN:
         one the whole level gives (to float rounding); proposals outside it are not made.
         """
         import tensorflow as tf
-        from mtcnn.utils.bboxes import (
-            limit_bboxes,
-            resize_to_square,
-            smart_nms_from_bboxes,
-            upscale_bboxes,
-        )
-        from mtcnn.utils.images import scale_images
+        from mtcnn.utils.bboxes import limit_bboxes, resize_to_square, smart_nms_from_bboxes
 
         shapes = {f.shape for f in frames}
         if len(shapes) != 1:
@@ -97,17 +91,7 @@ class PyramidMTCNN:
         with tf.device(self.device):
             images = _as_tensor(tf, normalised(frames))
             try:
-                proposals = []
-                for s in scales:
-                    level = scale_images(images, s)
-                    offsets = np.zeros((n, 2), np.int64)
-                    if regions is not None:
-                        level, offsets = _windows(level, np.asarray(regions, np.float64) * s)
-                    reg, cls = self.pnet._model(level)
-                    b = _proposals(reg.numpy(), cls.numpy(), thresholds[0], offsets // 2)
-                    b = upscale_bboxes(b, np.asarray([s] * n))
-                    proposals.append(smart_nms_from_bboxes(b, threshold=0.5, method="union", initial_sort=False))
-                bb = np.concatenate(proposals, axis=0)
+                bb = self._pnet(images, scales, regions, thresholds[0], n)
                 bb = smart_nms_from_bboxes(bb, threshold=0.7, method="union", initial_sort=True)
                 bb = resize_to_square(bb)
                 bb = self.rnet(images_normalized=images, bboxes_batch=bb, threshold_rnet=thresholds[1])
@@ -121,6 +105,25 @@ class PyramidMTCNN:
         # float64, as the package keeps them: its integer boxes round x2 - x1 in float64, and
         # a float32 copy can land on the other side of a .5
         return [bb[bb[:, 0] == i, 1:16].astype(np.float64) for i in range(n)]
+
+
+    def _pnet(self, images, scales, regions, threshold: float, n: int) -> np.ndarray:
+        """PNet's proposals over every pyramid level (within ``regions`` where given), each
+        level's merged as the package merges them, in frame pixels."""
+        from mtcnn.utils.bboxes import smart_nms_from_bboxes, upscale_bboxes
+        from mtcnn.utils.images import scale_images
+
+        proposals = []
+        for s in scales:
+            level = scale_images(images, s)
+            offsets = np.zeros((n, 2), np.int64)
+            if regions is not None:
+                level, offsets = _windows(level, np.asarray(regions, np.float64) * s)
+            reg, cls = self.pnet._model(level)
+            b = _proposals(reg.numpy(), cls.numpy(), threshold, offsets // 2)
+            b = upscale_bboxes(b, np.asarray([s] * n))
+            proposals.append(smart_nms_from_bboxes(b, threshold=0.5, method="union", initial_sort=False))
+        return np.concatenate(proposals, axis=0)
 
 
 def _windows(level, regions):

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 PACKAGE_HINT = (
     "package it: name its module under [project.entry-points.truthnet] in a pyproject.toml and "
-    "pip install it (see docs/plugins.md), or score in this process with Detector.score_videos"
+    "pip install it (see docs/plugins.md), or score in this process with Classifier.score_videos(isolation='thread')"
 )
 
 

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Log, Progre
 
 from ..errors import TruthnetError
 from ..paths import one_line
-from ..store import ResultRow, Store
+from ..store import Result, Store
 from ..video import is_video_path
 from .jobs_view import JobsView
 from .messages import DevicesFound
@@ -29,7 +29,9 @@ COLUMNS = ("name", "verdict", "score", "status", "scanned", "model")
 
 
 class TruthnetApp(JobsView, App):
-    """The triage app.  Everything slow (TensorFlow, scans, training) runs in worker threads."""
+    """The triage app.  Everything slow (scans, training, evaluation) runs as a queued job in a
+    process of its own (:mod:`truthnet.jobs`); the app itself only asks for the GPU list, in a
+    background thread, so the screen never waits on TensorFlow."""
 
     CSS_PATH = "app.tcss"
     TITLE = "TruthNet"
@@ -74,7 +76,7 @@ class TruthnetApp(JobsView, App):
         self.devices = ["cpu"]
         self.below = False  # the table lists every video under the folder, not only its own
         self.init_jobs(start_jobs)
-        self._rows: list[tuple[str, ResultRow | None]] = []
+        self._rows: list[tuple[str, Result | None]] = []
         self._cards: dict[str, object] = {}  # model path -> ModelCard (or the error reading it)
         self._scan_models: dict[int | None, str] = {}  # scan id -> its model's file name
         self._model_sha: tuple = (None, None)  # ((path, mtime, size), SHA-256) of the selected model
@@ -202,7 +204,7 @@ class TruthnetApp(JobsView, App):
                            time_format: str | None = None) -> str | None:
         """Save a screenshot (Ctrl+P, Screenshot) in the reports folder, created if need be, and say
         where; Textual's default folder may not exist ("Failed to save screenshot")."""
-        from ..outputs import reports_dir
+        from ..reports.files import reports_dir
 
         folder = Path(path) if path else reports_dir()
         try:
@@ -215,7 +217,7 @@ class TruthnetApp(JobsView, App):
         self.notify(one_line(f"screenshot saved: {saved}"), markup=False)
         return saved
 
-    def verdict_model(self, r: ResultRow) -> str:
+    def verdict_model(self, r: Result) -> str:
         """The file name of the model that gave ``r`` (from its scan; scans are looked up once)."""
         if r.scan_id not in self._scan_models:
             scan = self.store.scan(r.scan_id) if r.scan_id else None
@@ -343,7 +345,7 @@ class TruthnetApp(JobsView, App):
     def action_export(self) -> None:
         """Write the view's verdicts as HTML where the user says (default: the reports folder):
         never into the scanned folder unless the user types a path there."""
-        from ..outputs import default_report_path
+        from ..reports.files import default_report_path
         from .screens.dialogs import ExportDialog
 
         rows = [r for _, r in self._rows if r is not None]
@@ -354,8 +356,8 @@ class TruthnetApp(JobsView, App):
         self.push_screen(ExportDialog(str(default_report_path(self.folder)), what),
                          lambda out: out and self.write_report(rows, out))
 
-    def write_report(self, rows: list[ResultRow], out: str) -> None:
-        from ..htmlreport import write_html
+    def write_report(self, rows: list[Result], out: str) -> None:
+        from ..reports.html import write_html
 
         for r in rows:
             r.thumbs = self.store.thumbs(r.path, scan_id=r.scan_id)  # this very result's faces

@@ -1,4 +1,4 @@
-"""Messages that worker threads post to the app (thread-safe: Textual queues them)."""
+"""Messages that the app's background threads post to it (thread-safe: Textual queues them)."""
 
 from __future__ import annotations
 

@@ -12,14 +12,14 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Sparkline, Static
 
 from ...paths import one_line
-from ...store import ResultRow
+from ...store import Result
 from ..widgets.pictures import half_block, split_strip
 
 
 class DetailsScreen(Screen):
     BINDINGS = [("escape", "app.pop_screen", "Back"), ("q", "app.pop_screen", "Back")]
 
-    def __init__(self, path: str, row: ResultRow | None, thumbs: bytes | None, shown_path: str | None = None,
+    def __init__(self, path: str, row: Result | None, thumbs: bytes | None, shown_path: str | None = None,
                  *, scan: dict | None = None) -> None:
         super().__init__()
         self.path, self.row, self.thumbs = path, row, thumbs

@@ -170,7 +170,7 @@ class ExportDialog(_Submits, ModalScreen[str | None]):
 
     def submit(self) -> None:
         from ...errors import ConfigError
-        from ...outputs import check_writable
+        from ...reports.files import check_writable
 
         path = self.query_one("#export-path", Input).value.strip()
         if not path:

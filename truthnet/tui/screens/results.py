@@ -12,7 +12,7 @@ from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from ...reports import table_one
+from ...reports.plots import table_one
 from ..widgets.pictures import line_plot
 
 
@@ -83,7 +83,7 @@ class ResultsScreen(Screen):
     def action_export(self) -> None:
         """A readable report beside metrics.json: what was evaluated, with which model, Table I
         and the confusion matrix, and the videos left out (metrics.json already holds the numbers)."""
-        from ...outputs import write_atomically
+        from ...reports.files import write_atomically
 
         m = self.metrics
         model = m.get("model") or {}

@@ -16,8 +16,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from .paths import folder_of, one_line, shown, text
-from .store import ResultRow
+from ..paths import folder_of, one_line, shown, text
+from ..store import Result
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}
@@ -62,9 +62,9 @@ document.addEventListener('keydown', e => { if (e.key === 'Escape') zoom.classLi
 """
 
 
-def _facts(rows: list[ResultRow], scan: dict | None, roots: list[str]) -> list[tuple[str, str]]:
+def _facts(rows: list[Result], scan: dict | None, roots: list[str]) -> list[tuple[str, str]]:
     """What the report must state to hold up: where, with what, when."""
-    from . import __version__
+    from .. import __version__
 
     scan = scan or {}
     info = scan.get("info") or {}
@@ -106,7 +106,7 @@ def card_banner(card: dict | None) -> str:
     return out
 
 
-def _row_html(r: ResultRow, roots: list[str]) -> str:
+def _row_html(r: Result, roots: list[str]) -> str:
     e = _escape
     verdict = r.label or "-"
     cls = r.label if r.label else "fail"
@@ -132,7 +132,7 @@ def _row_html(r: ResultRow, roots: list[str]) -> str:
     )
 
 
-def render_html(rows: list[ResultRow], *, title: str = "TruthNet scan", scan: dict | None = None,
+def render_html(rows: list[Result], *, title: str = "TruthNet scan", scan: dict | None = None,
                 roots: list[str] | None = None, card: dict | None = None) -> str:
     """The report: facts (roots, model hash, threshold, versions, date), the model card and its
     warnings (``card``, default: the one stored with ``scan``), counts, then one sortable table
@@ -160,7 +160,7 @@ def render_html(rows: list[ResultRow], *, title: str = "TruthNet scan", scan: di
     if failed:
         parts.append("<p class='muted'>" + ", ".join(f"{e(s)}: {n}" for s, n in sorted(counts.items()) if s != "ok")
                      + "</p>")
-    groups: dict[str, list[ResultRow]] = {}
+    groups: dict[str, list[Result]] = {}
     for r in sorted(rows, key=lambda r: shown(r.path, roots)):
         groups.setdefault(folder_of(r.path, roots), []).append(r)
     for folder, members in groups.items():
@@ -175,8 +175,8 @@ def render_html(rows: list[ResultRow], *, title: str = "TruthNet scan", scan: di
     return "".join(parts)
 
 
-def write_html(rows: list[ResultRow], path: str | os.PathLike, **kw) -> Path:
-    from .outputs import write_atomically
+def write_html(rows: list[Result], path: str | os.PathLike, **kw) -> Path:
+    from .files import write_atomically
 
     page = render_html(rows, **kw)
     return write_atomically(path, lambda fh: fh.write(page))
@@ -189,14 +189,14 @@ CSV_FIELDS = [
 ]
 
 
-def write_csv(rows: list[ResultRow], path: str | os.PathLike, *, scan: dict | None = None,
+def write_csv(rows: list[Result], path: str | os.PathLike, *, scan: dict | None = None,
               roots: list[str] | None = None) -> Path:
     """One row per file: ``file`` relative to the scanned root (as the HTML report and the TUI
     show it), ``path`` absolute, ``frame_times`` the sampled frames' seconds."""
     import csv
     import json
 
-    from .outputs import csv_cell, write_atomically
+    from .files import csv_cell, write_atomically
 
     roots = list(roots or (scan or {}).get("roots") or [])
     model = {"model": (scan or {}).get("model") or "", "model_sha256": ((scan or {}).get("info") or {}).get("model_sha256") or ""}

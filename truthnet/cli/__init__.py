@@ -13,8 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__
-from .errors import ModelError, TruthnetError
+from .. import __version__
+from ..errors import ModelError, TruthnetError
 from .console import stderr_console, stdout_console
 from .exitcodes import ExitCode, UsageParser
 
@@ -33,7 +33,7 @@ def _print_json(obj: Any) -> None:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from . import plugins
+    from .. import plugins
 
     entries = plugins.list_entries()
     errors = plugins.plugin_load_errors()
@@ -62,11 +62,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from .config import PRESETS
+    from ..config import PRESETS
 
     data = {name: cfg.to_dict() for name, cfg in sorted(PRESETS.items())}
     if args.name:
-        from .config import PipelineConfig
+        from ..config import PipelineConfig
 
         data = {args.name: PipelineConfig.preset(args.name).to_dict()}
     if args.json:
@@ -86,7 +86,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from .video import probe
+    from ..video import probe
 
     failed = False
     for path in args.videos:
@@ -110,22 +110,22 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _config_from_args(args: argparse.Namespace):
-    from .config import PipelineConfig
+    from ..config import PipelineConfig
 
     return PipelineConfig.preset(args.preset) if getattr(args, "preset", None) else None
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from .classifier import load_classifier
+    from ..classifier import load_classifier
 
-    from .resolve import resolve_model
+    from ..resolve import resolve_model
 
-    det = load_classifier(resolve_model(args.model), _config_from_args(args), threshold=args.threshold)
-    from .cli_scan import card_of, print_card
+    clf = load_classifier(resolve_model(args.model), _config_from_args(args), threshold=args.threshold)
+    from .scan import card_of, print_card
 
-    print_card(stderr_console(), card_of(det), warnings_only=True)  # synthetic data, few videos ...
+    print_card(stderr_console(), card_of(clf), warnings_only=True)  # synthetic data, few videos ...
     failed = 0
-    for v in det.score_videos(args.videos, batch_size=args.batch_size):
+    for v in clf.score_videos(args.videos, batch_size=args.batch_size):
         failed += not v.ok
         if args.json:
             _print_json(v.to_dict())
@@ -137,18 +137,18 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_new_model(args: argparse.Namespace) -> int:
-    from .config import PipelineConfig
-    from .classifier import new_classifier
+    from ..config import PipelineConfig
+    from ..classifier import new_classifier
 
-    from .plugins import configure_parts
+    from ..plugins import configure_parts
 
     cfg = PipelineConfig.preset(args.preset)
     if args.weights is not None:
         cfg = cfg.replace(backbone_weights=None if args.weights == "none" else args.weights)
     cfg = configure_parts(cfg, sampler=args.sampler, detector=args.detector, backbone=args.backbone,
                           options=args.option, image_size=args.image_size)
-    det = new_classifier(cfg, seed=args.seed)
-    path = det.save(args.output, {"trained": False})
+    clf = new_classifier(cfg, seed=args.seed)
+    path = clf.save(args.output, {"trained": False})
     stderr_console().print(f"wrote untrained {args.preset} model to {path} (train it with `truthnet train`)")
     return ExitCode.OK
 
@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per file")
     p.set_defaults(func=cmd_probe)
 
-    from .cli_scan import threshold
+    from .scan import threshold
 
     p = sub.add_parser("score", help="score a few video files with a model (see `scan` for folders)")
     p.add_argument("videos", nargs="+", metavar="VIDEO")
@@ -195,17 +195,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="backbone weights: imagenet, none, or a file (default: the preset's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", "-o", required=True)
-    from .plugins.options import add_part_arguments
+    from ..plugins.options import add_part_arguments
 
     add_part_arguments(p, ("sampler", "detector", "backbone"))
     p.add_argument("--image-size", type=int, help="default: the preset's, or the --backbone's input size")
     p.set_defaults(func=cmd_new_model)
 
-    from . import cli_experiment, cli_scan
+    from . import experiment as cli_experiment
+    from . import scan as cli_scan
 
     cli_experiment.register(sub)
     cli_scan.register(sub)
-    from . import cli_jobs
+    from . import jobs as cli_jobs
 
     cli_jobs.register(sub)
     return parser
@@ -235,7 +236,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         _error(OSError(f"{where}{exc.strerror or exc}"))
         return ExitCode.USAGE
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

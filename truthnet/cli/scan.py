@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .console import stderr_console, stdout_console
 from .exitcodes import ExitCode
-from .resolve import NO_MODEL_HELP, resolve_model  # noqa: F401  (NO_MODEL_HELP: its 0.1 home)
+from ..resolve import resolve_model
 
 
 def positive_int(text: str) -> int:
@@ -70,7 +70,7 @@ def _progress_bar(console, total: int):
 def _result_line(row, roots) -> str:
     """One line per file, whatever its name holds (newlines and escape sequences are escaped),
     with the threshold that made the verdict: ``FAKE 0.9312 >= 0.50  case/a.mp4``."""
-    from .paths import one_line, shown
+    from ..paths import one_line, shown
 
     where = one_line(shown(row.path, roots))
     if row.status == "ok":
@@ -82,74 +82,87 @@ def _result_line(row, roots) -> str:
 def check_outputs(args) -> None:
     """``--html`` / ``--csv`` must be writable before any work (a typo found after an hour's scan
     loses the report)."""
-    from .outputs import check_writable
+    from ..reports.files import check_writable
 
     for flag in ("html", "csv"):
         if getattr(args, flag, None):
             check_writable(getattr(args, flag), f"--{flag}", make_parents=getattr(args, "mkdir", False))
 
 
-def cmd_scan(args) -> int:
-    import time
+class _ScanView:
+    """What ``truthnet scan`` shows as events arrive: one line (or JSON line) per result on
+    stdout; the card's warnings, log messages and a progress bar on stderr."""
 
-    from rich.console import Console
+    def __init__(self, args, roots: list[str]) -> None:
+        self.args, self.roots = args, roots
+        self.err = stderr_console()
+        self.bar = self.task = None
+        self.started = 0.0  # when scoring started: the rate counts from there, not from model loading
 
-    from . import api
-    from .paths import norm
-
-    err = stderr_console()
-    check_outputs(args)
-    roots = [norm(p) for p in args.paths]
-    bar = task = None
-    t0 = time.perf_counter()
-    started = [0.0]  # when scoring started: the rate counts from there, not from model loading
-
-    def on_event(ev) -> None:
-        nonlocal bar, task
-        row = ev.result
+    def __call__(self, ev) -> None:
+        row, args = ev.result, self.args
         if ev.stage == "log":
-            err.print(ev.message)
+            self.err.print(ev.message)
             return
         if row is None:  # the plan (how many files), then "scoring" once the model is loaded
             if ev.message == "scoring" and not args.json:  # the card's warnings before the first verdict
-                print_card(err, ev.card, warnings_only=True)
+                print_card(self.err, ev.card, warnings_only=True)
         elif args.json:
             d = row.to_dict()
             d.pop("model_key", None)
             sys.stdout.write(json.dumps(d) + "\n")
             sys.stdout.flush()
         else:
-            print(_result_line(row, roots), flush=True)
+            print(_result_line(row, self.roots), flush=True)
         if not args.json and not args.quiet:
-            if bar is None:
-                bar, task = _progress_bar(Console(stderr=True), ev.total)
-                bar.start()
-            now = time.perf_counter()
-            if row is None and started[0] == 0.0 and ev.message == "scoring":
-                started[0] = now
-            rate = ev.done / (now - started[0]) if ev.done and started[0] else None
-            bar.update(task, completed=ev.done, stage="scanning" if started[0] else "loading the model",
-                       rate=f"{rate:.2f} files/s" if rate else "")
+            self._progress(ev, row)
 
-    from .signals import stop_requests
+    def _progress(self, ev, row) -> None:
+        import time
 
-    options = {k: v for k, v in vars(args).items() if k not in ("func",)}
+        from rich.console import Console
+
+        if self.bar is None:
+            self.bar, self.task = _progress_bar(Console(stderr=True), ev.total)
+            self.bar.start()
+        now = time.perf_counter()
+        if row is None and self.started == 0.0 and ev.message == "scoring":
+            self.started = now
+        rate = ev.done / (now - self.started) if ev.done and self.started else None
+        self.bar.update(self.task, completed=ev.done, stage="scanning" if self.started else "loading the model",
+                        rate=f"{rate:.2f} files/s" if rate else "")
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def cmd_scan(args) -> int:
+    import time
+
+    from .. import api
+    from ..paths import norm
+    from ..signals import stop_requests
+
+    check_outputs(args)
+    roots = [norm(p) for p in args.paths]
+    view = _ScanView(args, roots)
+    t0 = time.perf_counter()
+    asked = {k: v for k, v in vars(args).items() if k not in ("func",)}
     with stop_requests() as stop:  # a first Ctrl-C/SIGTERM stops between files, a second at once
         try:
-            outcome = api.scan(args.paths, db=args.db, options=options, on_event=on_event, cancel=stop,
-                               **api.scan_arguments(vars(args)))
+            outcome = api.scan(args.paths, api.ScanOptions.from_args(vars(args)), db=args.db, asked=asked,
+                               on_event=view, cancel=stop)
         except KeyboardInterrupt:
-            if bar is not None:
-                bar.stop()
+            view.stop()
             # a second signal while the files were listed or the model loaded: the scanner itself
             # stores what finished and returns
-            err.print(f"[yellow]interrupted[/] after {time.perf_counter() - t0:.1f} s, before scoring started "
-                      "(listing files or loading the model): no results stored")
+            view.err.print(f"[yellow]interrupted[/] after {time.perf_counter() - t0:.1f} s, before scoring "
+                           "started (listing files or loading the model): no results stored")
             return ExitCode.INTERRUPTED
         finally:
-            if bar is not None:
-                bar.stop()
-        code = _finish_scan(outcome, args, err, roots)
+            view.stop()
+        code = _finish_scan(outcome, args, view.err, roots)
     # a stop asked for at any point is an interrupted run, even when nothing was left to do
     return ExitCode.INTERRUPTED if stop.is_set() else code
 
@@ -157,9 +170,9 @@ def cmd_scan(args) -> int:
 def _write_reports(store, scan: dict | None, args) -> None:
     from rich.text import Text
 
-    from .htmlreport import write_csv, write_html
-    from .outputs import write_error
-    from .paths import one_line
+    from ..reports.html import write_csv, write_html
+    from ..reports.files import write_error
+    from ..paths import one_line
 
     if not (args.csv or args.html):
         return
@@ -176,7 +189,7 @@ def _write_reports(store, scan: dict | None, args) -> None:
 
 def _finish_scan(outcome, args, err, roots) -> int:
     """Reports, the summary, the exit code."""
-    from .store import Store
+    from ..store import Store
 
     summary = outcome.summary
     store = Store(outcome.db)
@@ -207,7 +220,7 @@ def _print_summary(console, summary, db, args) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from .paths import one_line
+    from ..paths import one_line
 
     d = summary.to_dict()
     t = Table(title=f"scan #{summary.scan_id}: {d['files']} files in {d['seconds']:.1f} s", title_justify="left")
@@ -232,8 +245,8 @@ def _print_summary(console, summary, db, args) -> None:
 def _open_existing_store(db):
     """The store ``results`` reads: a named ``--db`` that does not exist is an error, never a new
     empty database; the default one may simply not exist yet (None)."""
-    from .errors import ConfigError
-    from .store import Store, default_db_path
+    from ..errors import ConfigError
+    from ..store import Store, default_db_path
 
     path = Path(db) if db else default_db_path()
     if not path.exists():
@@ -251,7 +264,7 @@ def _scans_table(store, limit: int):
     from rich.table import Table
     from rich.text import Text
 
-    from .paths import one_line
+    from ..paths import one_line
 
     t = Table(title=Text(f"scans in {one_line(str(store.path))}"), title_justify="left")
     for col in ("id", "started", "state", "files", "fake", "real", "failed"):
@@ -273,7 +286,7 @@ def _verdicts_table(store, scan: dict):
     from rich.table import Table
     from rich.text import Text
 
-    from .paths import one_line, shown
+    from ..paths import one_line, shown
 
     roots = scan["roots"] or []
     t = Table(title=Text(f"scan #{scan['id']} ({scan['state']}): {', '.join(one_line(r) for r in roots)}"),
@@ -293,7 +306,7 @@ def _verdicts_table(store, scan: dict):
 
 
 def card_of(clf) -> dict:
-    from .modelcard import ModelCard
+    from ..modelcard import ModelCard
 
     return ModelCard.from_metadata(clf.metadata).stored()
 
@@ -313,7 +326,7 @@ def print_card(console, stored: dict | None, *, warnings_only: bool = False) -> 
 def cmd_results(args) -> int:
     from rich.console import Console
 
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     check_outputs(args)
     store = _open_existing_store(args.db)
@@ -355,7 +368,7 @@ def _warning_cell(stored: dict | None):
 
 def cmd_model_info(args) -> int:
     """``truthnet model-info MODEL [--json]``: the model's card and its warnings."""
-    from .model import read_card
+    from ..model import read_card
 
     path = resolve_model(args.model)
     card = read_card(path)
@@ -374,17 +387,17 @@ def cmd_model_info(args) -> int:
 
 
 def cmd_default_model(args) -> int:
-    from .settings import default_model, set_default_model
+    from ..settings import default_model, set_default_model
 
     if args.clear:
         set_default_model(None)
         print("default model cleared")
     elif args.path:
-        from .model import read_card
+        from ..model import read_card
 
         card = read_card(args.path)  # refuse a file that is not a model now, not at scan time
         if card.synthetic and not args.accept_synthetic:
-            from .errors import ConfigError
+            from ..errors import ConfigError
 
             raise ConfigError(
                 f"{args.path} was trained on synthetic clips ({card.summary()}); it would give every real "
@@ -402,7 +415,7 @@ def register(sub) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="files and folders")
     p.add_argument("--model", "-m", help="model file (default: `truthnet default-model` or $TRUTHNET_MODEL)")
     p.add_argument("--preset", help="pipeline preset for a bare model file without TruthNet metadata")
-    from .plugins.options import add_part_arguments
+    from ..plugins.options import add_part_arguments
 
     add_part_arguments(p, ("sampler", "detector"))  # score with another sampler/detector or options
     p.add_argument("--recursive", "-r", action="store_true", help="descend into sub-folders")

@@ -12,12 +12,12 @@ import sys
 import time
 
 from .console import stdout_console
-from .errors import ConfigError
-from .jobs.text import env_text, eta_text, progress_text
+from ..errors import ConfigError
+from ..jobs.text import env_text, eta_text, progress_text
 
 
 def _queue(args):
-    from .jobs import JobQueue
+    from ..jobs import JobQueue
 
     return JobQueue(args.db)
 
@@ -26,7 +26,8 @@ def command_args(kind: str, path: str, rest: list[str]):
     """The command ``jobs add KIND PATH REST...`` queues, parsed by that command's own parser:
     the same options, defaults and usage errors as ``truthnet KIND`` (evaluate takes its model
     as ``-m``, like the other kinds)."""
-    from . import cli_experiment, cli_scan
+    from . import experiment as cli_experiment
+    from . import scan as cli_scan
     from .exitcodes import UsageParser
 
     def build_parser():  # `truthnet KIND`'s own parser (the CLI's, without importing it: no cycle)
@@ -40,7 +41,7 @@ def command_args(kind: str, path: str, rest: list[str]):
         pre = UsageParser(prog="truthnet jobs add evaluate", add_help=False)
         pre.add_argument("--model", "-m")
         known, rest = pre.parse_known_args(rest)
-        from .resolve import resolve_model
+        from ..resolve import resolve_model
 
         return rest, build_parser().parse_args(["evaluate", resolve_model(known.model), path, *rest])
     return rest, build_parser().parse_args([kind, path, *rest])
@@ -49,20 +50,10 @@ def command_args(kind: str, path: str, rest: list[str]):
 def cmd_add(args) -> int:
     """``truthnet jobs add KIND PATH [the options of truthnet KIND]``: checked now as the command
     would check them, run later exactly as the command would run."""
-    from . import api
-    from .jobs import parse_device
-    from .jobs.queue import check_job
+    from ..jobs import parse_device
+    from ..jobs.queue import check_job
 
-    # the queue's own options may come anywhere (`jobs add train DATA --device gpu:0 --epochs 3`):
-    # the job's device is the device the command runs on, its store the queue's
-    from .exitcodes import UsageParser
-
-    own = UsageParser(prog="truthnet jobs add", add_help=False)
-    own.add_argument("--device")
-    own.add_argument("--db")
-    own.add_argument("--json", action="store_true")
-    mine, command = own.parse_known_args(args.command_args)
-    args.device, args.db, args.json = mine.device or args.device, mine.db or args.db, mine.json or args.json
+    command = _queue_options(args)
     device = parse_device(args.device)
     try:
         rest, ns = command_args(args.kind, args.path, command)
@@ -70,38 +61,13 @@ def cmd_add(args) -> int:
         return int(exc.code or 0)
     if getattr(ns, "quiet", False):
         raise ConfigError("--quiet: not for a queued job (its output is its log: `truthnet jobs log ID`)")
-    model = None
-    from .paths import norm
-
-    if not os.path.lexists(norm(args.path)):  # the target first, then the model, as the commands do
-        raise ConfigError(f"no such file or folder: {args.path}")
-    if args.kind == "scan":
-        from .cli_scan import check_outputs
-
-        check_outputs(ns)
-        model = api.scan_arguments(vars(ns))["model"]
-        api.plan(ns.paths, recursive=ns.recursive, include=ns.include, exclude=ns.exclude)
-    elif args.kind == "train":
-        api.train_settings(vars(ns))  # plugin names, options and weights: now, not in the job
-        api.check_dataset(ns.dataset, ns.layout)
-    else:
-        model = ns.model
-        api.check_dataset(ns.dataset, ns.layout)
+    model = _check_command(args.kind, args.path, ns)
     # the target first, then the model; checked before the store is opened (JobQueue.add
     # checks again, for every caller)
     target, model = check_job(args.kind, args.path, model)
     if len(getattr(ns, "paths", ())) > 1:
         raise ConfigError("one folder or file per scan job: queue one job for each")
-    stored = {k: v for k, v in vars(ns).items() if k not in ("func",)}
-    # the job runs in another folder: every path it was given, absolute now
-    for key in ("html", "csv", "output", "cache", "model"):
-        if stored.get(key):
-            stored[key] = os.path.abspath(os.path.expanduser(stored[key]))
-    if stored.get("weights") and stored["weights"] not in ("imagenet", "none"):
-        stored["weights"] = os.path.abspath(os.path.expanduser(stored["weights"]))
-    if model:
-        stored["model"] = model
-    options = {"argv": rest, "args": json.loads(json.dumps(stored, default=str))}
+    options = {"argv": rest, "args": _stored_args(ns, model)}
     q = _queue(args)
     jid = q.add(args.kind, target, model=model, preset=getattr(ns, "preset", None), device=device,
                 force=bool(getattr(ns, "force", False)), options=options, origin="cli")
@@ -111,6 +77,58 @@ def cmd_add(args) -> int:
         print(f"job {jid} queued: {args.kind} {target} on {device}")
         _hint_unserved(q)
     return 0
+
+
+def _queue_options(args) -> list[str]:
+    """Take the queue's own options out of the command's (they may come anywhere: `jobs add train
+    DATA --device gpu:0 --epochs 3`); the job's device is the device the command runs on, its
+    store the queue's.  Returns the command's arguments."""
+    from .exitcodes import UsageParser
+
+    own = UsageParser(prog="truthnet jobs add", add_help=False)
+    own.add_argument("--device")
+    own.add_argument("--db")
+    own.add_argument("--json", action="store_true")
+    mine, command = own.parse_known_args(args.command_args)
+    args.device, args.db, args.json = mine.device or args.device, mine.db or args.db, mine.json or args.json
+    return command
+
+
+def _check_command(kind: str, path: str, ns) -> str | None:
+    """What the command itself would check before any work (the target first, then the model,
+    as the commands do); returns the model the job will use (None for training)."""
+    from .. import api
+    from ..paths import norm
+
+    if not os.path.lexists(norm(path)):
+        raise ConfigError(f"no such file or folder: {path}")
+    if kind == "scan":
+        from .scan import check_outputs
+
+        check_outputs(ns)
+        model = api.ScanOptions.from_args(vars(ns)).model
+        api.plan(ns.paths, recursive=ns.recursive, include=ns.include, exclude=ns.exclude)
+        return model
+    if kind == "train":
+        api.train_settings(vars(ns))  # plugin names, options and weights: now, not in the job
+        api.check_dataset(ns.dataset, ns.layout)
+        return None
+    api.check_dataset(ns.dataset, ns.layout)
+    return ns.model
+
+
+def _stored_args(ns, model: str | None) -> dict:
+    """The parsed command as the job stores it: JSON, every path absolute (the job runs in
+    another folder)."""
+    stored = {k: v for k, v in vars(ns).items() if k not in ("func",)}
+    for key in ("html", "csv", "output", "cache", "model"):
+        if stored.get(key):
+            stored[key] = os.path.abspath(os.path.expanduser(stored[key]))
+    if stored.get("weights") and stored["weights"] not in ("imagenet", "none"):
+        stored["weights"] = os.path.abspath(os.path.expanduser(stored["weights"]))
+    if model:
+        stored["model"] = model
+    return json.loads(json.dumps(stored, default=str))
 
 
 def _hint_unserved(q) -> None:
@@ -140,7 +158,7 @@ def cmd_list(args) -> int:
 
     from rich.text import Text
 
-    from .paths import one_line
+    from ..paths import one_line
 
     def cell(value) -> Text:  # a path or message is text, never markup, and one line
         return Text(one_line(str(value or "")))
@@ -165,7 +183,7 @@ def _first_line(text: str | None) -> str:
 
 
 def cmd_log(args) -> int:
-    from .paths import one_line
+    from ..paths import one_line
 
     q = _queue(args)
     q.get(args.id)  # an unknown id is an error, not an empty log
@@ -204,8 +222,8 @@ def cmd_retry(args) -> int:
 
 def cmd_run(args) -> int:
     from .exitcodes import ExitCode
-    from .jobs import discover_devices, parse_device
-    from .jobs.runner import Runner
+    from ..jobs import discover_devices, parse_device
+    from ..jobs.runner import Runner
 
     devices = [parse_device(d) for d in args.device or []]
     if not devices or (not args.skip_gpu_check and any(d != "cpu" for d in devices)):
@@ -223,7 +241,7 @@ def cmd_run(args) -> int:
 def register(sub) -> None:
     import argparse
 
-    from .jobs import JOB_KINDS, STATES
+    from ..jobs import JOB_KINDS, STATES
 
     p = sub.add_parser("jobs", help="queue scans, training and evaluations and run them, one process per job "
                                     "(see docs/jobs.md)")

@@ -1,6 +1,6 @@
 """The engine: every verdict TruthNet gives, from any entry point, takes this road.
 
-files -> decode (an isolation strategy, :mod:`truthnet.isolation`) -> face detection and crops
+files -> decode (an isolation strategy, :mod:`truthnet.decode.isolation`) -> face detection and crops
 (in the worker for OpenCV-only detectors, here otherwise) -> backbone + temporal head in batches
 across videos -> :class:`~truthnet.record.Result`.  The Python API (``score_video(s)``),
 ``evaluate``, ``calibrate``, ``truthnet scan``, the job queue and the Ray actors all call
@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .decoding import DecodeFn, PipelinePool, WindowFailure, build_window, default_decode, detects_in_decoder
-from .errors import ConfigError, ModelError
-from .isolation import ISOLATIONS, Decoded, DecodeFailed, DecodeTask, SetupFailed, fn_spec, open_decoder
-from .pipeline import FacePipeline, FaceSequence
-from .record import Result, label_for
+from ..decode import DecodeFn, PipelinePool, WindowFailure, build_window, default_decode, detects_in_decoder
+from ..errors import ConfigError, ModelError
+from ..decode.isolation import ISOLATIONS, Decoded, DecodeFailed, DecodeTask, SetupFailed, fn_spec, open_decoder
+from ..pipeline import FacePipeline, FaceSequence
+from ..record import Result, label_for
 
 
 def thumbnail_strip(crops: np.ndarray, size: int = 64) -> bytes | None:
@@ -101,7 +101,7 @@ class Engine:
         if isolation == "auto":
             isolation = "process" if _worker_safe(classifier.config, decode_fn) else "thread"
         elif isolation == "process":  # asked for: what the workers cannot build is an error now
-            from .plugins import check_worker_safe
+            from ..plugins import check_worker_safe
 
             check_worker_safe(classifier.config)  # the decode workers load installed plugins only
             fn_spec(decode_fn)  # ... and import the decode function by name
@@ -195,7 +195,7 @@ class Engine:
         row.fps = msg.info.fps or None
         row.frames_sha256 = msg.info.frames_sha256 or None
         if row.sha256 is None:  # a scan hashed it while planning; the API's files are hashed here
-            from .filecheck import file_sha256
+            from ..filecheck import file_sha256
 
             row.sha256 = file_sha256(row.path)
         in_worker = self.in_worker
@@ -257,7 +257,7 @@ class Engine:
 def _worker_safe(config, decode_fn: DecodeFn) -> bool:
     """Whether the decode worker processes can build this pipeline (installed plugins only)
     and import the decode function (not one defined in ``__main__``)."""
-    from .plugins import check_worker_safe
+    from ..plugins import check_worker_safe
 
     try:
         check_worker_safe(config)
@@ -273,9 +273,9 @@ def plan_threads(detect_in_worker: bool, cores: int | None = None) -> tuple[int,
     Measured on realistic H.264 (``benchmarks/bench_realistic.py``): reaching 10 frames of a
     long-GOP clip costs ~0.6 s of one core, the paper's MTCNN ~1.2 s per video, and MTCNN's many
     small ops gain little from a second intra-op thread but nearly 2x from a second frame
-    detected at once.  So with detection here, half the cores decode and detection runs in as
-    many threads as there are cores (TensorFlow's shared pool keeps them from oversubscribing);
-    with detection in the workers, every core decodes."""
+    detected at once.  So with detection here, half the cores decode and detection runs in one
+    thread per core, at most 4 (TensorFlow's shared pool keeps them from oversubscribing; more
+    threads were not measured to pay); with detection in the workers, every core decodes."""
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     n = max(1, int(cores))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def check_writable(path: str | os.PathLike, what: str = "output file", *, make_parents: bool = False) -> Path:
@@ -112,7 +112,7 @@ def csv_cell(value):
     leading apostrophe, undecodable bytes of a file name become ``\\xNN`` (:func:`paths.text`);
     numbers and everything else unchanged."""
     if isinstance(value, str):
-        from .paths import text
+        from ..paths import text
 
         value = text(value)
         if value.startswith(_FORMULA_STARTS):

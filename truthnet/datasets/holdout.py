@@ -19,10 +19,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from .datasets import ManifestRow, split_rows
-from .errors import DatasetError, VideoError
-from .features import FP_PREFIX, file_fingerprint
-from .paths import norm
+from . import ManifestRow, split_rows
+from ..errors import DatasetError, VideoError
+from ..features import FP_PREFIX, file_fingerprint
+from ..paths import norm
 
 #: the training splits whose videos an evaluation / a calibration must not score again
 #: (calibrating on the validation split is the point of having one)
@@ -61,7 +61,7 @@ def is_own_dataset(dataset, meta: dict) -> bool:
 def select(dataset, meta: dict, *, purpose: str = "evaluate", split: str | None = None,
            layout: str | None = None, include_training: bool = False) -> Selection:
     """The rows to score for ``purpose`` (``evaluate`` or ``calibrate``) and what to say about them."""
-    from .training import load_rows
+    from ..training import load_rows
 
     own = is_own_dataset(dataset, meta)
     split = split or (DEFAULT_SPLIT[purpose] if own else "all")

@@ -1,11 +1,11 @@
-"""The scanner's decode worker: ``python -m truthnet._decode_worker FD MODULE:FUNCTION``.
+"""The scanner's decode worker: ``python -m truthnet.decode.worker FD MODULE:FUNCTION``.
 
 A plain subprocess (not multiprocessing): it never re-imports the user's ``__main__``, so a
 script that calls the scanner without an ``if __name__ == "__main__"`` guard still works.  It
-imports its decode function and says :data:`~truthnet.isolation.READY` (or, when the import
+imports its decode function and says :data:`~truthnet.decode.isolation.READY` (or, when the import
 fails, one ``SetupFailed``: the configuration's fault, not any file's), then reads
-:class:`~truthnet.isolation.DecodeTask` messages from the socket ``FD`` and answers each with
-one message of :mod:`truthnet.isolation` (``Decoded``, ``DecodeFailed``, ``SetupFailed``).
+:class:`~truthnet.decode.isolation.DecodeTask` messages from the socket ``FD`` and answers each with
+one message of :mod:`truthnet.decode.isolation` (``Decoded``, ``DecodeFailed``, ``SetupFailed``).
 It never outlives the process that started it.
 """
 
@@ -49,7 +49,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     fd, spec = int(sys.argv[1]), sys.argv[2]
     conn = Connection(fd)
-    from truthnet.isolation import READY, SetupFailed, decode_one
+    from truthnet.decode.isolation import READY, SetupFailed, decode_one
 
     try:
         fn = _load(spec)

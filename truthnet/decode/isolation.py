@@ -4,13 +4,12 @@
 socket pairs with the typed messages below.  A native crash or a hang inside a decoder costs
 that one file (``decode_error`` / ``timeout``), never the caller.  ``thread``: the same decode
 function in threads of the calling process (no start-up cost; a crash takes the caller down and
-the time limit cannot be enforced).  Both run :func:`truthnet.decoding.default_decode`, so a
+the time limit cannot be enforced).  Both run :func:`truthnet.decode.default_decode`, so a
 file gets the same frames, status and score whichever strategy reads it.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections import deque
@@ -21,8 +20,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any
 
-from .decoding import DecodeFn, default_decode
-from .errors import ConfigError, TruthnetError, VideoError
+from . import DecodeFn, default_decode
+from ..errors import ConfigError, TruthnetError, VideoError
 
 ISOLATIONS = ("auto", "process", "thread")
 
@@ -109,7 +108,7 @@ READY = "ready"
 
 
 class _Worker:
-    """One decode subprocess (``python -m truthnet._decode_worker``), over a socket pair."""
+    """One decode subprocess (``python -m truthnet.decode.worker``), over a socket pair."""
 
     def __init__(self, spec: str) -> None:
         import socket
@@ -117,9 +116,11 @@ class _Worker:
         from multiprocessing.connection import Connection
 
         parent, child = socket.socketpair()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        from ..procs import python_env
+
+        env = python_env(whole_sys_path=True)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "truthnet._decode_worker", str(child.fileno()), spec],
+            [sys.executable, "-m", "truthnet.decode.worker", str(child.fileno()), spec],
             pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, env=env,
         )
@@ -244,7 +245,7 @@ class IsolatedDecoder:
                 code = w.exitcode()
                 raise ConfigError(
                     f"a decode worker could not start (exit code {code}) before reading any file",
-                    hint=f"check that `{sys.executable} -c 'import truthnet._decode_worker'` works, "
+                    hint=f"check that `{sys.executable} -c 'import truthnet.decode.worker'` works, "
                     "or decode in threads (isolation='thread')",
                 )
             if msg is not None and not (isinstance(msg, DecodeFailed) and msg.retry):

@@ -7,7 +7,7 @@ or variable, sometimes with rotation metadata and audio, faces 5-50 % of the fra
 sometimes two people, moving heads, blur, textured scenes.  This module writes such files
 through a real encoder (libx264 via PyAV), deterministically from a seed, and caches them:
 
-    python -m truthnet.corpus DIR [--small] [--seed N]
+    python -m truthnet.testing.corpus DIR [--small] [--seed N]
 
 ``corpus(folder, small=False)`` returns the :class:`Clip` list (spec + path); ``small=True``
 writes the same kinds of file at tiny sizes and durations for the test suite.  Faces come from
@@ -176,7 +176,7 @@ def render(spec: ClipSpec, index: int, seed: int = 0, _cache: dict | None = None
     face's approximate box ``(x, y, w, h)`` (where MTCNN's box should be)."""
     import cv2
 
-    from .synth import astronaut_face
+    from ..synth import astronaut_face
 
     cache = _cache if _cache is not None else {}
     if "bg" not in cache:
@@ -331,7 +331,7 @@ def corpus(folder: str | os.PathLike, small: bool = False, seed: int = 0, progre
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m truthnet.corpus", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m truthnet.testing.corpus", description=__doc__.split("\n\n")[0])
     ap.add_argument("folder")
     ap.add_argument("--small", action="store_true", help="tiny sizes and durations (the test suite's corpus)")
     ap.add_argument("--seed", type=int, default=0)

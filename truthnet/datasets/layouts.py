@@ -3,7 +3,7 @@
 Labels are ours everywhere: 0 = real, 1 = fake.  (Celeb-DF's test list uses the opposite.)
 ``group`` ties a fake to the real video or identity it was made from, so that splits never put
 them on opposite sides.  This module needs neither the plugin registry nor the rest of
-:mod:`truthnet.datasets`, so the registry can load it as a built-in plugin without a cycle.
+:mod:`truthnet.datasets` (the registry loads it as a built-in plugin).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .errors import DatasetError
-from .video import is_video_path
+from ..errors import DatasetError
+from ..video import is_video_path
 
 REAL, FAKE = 0, 1
 SPLITS = ("train", "val", "test")

@@ -15,8 +15,8 @@ import os
 from collections import deque
 from pathlib import Path
 
-from .errors import ConfigError
-from .scanning import Scanner
+from ..errors import ConfigError
+from ..scanning import Scanner
 
 INSTALL_HINT = "Ray is not installed: pip install 'truthnet[ray]'"
 
@@ -90,14 +90,14 @@ class _Scorer:
                  decode_workers: int, batch_size: int) -> None:
         import tempfile
 
-        from .config import PipelineConfig
-        from .classifier import load_classifier
+        from ..config import PipelineConfig
+        from ..classifier import load_classifier
 
         fd, path = tempfile.mkstemp(suffix=suffix, prefix="truthnet-model-")
         with os.fdopen(fd, "wb") as fh:
             fh.write(model_bytes)
-        self.det = load_classifier(path, PipelineConfig.from_dict(config))
-        self.det.allow_untrained = True  # the driver's Engine already refused an untrained model, or was told to allow it
+        self.classifier = load_classifier(path, PipelineConfig.from_dict(config))
+        self.classifier.allow_untrained = True  # the driver's Engine already refused an untrained model, or was told to allow it
         os.unlink(path)
         self.windows, self.timeout = windows, timeout
         self.decode_workers, self.batch_size = decode_workers, batch_size
@@ -106,10 +106,10 @@ class _Scorer:
         return os.getpid()
 
     def score(self, rows: list) -> list:
-        from .engine import Engine
+        from . import Engine
 
         # one CPU per actor: one decoder, one detection thread
-        engine = Engine(self.det, windows=self.windows, workers=self.decode_workers, detect_threads=1,
+        engine = Engine(self.classifier, windows=self.windows, workers=self.decode_workers, detect_threads=1,
                         timeout=self.timeout, batch_size=self.batch_size)
         return list(engine.run(rows))
 
@@ -117,10 +117,10 @@ class _Scorer:
 class RayScanner(Scanner):
     """A :class:`Scanner` whose ``execute`` runs on Ray actors."""
 
-    def __init__(self, detector, store, *, address: str | None = None, num_workers: int = 2,
+    def __init__(self, classifier, store, *, address: str | None = None, num_workers: int = 2,
                  gpus_per_worker: float = 0.0, files_per_task: int = 4, max_attempts: int = 2,
                  decode_workers: int = 1, **kw) -> None:
-        super().__init__(detector, store, **kw)
+        super().__init__(classifier, store, **kw)
         self.address = address
         self.num_workers = max(1, int(num_workers))
         self.gpus_per_worker = float(gpus_per_worker)
@@ -138,55 +138,21 @@ class RayScanner(Scanner):
         if not rows:
             return
         ray = import_ray()
-        started_here = False
-        if not ray.is_initialized():
-            if self.address:
-                connect(ray, self.address)
-            else:
-                ray.init(num_cpus=self.num_workers, include_dashboard=False, log_to_driver=False,
-                         configure_logging=False)
-            started_here = True
+        started_here = self._init_ray(ray)
         actor_cls = ray.remote(num_cpus=1, num_gpus=self.gpus_per_worker, max_restarts=0)(_Scorer)
         model_bytes, suffix = self._model_bytes()
         model_ref = ray.put(model_bytes)  # once, through the object store
 
         def new_actor():
-            return actor_cls.remote(model_ref, suffix, self.det.config.to_dict(), self.engine.windows, self.engine.timeout,
-                                    self.decode_workers, self.engine.batch_size)
+            return actor_cls.remote(model_ref, suffix, self.classifier.config.to_dict(), self.engine.windows,
+                                    self.engine.timeout, self.decode_workers, self.engine.batch_size)
 
         actors = [new_actor() for _ in range(self.num_workers)]
         if self.on_actor_started:
             self.on_actor_started(actors)
-        queue: deque[list] = deque(rows[i : i + self.files_per_task] for i in range(0, len(rows), self.files_per_task))
-        attempts: dict[int, int] = {}
-        running: dict = {}  # ObjectRef -> (actor, batch)
         idle = list(actors)
         try:
-            while queue or running:
-                if cancel is not None and cancel.is_set():
-                    raise KeyboardInterrupt
-                while queue and idle:
-                    batch = queue.popleft()
-                    actor = idle.pop()
-                    ref = actor.score.remote(batch)
-                    running[ref] = (actor, batch)
-                done, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
-                for ref in done:
-                    actor, batch = running.pop(ref)
-                    try:
-                        rows = ray.get(ref)
-                    except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
-                            ray.exceptions.ActorDiedError):
-                        self._worker_died(batch, attempts, queue, emit)
-                        idle.append(new_actor())  # replace the dead worker
-                        continue
-                    for row in rows:
-                        emit(row)
-                    idle.append(actor)
-        except KeyboardInterrupt:
-            for ref in running:
-                ray.cancel(ref, force=True)
-            raise
+            self._dispatch(ray, rows, idle, new_actor, emit, cancel)
         finally:
             for a in actors + idle:
                 try:
@@ -195,6 +161,49 @@ class RayScanner(Scanner):
                     pass
             if started_here:
                 ray.shutdown()
+
+    def _init_ray(self, ray) -> bool:
+        """Connect to the cluster at ``address``, or start a local instance; True when this call
+        started (and so must shut down) the instance."""
+        if ray.is_initialized():
+            return False
+        if self.address:
+            connect(ray, self.address)
+        else:
+            ray.init(num_cpus=self.num_workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        return True
+
+    def _dispatch(self, ray, rows: list, idle: list, new_actor, emit, cancel) -> None:
+        """Hand out ``files_per_task`` files at a time to idle actors until every file has a
+        result; a dead actor is replaced and its files retried (:meth:`_worker_died`)."""
+        queue: deque[list] = deque(rows[i : i + self.files_per_task] for i in range(0, len(rows), self.files_per_task))
+        attempts: dict[int, int] = {}
+        running: dict = {}  # ObjectRef -> (actor, batch)
+        try:
+            while queue or running:
+                if cancel is not None and cancel.is_set():
+                    raise KeyboardInterrupt
+                while queue and idle:
+                    batch = queue.popleft()
+                    actor = idle.pop()
+                    running[actor.score.remote(batch)] = (actor, batch)
+                done, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+                for ref in done:
+                    actor, batch = running.pop(ref)
+                    try:
+                        results = ray.get(ref)
+                    except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                            ray.exceptions.ActorDiedError):
+                        self._worker_died(batch, attempts, queue, emit)
+                        idle.append(new_actor())  # replace the dead worker
+                        continue
+                    for row in results:
+                        emit(row)
+                    idle.append(actor)
+        except KeyboardInterrupt:
+            for ref in running:
+                ray.cancel(ref, force=True)
+            raise
 
     def _worker_died(self, batch, attempts, queue, emit) -> None:
         """Retry a dead worker's files one by one; a file that kills workers repeatedly fails."""

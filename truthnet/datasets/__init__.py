@@ -1,8 +1,8 @@
-"""Dataset layouts -> manifest rows (path, label, group, split, source), and splits.
+"""Datasets: which layout a folder has, its manifest (path, label, group, split, source), and
+the train/val/test split.
 
-Labels are ours everywhere: 0 = real, 1 = fake.  (Celeb-DF's test list uses the opposite.)
-``group`` ties a fake to the real video or identity it was made from, so that splits never put
-them on opposite sides.
+The layouts themselves (Celeb-DF, FaceForensics++, DFDC, real/ + fake/ folders) and the manifest
+row are in :mod:`.layouts`; which videos an evaluation may use is :mod:`.holdout`.
 """
 
 from __future__ import annotations
@@ -15,22 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DatasetError
+from ..errors import DatasetError
+from .layouts import ManifestRow
 
 REAL, FAKE = 0, 1
-# the layouts and the manifest row live in truthnet.layouts (the plugin registry loads them)
-from .layouts import (  # noqa: E402,F401
-    SPLITS,
-    CelebDFLayout,
-    DFDCLayout,
-    FaceForensicsLayout,
-    FolderLayout,
-    ManifestRow,
-)
 
 
 def detect_layout(root: str | os.PathLike) -> str:
-    from . import plugins
+    from .. import plugins
 
     root = Path(root)
     if not root.is_dir():
@@ -46,7 +38,7 @@ def detect_layout(root: str | os.PathLike) -> str:
 
 
 def read_dataset(root: str | os.PathLike, layout: str | None = None) -> tuple[str, list[ManifestRow]]:
-    from . import plugins
+    from .. import plugins
 
     name = layout or detect_layout(root)
     rows = plugins.create_dataset_layout(name).read(Path(root))

@@ -14,7 +14,7 @@ def _log(msg: str) -> None:
 
 
 def cmd_train(args) -> int:
-    from . import api
+    from .. import api
 
     cfg, tcfg = api.train_settings(vars(args))
     api.check_dataset(args.dataset, args.layout)  # before any video is read
@@ -26,7 +26,7 @@ def cmd_train(args) -> int:
 
 
 def _print_metrics(m: dict, out_dir) -> None:
-    from .reports import table_one
+    from ..reports.plots import table_one
 
     if m.get("selection"):
         print(f"evaluated on the {m['selection']['summary']}")
@@ -39,14 +39,14 @@ def _print_metrics(m: dict, out_dir) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from . import api
-    from .resolve import inference_config
+    from .. import api
+    from ..resolve import inference_config
 
     api.check_dataset(args.dataset, args.layout)  # before any model loads
     model = args.model
     cfg = inference_config(model, sampler=args.sampler, detector=args.detector, options=args.option)
     if cfg is not None:
-        from .classifier import load_classifier
+        from ..classifier import load_classifier
 
         model = load_classifier(model, cfg)
     m = api.evaluate(model, args.dataset, args.output, split=args.split, layout=args.layout,
@@ -59,7 +59,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from . import api
+    from .. import api
 
     r = api.calibrate(args.model, args.dataset, real_recall=args.real_recall, max_fpr=args.max_fpr, split=args.split,
                       layout=args.layout, output=args.output, in_place=args.in_place,
@@ -87,7 +87,7 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from .synth import make_dataset
+    from ..synth import make_dataset
 
     paths = make_dataset(
         args.output, n_real=args.real, n_fake=args.fake, n_frames=args.frames, width=args.width, height=args.height,
@@ -100,10 +100,10 @@ def cmd_synth(args) -> int:
 
 def cmd_demo(args) -> int:
     """Synthetic data -> train (tiny CNN, CPU) -> evaluate on the held-out split -> scan it."""
-    from .config import PipelineConfig
-    from .evaluation import evaluate
-    from .synth import make_dataset
-    from .training import TrainConfig, train
+    from ..config import PipelineConfig
+    from ..evaluation import evaluate
+    from ..synth import make_dataset
+    from ..training import TrainConfig, train
 
     t0 = time.perf_counter()
     out = Path(args.output)
@@ -118,16 +118,16 @@ def cmd_demo(args) -> int:
     m = evaluate(res.model_path, data, out / "run" / "eval", split="test")
     _print_metrics(m, out / "run" / "eval")
     _log("[4/4] scanning the test split with the saved model")
-    from .classifier import load_classifier
+    from ..classifier import load_classifier
 
-    det = load_classifier(res.model_path)
+    clf = load_classifier(res.model_path)
     rows = [r.split(",")[0] for r in (out / "run" / "eval" / "predictions.csv").read_text().splitlines()[1:]]
-    for v in det.score_videos(rows[: args.show]):
+    for v in clf.score_videos(rows[: args.show]):
         score = "-" if v.score is None else f"{v.score:.3f}"
         print(f"  {v.status:8s} {(v.label or '-'):5s} {score:>6s}  {Path(v.path).parent.name}/{Path(v.path).name}")
-    from .modelcard import with_test_metrics
+    from ..modelcard import with_test_metrics
 
-    det.save(res.model_path, {"card": with_test_metrics(det.metadata.get("card") or {}, m)})  # the card's test line
+    clf.save(res.model_path, {"card": with_test_metrics(clf.metadata.get("card") or {}, m)})  # the card's test line
     # a model trained on synthetic clips never silently becomes the default for real scans
     _log(f"demo model: {res.model_path} (trained on synthetic clips: not set as the default model).\n"
          f"  try it:  truthnet scan {data} -r --model {res.model_path}\n"
@@ -141,9 +141,16 @@ def cmd_demo(args) -> int:
 
 
 def register(sub) -> None:
-    from .cli_scan import threshold
-    from .config import list_presets
-    from .plugins.options import add_part_arguments
+    """Add ``train``, ``evaluate``, ``calibrate``, ``synth`` and ``demo`` to the subparsers."""
+    _register_train(sub)
+    _register_evaluate(sub)
+    _register_calibrate(sub)
+    _register_synth_and_demo(sub)
+
+
+def _register_train(sub) -> None:
+    from ..config import list_presets
+    from ..plugins.options import add_part_arguments
 
     p = sub.add_parser("train", help="train the CNN-LSTM on a dataset (paper hyperparameters by default)")
     p.add_argument("dataset", help="dataset folder (layout auto-detected) or a manifest CSV")
@@ -168,6 +175,11 @@ def register(sub) -> None:
     p.add_argument("--cache", help="embedding/crop cache folder (default: the user cache dir)")
     p.set_defaults(func=cmd_train)
 
+
+def _register_evaluate(sub) -> None:
+    from ..plugins.options import add_part_arguments
+    from .scan import threshold
+
     p = sub.add_parser("evaluate", help="Table I, confusion matrix, ROC-AUC and plots on a dataset split")
     p.add_argument("model")
     p.add_argument("dataset", help="dataset folder or the manifest CSV written by train")
@@ -182,6 +194,8 @@ def register(sub) -> None:
     add_part_arguments(p, ("sampler", "detector"))
     p.set_defaults(func=cmd_evaluate)
 
+
+def _register_calibrate(sub) -> None:
     p = sub.add_parser("calibrate", help="pick a threshold on real videos; write the model with it to a new file")
     p.add_argument("model")
     p.add_argument("dataset")
@@ -199,6 +213,8 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_calibrate)
 
+
+def _register_synth_and_demo(sub) -> None:
     p = sub.add_parser("synth", help="write a labelled synthetic dataset (folder layout)")
     p.add_argument("output")
     p.add_argument("--real", type=int, default=40)

@@ -1,6 +1,6 @@
 """Worker-side decoding: one file -> its sampled frames (or face crops), no TensorFlow.
 
-This runs inside the decode worker processes of :mod:`truthnet.isolation` (and in threads for
+This runs inside the decode worker processes of :mod:`truthnet.decode.isolation` (and in threads for
 the in-process strategy), so it imports OpenCV and the plugin registry only.  With a face
 detector that can run here (``runs_in_decoder``: ``none``, ``haar``) it also detects and crops,
 so only the small crops cross the process boundary.
@@ -14,8 +14,8 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from .config import PipelineConfig
-from .errors import VideoError
+from ..config import PipelineConfig
+from ..errors import VideoError
 
 #: decode function run in the worker: (config_dict, path, windows) -> (info, per_window, seconds)
 DecodeFn = Callable[[dict, str, int], tuple]
@@ -64,7 +64,7 @@ def pipelines_for(config: dict) -> PipelinePool:
     with _pools_lock:
         pool = _pools.get(key)
         if pool is None:
-            from .pipeline import FacePipeline
+            from ..pipeline import FacePipeline
 
             pool = _pools[key] = PipelinePool(lambda: FacePipeline(PipelineConfig.from_dict(config)), key)
     return pool
@@ -84,7 +84,7 @@ def default_decode(config: dict, path: str, windows: int):
 def detects_in_decoder(config: PipelineConfig) -> bool:
     """Whether ``config``'s face detector declares it can run in the decode workers (no
     TensorFlow, cheap to create in each process)."""
-    from . import plugins
+    from .. import plugins
 
     return bool(getattr(plugins.get_entry("face_detector", config.detector).factory, "runs_in_decoder", False))
 
