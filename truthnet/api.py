@@ -186,6 +186,59 @@ def scan(paths: Sequence[str | os.PathLike], options: ScanOptions | None = None,
     return ScanOutcome(summary, store.path, model_path)
 
 
+def watch(folder: str | os.PathLike, options: ScanOptions | None = None, *, db: str | os.PathLike | None = None,
+          settle: float | None = None, poll: float | None = None, asked: dict | None = None,
+          on_event: OnEvent | None = None, cancel=None, **overrides: Any) -> ScanOutcome:
+    """Score every new or changed video under ``folder`` once it is complete, until ``cancel``
+    is set (:mod:`truthnet.watch`); one scan in the store for the watcher's whole run.  What
+    arrived while no watcher ran is scored first; what is already reported for these bytes and
+    this model is not reported again.  ``settle``: seconds a file must stay unchanged (default
+    2); ``poll``: walk the folder every ``poll`` seconds instead of listening to OS events.
+    One ``Event("scan", done, 0, result=...)`` per result (``total`` is unknown: 0)."""
+    from dataclasses import replace
+
+    from . import watch as watching
+    from .paths import norm
+    from .store import Store
+
+    opts = replace(options or ScanOptions(), **overrides)
+    opts.check()
+    root = norm(folder)
+    if not os.path.isdir(root):
+        raise ConfigError(f"--watch needs a folder: {folder} is not one")
+    if opts.engine != "local":
+        raise ConfigError("--watch scores on this machine: --engine ray is not for a watcher")
+    for name, v in (("settle", settle), ("poll", poll)):
+        if v is not None and not v > 0:
+            raise ConfigError(f"--{name} must be a positive number of seconds, got {v}")
+    store = Store(db)
+    store.require_writable()
+    clf, model_path = _classifier(opts)
+    scanner = _scanner(opts, clf, store, model_path)
+    done = 0
+    if on_event is not None:
+        on_event(Event("scan", 0, 0, "scoring", card=scanner.card))
+
+    def on_result(row) -> None:
+        nonlocal done
+        done += 1
+        if on_event is not None:
+            on_event(Event("scan", done, 0, row.path, result=row))
+
+    session = scanner.session([root], asked, on_result)
+    state = "failed"
+    try:
+        watching.watch(root, session, settle=watching.SETTLE_SECONDS if settle is None else settle, poll=poll,
+                       include=opts.include, exclude=opts.exclude, cancel=cancel,
+                       on_log=None if on_event is None else (lambda m: on_event(Event("log", message=m))))
+        state = "interrupted"  # a watcher ends only when asked to
+    except KeyboardInterrupt:
+        state = "interrupted"
+    finally:
+        summary = session.close(state)
+    return ScanOutcome(summary, store.path, model_path)
+
+
 def _classifier(opts: ScanOptions):
     """The classifier a scan uses and its model file's absolute path (None for one in memory)."""
     from .paths import norm

@@ -46,7 +46,7 @@ def collect_files(
     out: list[str] = []
     seen: set[str] = set()
     problems: list[tuple[str, str, str]] = []
-    wanted = _matcher(include, exclude)
+    wanted = matcher(include, exclude)
 
     def add(p: str) -> None:
         key = norm(p)
@@ -71,7 +71,7 @@ def collect_files(
     return Collected(out, problems, below)
 
 
-def _matcher(include: list[str] | None, exclude: list[str] | None):
+def matcher(include: list[str] | None, exclude: list[str] | None):
     """``wanted(path)``: not excluded, and an ``include`` glob or a video extension."""
 
     def wanted(p: str) -> bool:

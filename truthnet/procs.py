@@ -63,3 +63,30 @@ def python_env(env: dict[str, str] | None = None, *, whole_sys_path: bool = Fals
         first += [p for p in sys.path if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in (*first, env.get("PYTHONPATH")) if p))
     return env
+
+
+def open_for_writing() -> set[tuple[int, int]]:
+    """``(st_dev, st_ino)`` of every file some process can see open for writing (Linux: the
+    ``/proc/PID/fd`` links and their ``fdinfo`` flags; processes we may not inspect are not
+    seen).  Empty where ``/proc`` is absent."""
+    out: set[tuple[int, int]] = set()
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return out
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                with open(f"/proc/{pid}/fdinfo/{fd}") as fh:
+                    flags = next((int(x.split()[1], 8) for x in fh if x.startswith("flags:")), 0)
+                if flags & 3 == 0:  # O_RDONLY: a reader, not a writer
+                    continue
+                st = os.stat(f"/proc/{pid}/fd/{fd}")
+            except (OSError, ValueError):
+                continue
+            out.add((st.st_dev, st.st_ino))
+    return out

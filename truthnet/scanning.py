@@ -178,6 +178,13 @@ class Scanner:
         summary.interrupted = state == "interrupted"
         return summary
 
+    def session(self, roots: list[str], options: dict | None = None,
+                on_result: Callable[[Result], None] | None = None) -> ScanSession:
+        """One recorded scan that files are added to as they come (``truthnet scan --watch``)."""
+        from .paths import norm
+
+        return ScanSession(self, [norm(r) for r in roots], options or {}, on_result)
+
     def _start(self, roots: list[str], options: dict) -> int:
         """Record the scan (model, roots, options, this process) and return its id."""
         from . import __version__
@@ -222,11 +229,13 @@ class Scanner:
                 raise
         return counts
 
-    def _plan(self, files: list[str], emit, cancel=None) -> tuple[list[Result], int]:
+    def _plan(self, files: list[str], emit, cancel=None, *, quiet_if_reported: bool = False
+              ) -> tuple[list[Result], int]:
         """Check and hash each file; emit what needs no work (special files, unreadable, already
         scored with this model); return the rows left to score.  Nothing here opens a pipe or a
         device, and the one read (the SHA-256 of the whole file) is bounded by the per-file
-        timeout."""
+        timeout.  ``quiet_if_reported`` (a watcher): a file whose path already has a final
+        result for these very bytes and this model is passed over without a new row."""
         from .filecheck import check_regular, file_sha256, read_within
 
         todo: list[Result] = []
@@ -243,6 +252,9 @@ class Scanner:
             except OSError as exc:
                 emit(Result(path=path, status="unreadable", reason=f"cannot read the file: {exc.strerror or exc}"))
                 continue
+            if quiet_if_reported and self.store.reported(path, sha, self.key):
+                skipped += 1
+                continue
             if not self.force:
                 prev = self.store.previous(sha, self.key)
                 if prev is not None:
@@ -258,3 +270,34 @@ class Scanner:
         """Score ``rows`` on this machine (the Ray engine overrides this)."""
         for row in self.engine.run(rows, cancel=cancel):
             emit(row)
+
+
+class ScanSession:
+    """A scan that stays open: :meth:`add` scores more files into it (each with the same reuse
+    rules as a scan), :meth:`close` marks it finished and returns its summary."""
+
+    def __init__(self, scanner: Scanner, roots: list[str], options: dict, on_result) -> None:
+        self.scanner = scanner
+        self.t0 = time.perf_counter()
+        self.scan_id = scanner._start(roots, options)
+        self.counts: Counter = Counter()
+        self.emit = scanner._emitter(self.scan_id, self.counts, on_result)
+        self.files = 0
+        self.skipped = 0
+
+    def add(self, files: list[str], cancel=None) -> None:
+        """Score ``files`` (absolute paths); one already reported with these bytes and this model
+        is passed over silently, a copy of known bytes under a new name is reused."""
+        todo, skipped = self.scanner._plan(files, self.emit, cancel, quiet_if_reported=True)
+        self.files += len(files)
+        self.skipped += skipped
+        self.scanner.execute(todo, self.emit, cancel)
+
+    def close(self, state: str = "done") -> ScanSummary:
+        sc = self.scanner
+        counts = sc._finish(self.scan_id, state, self.counts)
+        summary = ScanSummary(self.scan_id, counts, self.files, self.skipped, time.perf_counter() - self.t0,
+                              model_card=sc.card, model=sc.model_path, threshold=sc.classifier.threshold,
+                              model_sha256=sc.model_sha256 or f"weights:{sc.weights_sha}")
+        summary.interrupted = state == "interrupted"
+        return summary

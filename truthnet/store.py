@@ -336,6 +336,12 @@ class Store:
             rows = self.con.execute(f"SELECT {cols} FROM results WHERE scan_id = ? ORDER BY id", (scan_id,))
         return [_row(r, with_thumbs) for r in rows]
 
+    def reported(self, path: str, sha256: str, model_key: str) -> bool:
+        """Whether ``path`` already has a final result for these bytes and this model."""
+        q = ("SELECT 1 FROM results WHERE path = ? AND sha256 = ? AND model_key = ? AND status IN (%s) LIMIT 1"
+             % ",".join("?" * len(FINAL_STATUSES)))
+        return self.con.execute(q, (stored(path), sha256, model_key, *FINAL_STATUSES)).fetchone() is not None
+
     def latest_for_paths(self, paths: list[str], *, model_sha256: str | None = None) -> dict[str, Result]:
         """The most recent result of each path from any scan, or (``model_sha256``) from the
         scans made with the model file of that SHA-256 only: never one model's verdict under

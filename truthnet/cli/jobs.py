@@ -105,6 +105,9 @@ def _check_command(kind: str, path: str, ns) -> str | None:
     if kind == "scan":
         from .scan import check_outputs
 
+        if getattr(ns, "watch", False):
+            raise ConfigError("--watch: not for a queued job (a watcher never finishes); run `truthnet scan --watch` itself")
+
         check_outputs(ns)
         model = api.ScanOptions.from_args(vars(ns)).model
         api.plan(ns.paths, recursive=ns.recursive, include=ns.include, exclude=ns.exclude)

@@ -114,7 +114,7 @@ class _ScanView:
             sys.stdout.flush()
         else:
             print(_result_line(row, self.roots), flush=True)
-        if not args.json and not args.quiet:
+        if not args.json and not args.quiet and not getattr(args, "watch", False):
             self._progress(ev, row)
 
     def _progress(self, ev, row) -> None:
@@ -141,6 +141,7 @@ def cmd_scan(args) -> int:
     import time
 
     from .. import api
+    from ..errors import ConfigError
     from ..paths import norm
     from ..signals import stop_requests
 
@@ -149,10 +150,16 @@ def cmd_scan(args) -> int:
     view = _ScanView(args, roots)
     t0 = time.perf_counter()
     asked = {k: v for k, v in vars(args).items() if k not in ("func",)}
+    if args.watch and len(args.paths) != 1:
+        raise ConfigError("--watch takes one folder")
     with stop_requests() as stop:  # a first Ctrl-C/SIGTERM stops between files, a second at once
         try:
-            outcome = api.scan(args.paths, api.ScanOptions.from_args(vars(args)), db=args.db, asked=asked,
-                               on_event=view, cancel=stop)
+            opts = api.ScanOptions.from_args(vars(args))
+            if args.watch:  # until a signal; exit 130 after the file in hand
+                outcome = api.watch(args.paths[0], opts, db=args.db, settle=args.settle, poll=args.poll,
+                                    asked=asked, on_event=view, cancel=stop)
+            else:
+                outcome = api.scan(args.paths, opts, db=args.db, asked=asked, on_event=view, cancel=stop)
         except KeyboardInterrupt:
             view.stop()
             # a second signal while the files were listed or the model loaded: the scanner itself
@@ -233,6 +240,10 @@ def _print_summary(console, summary, db, args) -> None:
             t.add_row(f"[yellow]{status}[/]", str(n))
     console.print(t)
     print_card(console, summary.model_card)
+    if getattr(args, "watch", False):
+        console.print(Text(f"stopped watching: {d['files']} arrivals handled ({d['reused']} already reported or "
+                           f"reused); results stored in {one_line(str(db))} (scan #{summary.scan_id})"))
+        return
     if summary.interrupted:
         console.print(f"[yellow]{interrupted_line(summary, db)}[/]")
         return
@@ -410,6 +421,17 @@ def cmd_default_model(args) -> int:
     return 0
 
 
+def _watch_arguments(p) -> None:
+    p.add_argument("--watch", action="store_true",
+                   help="keep watching the folder: score each new or changed video once complete, until "
+                        "Ctrl-C/SIGTERM (exit 130); what arrived while no watcher ran is scored first")
+    p.add_argument("--settle", type=positive_float, metavar="SECONDS",
+                   help="--watch: seconds a file must stay unchanged (and closed) before it is scored (default 2)")
+    p.add_argument("--poll", type=positive_float, metavar="SECONDS",
+                   help="--watch: walk the folder every SECONDS instead of listening to file-system events "
+                        "(network file systems); without the watchfiles package this is the default (2 s)")
+
+
 def register(sub) -> None:
     p = sub.add_parser("scan", help="score every video under the given paths, headless (results stored in SQLite)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files and folders")
@@ -439,6 +461,7 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="rescore files already scored with this model")
     p.add_argument("--fail-on-fake", action="store_true", help="exit 1 when any video is fake")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    _watch_arguments(p)
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="ray: spread the files over a Ray cluster (pip install 'truthnet[ray]')")
     p.add_argument("--ray-address", help="an existing Ray cluster (default: start a local one)")
