@@ -81,3 +81,32 @@ def wait_until(cond, timeout: float = 120.0, what: str = "condition", interval: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+async def show_folder(pilot, app, folder, timeout: float = 120.0) -> None:
+    """Make the TUI show ``folder``'s videos, once its folder tree has loaded and highlighted its
+    root: that first highlight (late on a loaded machine) would move the view back to the root."""
+    import asyncio
+    import time
+    from pathlib import Path
+
+    tree = app.query_one("#tree")
+    t0 = time.monotonic()
+    while tree.cursor_node is None:
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError("timed out waiting for the folder tree")
+        await asyncio.sleep(0.05)
+    await pilot.pause()  # the highlight's message is handled
+    app.folder = Path(folder)
+    app.refresh_videos()
+
+
+async def wait_for(pilot, cond, timeout: float = 240.0) -> None:
+    """Let the app run until ``cond()`` holds (``timeout`` only bounds a hang)."""
+    import time
+
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError("timed out waiting for the app")
+        await pilot.pause(0.1)

@@ -122,3 +122,23 @@ def test_a_version_1_store_is_migrated_in_place(tmp_path):
     store.close()
     with pytest.raises(truthnet.ConfigError, match="newer TruthNet"):
         Store(db)
+
+
+def test_the_device_is_chosen_once_per_process(python):
+    """TensorFlow fixes its devices when it first uses them: the same device again is fine, another
+    one is a clear error (not a silent run on the first), in a fresh process."""
+    import subprocess
+
+    code = (
+        "from truthnet.device import use_device\n"
+        "from truthnet.errors import ConfigError\n"
+        "use_device('cpu'); use_device('CPU')\n"
+        "try:\n"
+        "    use_device('gpu:0')\n"
+        "except ConfigError as e:\n"
+        "    print('refused:', e, '|', e.hint)\n"
+    )
+    r = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "refused: this process already runs TensorFlow on cpu; it cannot switch to gpu:0" in r.stdout
+    assert "one device per process" in r.stdout

@@ -125,10 +125,33 @@ def test_a_decode_function_in_main_is_decoded_in_threads_unless_processes_are_as
     assert row.status == "ok" and row.score == pytest.approx(ref.score, abs=1e-6)
 
 
-def test_face_pipelines_are_kept_with_the_classifier_across_runs(clf, media):
+def test_face_pipelines_are_reused_across_runs(clf, media):
     """score_video per file must not build a new face detector each time (MTCNN's networks)."""
     first = clf.score_video(media["face"])
-    (pipe,) = clf._face_pipelines.free
+    built = [id(p) for p in clf.face_pipelines().free]
+    assert built  # given back after use
     again = clf.score_video(media["face"])
-    assert clf._face_pipelines.free == [pipe]  # the same object, given back after use
+    assert sorted(id(p) for p in clf.face_pipelines().free) == sorted(built)  # no new one built
     assert (again.status, again.score) == (first.status, first.score)
+
+
+def test_kept_decoders_serve_run_after_run_and_a_cancelled_run_closes_them(clf, media):
+    """keep_decoders (a Ray actor's engine): the same decode processes score batch after batch
+    with the same results; a run stopped by a cancel closes them (work may be left in them)."""
+    import threading
+
+    from truthnet.engine import Engine
+
+    engine = Engine(clf, isolation="process", workers=1, keep_decoders=True)
+    try:
+        first = [(r.status, r.score) for r in engine.run([Result(path=str(media["face"]), status="ok")])]
+        pids = [w.proc.pid for w in engine._decoders.workers]
+        again = [(r.status, r.score) for r in engine.run([Result(path=str(media["face"]), status="ok")])]
+        assert [w.proc.pid for w in engine._decoders.workers] == pids  # no new process for the second batch
+        assert again == first and first[0][0] == "ok"
+        cancel = threading.Event()
+        cancel.set()
+        list(engine.run([Result(path=str(media["face"]), status="ok")] * 3, cancel=cancel))
+        assert engine._decoders is None
+    finally:
+        engine.close()

@@ -309,15 +309,15 @@ def test_gpu_discovery_runs_once_in_a_child_and_refuses_missing_gpus(tmp_path):
 
 
 def test_progress_comes_from_structured_events_never_from_wording(capsys):
-    from truthnet.events import Event, ProgressText
+    from truthnet.events import Event
     from truthnet.jobs.work import event_progress
 
     events = []
     on_event = event_progress(lambda *ev: events.append(ev))
-    # the training code's own lines carry their structure; any wording is fine
-    for text in (ProgressText("epoch", 3, 12, "Epoch three of twelve, loss 0.41"),
-                 ProgressText("faces", 10, 40, "cropping faces (10 of 40)"), "epoch 7/9 looks like counts"):
-        on_event(Event.from_text(text))
+    # the training code's own events carry their structure; any wording is fine
+    for ev in (Event("epoch", 3, 12, "Epoch three of twelve, loss 0.41"),
+               Event("faces", 10, 40, "cropping faces (10 of 40)"), "epoch 7/9 looks like counts"):
+        on_event(Event.of(ev))
     assert events == [("epoch", 3, 12, "Epoch three of twelve, loss 0.41"),
                       ("faces", 10, 40, "cropping faces (10 of 40)"),
                       (None, None, None, "epoch 7/9 looks like counts")]  # plain text: never parsed

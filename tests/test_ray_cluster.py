@@ -112,3 +112,15 @@ def test_connection_failures_are_one_line_within_seconds(cluster, tmp_path):
     assert r.returncode == 3 and seconds < 60 and "no Ray cluster answers" in r.stdout, r.stderr[-2000:]
     r, _ = _connect("nonsense", stranger)
     assert r.returncode == 3 and "expected HOST:PORT" in r.stdout
+
+
+def test_the_token_mode_lasts_for_the_connection_only(cluster):
+    """A driver with the cluster's token connects (Ray needs $RAY_AUTH_MODE=token for an explicit
+    address); once shut down, the process's environment is as before."""
+    address, home, _ = cluster
+    code = ("import os, ray\nfrom truthnet.engine.ray import connect, _forget_ray_token\n"
+            f"connect(ray, {address!r})\nprint(os.environ.get('RAY_AUTH_MODE'))\n"
+            "ray.shutdown(); _forget_ray_token()\nprint(os.environ.get('RAY_AUTH_MODE'))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(home), timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["token", "None"]

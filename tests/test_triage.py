@@ -15,7 +15,7 @@ import pytest
 
 from truthnet.store import Store
 
-from helpers import cli
+from helpers import cli, show_folder, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.allow_untrained]
 
@@ -75,11 +75,10 @@ async def test_relative_scan_shows_in_tui_and_export_leaves_evidence_untouched(m
     app = make_app(str(evidence.resolve()), model=model, db=str(db), start_jobs=False)
     app.find_devices = lambda: None
     async with app.run_test(size=(140, 44)) as pilot:
-        app.folder = evidence / "fake"
-        app.refresh_videos()
+        await show_folder(pilot, app, evidence / "fake")
         assert [row for _, row in app._rows if row is None] == []  # every file shows the CLI's verdict
         await pilot.press("x")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: len(app.screen_stack) > 1)  # a dialog (or an error) is up
         assert isinstance(app.screen, ExportDialog)
         default = app.screen.query_one("#export-path", Input).value
         assert default.startswith(str(reports)) and default.endswith(".html")
@@ -275,7 +274,7 @@ async def test_tui_evaluation_names_the_test_split_and_its_size(trained, tmp_pat
     db = tmp_path / "r.sqlite"
     app = make_app(d / "data", model=str(res.model_path), db=str(db))
     async with app.run_test(size=(140, 44)) as pilot:
-        app.folder = d / "data"
+        await show_folder(pilot, app, d / "data")
         await pilot.press("e")
         await pilot.pause(0.3)
         assert "Queue an evaluation" in str(app.screen.query_one("#dialog-title").render())

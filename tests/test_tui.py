@@ -12,7 +12,7 @@ from truthnet.jobs import JobQueue
 from truthnet.testing.jobs import KIND as SELFTEST_KIND
 from truthnet.store import Result, Store
 
-from helpers import wait_until
+from helpers import show_folder, wait_for, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.allow_untrained, pytest.mark.usefixtures("selftest_kind")]
 
@@ -36,14 +36,6 @@ def make(root, db, model, **kw):
     return make_app(root, model=model, db=str(db), **kw)
 
 
-async def wait_for(pilot, cond, timeout=240.0):
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError("timed out waiting for the app")
-        await pilot.pause(0.2)
-
-
 def table_rows(app, table_id="#videos"):
     from textual.widgets import DataTable
 
@@ -52,10 +44,9 @@ def table_rows(app, table_id="#videos"):
 
 
 async def queue(pilot, app, kind, folder):
-    app.folder = Path(folder)
-    app.refresh_videos()
+    await show_folder(pilot, app, folder)
     await pilot.press(kind[0])
-    await pilot.pause(0.3)
+    await wait_for(pilot, lambda: app.screen.query("#ok"))
     await pilot.click("#ok")
 
 
@@ -92,6 +83,22 @@ async def test_scan_from_tree_fills_verdicts_then_details_show_crops(videos, mod
         await pilot.pause(0.3)
         assert app.folder == videos / "real" and app.query_one("#videos").has_focus
         assert [r[1] in ("real", "fake") for r in table_rows(app)] == [True] * 3
+        await pilot.press("d")
+        await pilot.pause(0.5)
+        assert isinstance(app.screen, DetailsScreen)
+        # e: an explain job with the verdict's model; its picture shows here when it is done
+        assert "Press e to explain" in str(app.screen.query_one("#explain-hint").render())
+        row = app.screen.row
+        await pilot.press("e")
+        await wait_for(pilot, lambda: len(app.screen.query("#explain")) == 1)
+        assert len(app.screen.query("#explain .crop")) == 10
+        data, png = Store(db).explanation(row.sha256, row.model_key)
+        assert [f["index"] for f in data["frames"]] == row.frame_indices
+        assert data["frames_sha256"] == row.frames_sha256 and data["score"] == pytest.approx(row.score, abs=1e-6)
+        await pilot.press("escape", "v")  # v on a finished explain job: that video's details
+        await pilot.pause(0.5)
+        assert isinstance(app.screen, DetailsScreen) and app.screen.path == row.path
+        assert len(app.screen.query("#explain .crop")) == 10
 
 
 async def test_evaluation_opens_confusion_matrix(videos, model, tmp_path):
@@ -375,10 +382,12 @@ async def test_the_footer_fits_and_question_mark_lists_every_key(tmp_path, width
     app = make(tmp_path, tmp_path / "r.sqlite", None, start_jobs=False)
     app.find_devices = lambda: None
     async with app.run_test(size=(width, 40)) as pilot:
-        await pilot.pause(0.3)
-        keys = list(app.query_one(Footer).query("FooterKey"))
-        shown = {k.key_display for k in keys if k.region.right <= width}
-        assert {"b", "s", "d", "x", "?", "q"} <= shown, shown  # quit and the key list are never cut off
+        def shown():
+            keys = list(app.query_one(Footer).query("FooterKey"))
+            return {k.key_display for k in keys if k.region.width and k.region.right <= width}
+
+        # quit and the key list are never cut off (waits for the footer's layout, not a fixed time)
+        await wait_for(pilot, lambda: {"b", "s", "d", "x", "?", "q"} <= shown(), timeout=60)
         await pilot.press("question_mark")
         await pilot.pause(0.3)
         from rich.console import Console
@@ -433,3 +442,23 @@ async def test_the_log_and_bar_follow_the_running_job_and_a_finished_bar_is_full
         await wait_for(pilot, lambda: q.get(second)["state"] == "cancelled")
     for runner in app.my_runners:
         assert runner.wait(120) == 0
+
+
+async def test_w_watches_the_folder_and_its_verdicts_show_live(videos, model, tmp_path):
+    """w queues a watcher for the shown folder: a video copied in afterwards gets its verdict in
+    the table without a key press; w again stops the watcher."""
+    import shutil
+
+    db = tmp_path / "r.sqlite"
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    app = make(inbox, db, model)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await pilot.press("w")
+        await wait_for(pilot, lambda: any(j["kind"] == "watch" and j["state"] == "running" for j in JobQueue(db).jobs()))
+        await wait_for(pilot, lambda: any("watching" in ln for _, _, ln in JobQueue(db).log(JobQueue(db).jobs()[0]["id"])))
+        shutil.copy(videos / "real" / "clip0000.mp4", inbox / "arrived.mp4")
+        await wait_for(pilot, lambda: [r[3] for r in table_rows(app)] == ["ok"])
+        await pilot.press("w")
+        await wait_for(pilot, lambda: all(j["state"] not in ("queued", "running") for j in JobQueue(db).jobs()))
+        assert [Path(r.path).name for r in Store(db).results()] == ["arrived.mp4"]

@@ -36,7 +36,7 @@ from .errors import (
     VideoError,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # name -> module that defines it; resolved on first attribute access (PEP 562)
 _LAZY = {

@@ -34,14 +34,14 @@ class ScanOutcome:
         return self.summary.scan_id
 
 
-def _progress(on_event: OnEvent | None, cancel) -> Callable[[str], None]:
-    """A library ``progress(text)`` callback that forwards events and honours ``cancel``."""
+def _progress(on_event: OnEvent | None, cancel) -> Callable[[Event], None]:
+    """A library ``progress(event)`` callback that forwards events and honours ``cancel``."""
 
-    def progress(text: str) -> None:
+    def progress(event: Event) -> None:
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled")
         if on_event is not None:
-            on_event(Event.from_text(text))
+            on_event(Event.of(event))
 
     return progress
 
@@ -237,6 +237,40 @@ def watch(folder: str | os.PathLike, options: ScanOptions | None = None, *, db: 
     finally:
         summary = session.close(state)
     return ScanOutcome(summary, store.path, model_path)
+
+
+def explain(path: str | os.PathLike, *, model: str | os.PathLike | None = None, classifier=None,
+            preset: str | None = None, threshold: float | None = None, db: str | os.PathLike | None = None,
+            output: str | os.PathLike | None = None, store: bool = True):
+    """Explain one video's verdict (:mod:`truthnet.explain`) and keep it: in the store (``db``;
+    the TUI and the HTML report show it beside the verdict) unless ``store`` is False, and as
+    ``<output>/<name>.explain.png`` and ``.json`` when ``output`` is given.  Returns
+    ``(Explanation, [files written])``; a file that cannot be scored gives an explanation
+    holding just its failed result (nothing stored or written)."""
+    import json
+
+    from .explain.figure import png_bytes
+    from .scanning import model_key
+    from .store import Store
+
+    clf = classifier if classifier is not None else load(model, preset=preset, threshold=threshold)
+    expl = clf.explain(path)
+    written: list[str] = []
+    if not expl.ok:
+        return expl, written
+    data, png = expl.to_dict(), png_bytes(expl)
+    if store:
+        st = Store(db)
+        st.require_writable()
+        st.save_explanation(model_key(expl.model_sha256, clf.config, 1), data, png)
+    if output is not None:
+        out = Path(output)
+        out.mkdir(parents=True, exist_ok=True)
+        name = os.path.basename(os.fspath(path))
+        (out / f"{name}.explain.png").write_bytes(png)
+        (out / f"{name}.explain.json").write_text(json.dumps(data, indent=2))
+        written = [str(out / f"{name}.explain.png"), str(out / f"{name}.explain.json")]
+    return expl, written
 
 
 def _classifier(opts: ScanOptions):

@@ -26,10 +26,14 @@ class Classifier:
         self.config = config
         self.metadata = metadata or {}
         self.device = device
+        #: the configuration's pipeline for input normalisation (scoring and explaining take
+        #: pipelines with built detectors from :meth:`face_pipelines`)
         self.pipeline = FacePipeline(config, device=device)
         self._parts: tuple | None | bool = False  # compiled (encoder, head), built on first use
         #: score even though the metadata says ``trained: False`` (experiments, benchmarks)
         self.allow_untrained = False
+        #: the model file it was loaded from (absolute), None for one built in memory
+        self.source: str | None = None
 
     @property
     def threshold(self) -> float:
@@ -106,6 +110,15 @@ class Classifier:
         self._parts = (encoder, keras.Model(emb_in, y, name="head"))
         return self._parts
 
+    def face_pipelines(self):
+        """The pool of :class:`FacePipeline` objects for this classifier's configuration and
+        device (:func:`truthnet.decode.pipelines_for`, the process's one cache): every run with
+        it (``score_video`` per file, each Ray batch, a watcher's files, an explanation) takes
+        a pipeline whose detector is already built, and gives it back."""
+        from .decode import pipelines_for
+
+        return pipelines_for(self.config.to_dict(), self.device)
+
     def score_video(self, path: str | os.PathLike) -> Result:
         """Score one video.  Bad files come back as a result with a failure status.
 
@@ -135,6 +148,13 @@ class Classifier:
                 yield ready.pop(nxt)
                 nxt += 1
 
+    def explain(self, path: str | os.PathLike):
+        """Score one video and say why: each sampled frame's contribution and a Grad-CAM heat map
+        over each face crop (:class:`truthnet.explain.Explanation`; computed only when asked)."""
+        from .explain import explain
+
+        return explain(self, path)
+
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | os.PathLike, metadata: dict | None = None):
         from .model import save_model
@@ -150,6 +170,7 @@ class Classifier:
                          device=self.device)
         other._parts = self._parts  # same model, same compiled graphs: no second trace
         other.allow_untrained = self.allow_untrained
+        other.source = self.source
         return other
 
 
@@ -164,7 +185,9 @@ def load_classifier(
     from .model import config_with_threshold, load_model
 
     model, cfg, meta = load_model(path, config)
-    return Classifier(model, config_with_threshold(cfg, threshold), metadata=meta, device=device)
+    clf = Classifier(model, config_with_threshold(cfg, threshold), metadata=meta, device=device)
+    clf.source = os.path.abspath(os.fspath(path))
+    return clf
 
 
 def new_classifier(

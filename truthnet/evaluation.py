@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DatasetError
-from .events import ProgressText
+from .events import Event
 
 
 def compute_metrics(y_true, scores, threshold: float = 0.5) -> dict:
@@ -62,12 +62,12 @@ def evaluate(
                     include_training=include_training)
     rows, split = chosen.rows, chosen.info["split"]
     if progress:
-        progress(chosen.describe())
+        progress(Event.log(chosen.describe()))
     preds = []
     for i, v in enumerate(clf.score_videos([r.path for r in rows], batch_size=batch_size), 1):
         preds.append(v)
         if progress:
-            progress(ProgressText("evaluate", i, len(rows), f"evaluate: {i}/{len(rows)} videos"))
+            progress(Event("evaluate", i, len(rows), f"evaluate: {i}/{len(rows)} videos"))
     ok = [(r, v) for r, v in zip(rows, preds) if v.ok]
     if not ok:
         raise DatasetError(f"{dataset}: none of the {len(rows)} videos in the {split!r} split could be scored")
@@ -155,13 +155,13 @@ def calibrate(
                     include_training=include_training)
     real = [r.path for r in chosen.rows if r.label == 0]
     if progress:
-        progress(chosen.describe())
+        progress(Event.log(chosen.describe()))
     scores = []
     for i, v in enumerate(clf.score_videos(real), 1):
         if v.ok:
             scores.append(v.score)
         if progress:
-            progress(ProgressText("calibrate", i, len(real), f"calibrate: {i}/{len(real)} real videos"))
+            progress(Event("calibrate", i, len(real), f"calibrate: {i}/{len(real)} real videos"))
     t = pick_threshold(scores, real_recall=real_recall, max_fpr=max_fpr)
     warnings = []
     if len(scores) < MIN_CALIBRATION_VIDEOS:

@@ -1,27 +1,14 @@
 """Progress events: what long work (scan, train, evaluate, calibrate) reports as it goes.
 
-Library code reports progress through a plain ``progress(text)`` callback, so a ``print`` works
-as one.  The text it passes is a :class:`ProgressText`: a ``str`` that also carries the stage and
-counts, so the API, the job queue and the TUI read structure instead of parsing wording.
+Library code reports progress as :class:`Event` objects through a ``progress(event)`` callback,
+end to end: the API, the job queue and the TUI read the stage and counts, never the wording.
+``str(event)`` is its message, so a ``print`` still works as a callback.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-
-class ProgressText(str):
-    """A progress line with its structure attached (``stage``, ``done``, ``total``)."""
-
-    stage: str
-    done: int
-    total: int
-
-    def __new__(cls, stage: str, done: int, total: int, text: str) -> ProgressText:
-        obj = super().__new__(cls, text)
-        obj.stage, obj.done, obj.total = stage, int(done), int(total)
-        return obj
 
 
 @dataclass(frozen=True)
@@ -46,8 +33,15 @@ class Event:
     def fraction(self) -> float | None:
         return self.done / self.total if self.total else None
 
+    def __str__(self) -> str:
+        return self.message
+
     @classmethod
-    def from_text(cls, text: str) -> Event:
-        if isinstance(text, ProgressText):
-            return cls(text.stage, text.done, text.total, str(text))
-        return cls("log", message=str(text))
+    def log(cls, message: str) -> Event:
+        """A message without counts."""
+        return cls("log", message=message)
+
+    @classmethod
+    def of(cls, item: Event | str) -> Event:
+        """``item`` as an event (a plain string from a third-party callback: a log message)."""
+        return item if isinstance(item, Event) else cls.log(str(item))

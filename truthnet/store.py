@@ -81,6 +81,16 @@ CREATE TABLE IF NOT EXISTS results (
     UNIQUE (scan_id, path)
 );
 CREATE INDEX IF NOT EXISTS results_path ON results (path);
+CREATE TABLE IF NOT EXISTS explanations (        -- truthnet explain: one per file content and model
+    sha256 TEXT NOT NULL,                        -- SHA-256 of the whole file
+    model_key TEXT NOT NULL,                     -- as results.model_key (one window)
+    model_sha256 TEXT,
+    path TEXT,                                   -- where the file was when explained
+    created REAL NOT NULL,
+    data TEXT NOT NULL,                          -- JSON: Explanation.to_dict()
+    png BLOB NOT NULL,                           -- the picture truthnet explain writes
+    PRIMARY KEY (sha256, model_key)
+);
 """
 
 from .paths import exact_bytes, stored, text  # noqa: E402
@@ -360,6 +370,36 @@ class Store:
             for r in self.con.execute(q, chunk if model_sha256 is None else [*chunk, model_sha256]):
                 row = _row(r)
                 out[asked.get(r["path"], row.path)] = row
+        return out
+
+    # -- explanations ---------------------------------------------------------------------
+    def save_explanation(self, model_key: str, data: dict, png: bytes) -> None:
+        """Keep an explanation (``data``: ``Explanation.to_dict()``) for its file's SHA-256 and
+        ``model_key``; a newer one of the same bytes and model replaces it (they are equal:
+        explanations are deterministic)."""
+        with self._tx() as con:
+            con.execute("INSERT OR REPLACE INTO explanations VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (data["sha256"], model_key, data.get("model_sha256"), stored(data["path"]), time.time(),
+                         json.dumps(data), png))
+
+    def explanation(self, sha256: str | None, model_key: str | None) -> tuple[dict, bytes] | None:
+        """The stored explanation (its JSON and PNG) of these bytes by this model, if any."""
+        if not sha256 or not model_key:
+            return None
+        try:
+            r = self.con.execute("SELECT data, png FROM explanations WHERE sha256 = ? AND model_key = ?",
+                                 (sha256, model_key)).fetchone()
+        except sqlite3.OperationalError:  # a read-only database of an older TruthNet: no such table
+            return None
+        return (json.loads(r["data"]), bytes(r["png"])) if r else None
+
+    def explanation_pngs(self, rows: list[Result]) -> dict[tuple[str, str], bytes]:
+        """The kept explanations' pictures of these results, by (file SHA-256, model key)."""
+        out = {}
+        for r in rows:
+            found = self.explanation(r.sha256, r.model_key) if r.status == "ok" else None
+            if found:
+                out[(r.sha256, r.model_key)] = found[1]
         return out
 
     def thumbs(self, path: str, scan_id: int | None = None) -> bytes | None:

@@ -108,10 +108,12 @@ def _soft_ellipse(h: int, w: int, rng: np.random.Generator, jitter: float) -> np
     return cv2.GaussianBlur(mask, (k, k), 0)
 
 
-def self_blend(face: np.ndarray, rng: np.random.Generator, strength: float = 1.0, jitter: float = 0.04) -> np.ndarray:
+def self_blend(face: np.ndarray, rng: np.random.Generator, strength: float = 1.0, jitter: float = 0.04, *,
+               with_mask: bool = False):
     """Self-blended image (after Shiohara & Yamasaki, CVPR 2022): a colour-shifted, slightly
     rescaled copy of the face blended back over itself under a soft mask.  The result has the
-    blending boundary and colour mismatch of a face swap without a second identity."""
+    blending boundary and colour mismatch of a face swap without a second identity.
+    ``with_mask``: also return the blend mask (``(h, w)`` float32, 0..1): where it was altered."""
     import cv2
 
     h, w = face.shape[:2]
@@ -125,7 +127,8 @@ def self_blend(face: np.ndarray, rng: np.random.Generator, strength: float = 1.0
     if rng.random() < 0.5:
         src = cv2.GaussianBlur(src, (3, 3), 0)
     mask = _soft_ellipse(h, w, rng, jitter)[..., None]
-    return np.clip(mask * src + (1 - mask) * face.astype(np.float32), 0, 255).astype(np.uint8)
+    out = np.clip(mask * src + (1 - mask) * face.astype(np.float32), 0, 255).astype(np.uint8)
+    return (out, mask[..., 0]) if with_mask else out
 
 
 def face_swap(target: np.ndarray, donor: np.ndarray, rng: np.random.Generator, detector=None) -> np.ndarray:
@@ -220,6 +223,7 @@ def make_dataset(
     real_videos_dir: str | os.PathLike | None = None,
     seed: int = 0,
     progress=None,
+    masks: bool = False,
 ) -> list[Path]:
     """Write a labelled dataset in the ``folder`` layout: ``real/clipNNNN.mp4`` and
     ``fake/clipNNNN__<method>.mp4`` (made from real clip NNNN, so both share a group).
@@ -228,7 +232,9 @@ def make_dataset(
     by MTCNN keypoints, seamless cloning).  ``faces_dir``: real face photos to use instead of
     the astronaut.  ``real_videos_dir``: the user's own real videos; fakes are made from them
     (per frame, the detected face is self-blended) and they are copied as the real class.
-    Deterministic for a given seed.
+    ``masks``: also write each self-blended fake's blend masks, ``masks/<fake name>.npz`` (array
+    ``masks``: ``(frames, height, width)`` uint8, 255 = fully blended), the ground truth of where
+    it was altered (:mod:`truthnet.explain` is checked against it).  Deterministic for a given seed.
     """
     out = Path(out)
     (out / "real").mkdir(parents=True, exist_ok=True)
@@ -257,15 +263,25 @@ def make_dataset(
         if i < n_real:
             written.append(write_video(out / "real" / f"{name}.mp4", frames))
         if i < n_fake:
-            method = methods[i % len(methods)]
-            donor = faces[(i + 1) % len(faces)]
-            if method == "swap" and len(faces) == 1:
-                donor = np.ascontiguousarray(donor[:, ::-1])  # the mirrored face: another geometry
-            fake_frames = _fake_frames(frames, rects, method, donor, rng, detector)
-            written.append(write_video(out / "fake" / f"{name}__{method}.mp4", fake_frames))
+            written.append(_write_fake(out, name, methods[i % len(methods)], frames, rects,
+                                       faces[(i + 1) % len(faces)], len(faces), rng, detector, masks))
         if progress:
             progress(i + 1, n)
     return written
+
+
+def _write_fake(out: Path, name: str, method: str, frames, rects, donor, n_faces: int, rng, detector,
+                masks: bool) -> Path:
+    """One fake clip (``fake/<name>__<method>.mp4``) and, for ``sbi`` when asked, its blend masks."""
+    if method == "swap" and n_faces == 1:
+        donor = np.ascontiguousarray(donor[:, ::-1])  # the mirrored face: another geometry
+    blend_masks: list | None = [] if masks and method == "sbi" else None
+    path = write_video(out / "fake" / f"{name}__{method}.mp4", _fake_frames(frames, rects, method, donor, rng,
+                                                                           detector, blend_masks))
+    if blend_masks:
+        (out / "masks").mkdir(exist_ok=True)
+        np.savez_compressed(out / "masks" / f"{name}__{method}.npz", masks=np.stack(blend_masks))
+    return path
 
 
 def _source_faces(faces_dir) -> list[np.ndarray]:
@@ -278,15 +294,19 @@ def _source_faces(faces_dir) -> list[np.ndarray]:
     return faces
 
 
-def _fake_frames(frames, rects, method: str, donor, rng, detector) -> list[np.ndarray]:
+def _fake_frames(frames, rects, method: str, donor, rng, detector, masks: list | None = None) -> list[np.ndarray]:
     """The clip's frames with the face region of each self-blended (``sbi``) or swapped with
-    ``donor`` (``swap``)."""
+    ``donor`` (``swap``); ``masks`` (sbi) gets each frame's blend mask, frame-sized uint8."""
     out = []
     for f, (x, y, w, h) in zip(frames, rects):
         f = f.copy()
         region = f[y : y + h, x : x + w]
         if method == "sbi":
-            f[y : y + h, x : x + w] = self_blend(region, rng)
+            f[y : y + h, x : x + w], m = self_blend(region, rng, with_mask=True)
+            if masks is not None:
+                full = np.zeros(f.shape[:2], np.uint8)
+                full[y : y + h, x : x + w] = np.round(m * 255).astype(np.uint8)
+                masks.append(full)
         else:
             import cv2
 

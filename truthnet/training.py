@@ -23,7 +23,7 @@ import numpy as np
 from .config import PipelineConfig
 from .datasets import ManifestRow, read_dataset, read_manifest, split_rows, write_manifest
 from .errors import DatasetError, VideoError
-from .events import ProgressText
+from .events import Event
 from .features import FeatureCache, embedding_key, file_fingerprint
 
 
@@ -68,7 +68,7 @@ class TrainResult:
     cache_misses: int = 0
 
 
-Progress = Callable[[str], None]  #: receives ProgressText lines (plain str to a print)
+Progress = Callable[[Event], None]  #: receives progress Events (``print`` works: str(event) is its message)
 
 
 def _stderr(msg: str) -> None:
@@ -134,7 +134,7 @@ def prepare_crops(
             if progress and (i % 10 == 0 or i == len(rows)):
                 el = time.perf_counter() - t0
                 eta = el / i * (len(rows) - i)
-                progress(ProgressText("faces", i, len(rows), f"faces: {i}/{len(rows)} videos, {len(failed)} failed, ETA {eta:.0f} s"))
+                progress(Event("faces", i, len(rows), f"faces: {i}/{len(rows)} videos, {len(failed)} failed, ETA {eta:.0f} s"))
     return crops, fps, failed
 
 
@@ -166,7 +166,7 @@ def embed_crops(
         if progress:
             done = min(i + batch_videos, len(todo))
             eta = (time.perf_counter() - t0) / done * (len(todo) - done)
-            progress(ProgressText("embeddings", done, len(todo), f"embeddings: {done}/{len(todo)} videos, ETA {eta:.0f} s"))
+            progress(Event("embeddings", done, len(todo), f"embeddings: {done}/{len(todo)} videos, ETA {eta:.0f} s"))
     return out
 
 
@@ -220,7 +220,7 @@ def _progress_callback(progress: Progress, epochs: int):
             el = time.perf_counter() - self.t0
             eta = el / (epoch + 1) * (epochs - epoch - 1)
             parts = " ".join(f"{k}={v:.4f}" for k, v in logs.items() if isinstance(v, (int, float)))
-            progress(ProgressText("epoch", epoch + 1, epochs, f"epoch {epoch + 1}/{epochs} {parts} ETA {eta:.0f} s"))
+            progress(Event("epoch", epoch + 1, epochs, f"epoch {epoch + 1}/{epochs} {parts} ETA {eta:.0f} s"))
 
     return EpochProgress()
 
@@ -273,7 +273,7 @@ def _fit_model(cfg, tcfg, crops, fps, cache, train_rows, val_rows, out, progress
     import_keras().utils.set_random_seed(tcfg.seed)
     model = build_model(cfg)
     if cfg.trainable_backbone:
-        progress(f"training end to end ({cfg.backbone} trainable): {len(train_rows)} train, {len(val_rows)} val")
+        progress(Event.log(f"training end to end ({cfg.backbone} trainable): {len(train_rows)} train, {len(val_rows)} val"))
         from .pipeline import FacePipeline
 
         norm = FacePipeline(cfg).normalise
@@ -289,7 +289,7 @@ def _fit_model(cfg, tcfg, crops, fps, cache, train_rows, val_rows, out, progress
         emb = embed_crops(encoder, cfg, crops, fps, cache, weights_tag, progress=progress)
         head = build_head(cfg, next(iter(emb.values())).shape[-1])
         copy_head_weights(model, head)
-        progress(f"training the head on cached embeddings: {len(train_rows)} train, {len(val_rows)} val")
+        progress(Event.log(f"training the head on cached embeddings: {len(train_rows)} train, {len(val_rows)} val"))
         e_tr = np.stack([emb[r.path] for r in train_rows])
         e_va = np.stack([emb[r.path] for r in val_rows]) if val_rows else None
         history = fit(head, e_tr, y_tr, tcfg, val=(e_va, y_va) if val_rows else None, work_dir=out, progress=progress)
@@ -307,7 +307,7 @@ def _split(dataset, layout: str | None, tcfg: TrainConfig, progress: Progress):
         s: {"real": sum(r.label == 0 for r in rows if r.split == s), "fake": sum(r.label == 1 for r in rows if r.split == s)}
         for s in ("train", "val", "test")
     }
-    progress(f"dataset: {layout_name} layout, {len(rows)} videos; split {json.dumps(counts)}")
+    progress(Event.log(f"dataset: {layout_name} layout, {len(rows)} videos; split {json.dumps(counts)}"))
     return layout_name, rows, counts
 
 
@@ -327,8 +327,8 @@ def _metadata(dataset, layout_name: str, rows, counts: dict, out: Path, cfg: Pip
     card = build_card(dataset=str(dataset), layout=layout_name, counts=counts, paths=[r.path for r in rows],
                       manifest=out / "manifest.csv", config=cfg, history=history, best_epoch=kept)
     if card["synthetic"]:
-        progress(f"warning: {card['synthetic_videos']} of {len(rows)} videos are synthetic (truthnet synth): "
-                 "the model's card says so wherever its verdicts are shown")
+        progress(Event.log(f"warning: {card['synthetic_videos']} of {len(rows)} videos are synthetic (truthnet "
+                           "synth): the model's card says so wherever its verdicts are shown"))
     train_rows, val_rows = fitted
     return {
         "card": card,
@@ -359,7 +359,7 @@ def _save(model, cfg: PipelineConfig, out: Path, model_name: str, meta: dict, hi
 
         plot_history(history, out / "training_curves.png")
     except Exception as exc:
-        progress(f"warning: could not draw the training curves: {exc}")
+        progress(Event.log(f"warning: could not draw the training curves: {exc}"))
     return model_path
 
 
@@ -400,5 +400,5 @@ def train(
     meta = _metadata(dataset, layout_name, rows, counts, out, cfg, tcfg, history, fps, (train_rows, val_rows),
                      len(failed), seconds, progress)
     model_path = _save(model, cfg, out, model_name, meta, history, progress)
-    progress(f"saved {model_path} ({seconds:.1f} s)")
+    progress(Event.log(f"saved {model_path} ({seconds:.1f} s)"))
     return TrainResult(model_path, out, history, counts, failed, seconds, cache.hits, cache.misses)

@@ -209,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import jobs as cli_jobs
 
     cli_jobs.register(sub)
+    from . import explain as cli_explain
+
+    cli_explain.register(sub)
     return parser
 
 

@@ -92,7 +92,7 @@ def cmd_synth(args) -> int:
     paths = make_dataset(
         args.output, n_real=args.real, n_fake=args.fake, n_frames=args.frames, width=args.width, height=args.height,
         methods=tuple(args.methods.split(",")), faces_dir=args.faces, real_videos_dir=args.from_videos, seed=args.seed,
-        progress=lambda i, n: _log(f"synth: {i}/{n}") if i % 10 == 0 or i == n else None,
+        progress=lambda i, n: _log(f"synth: {i}/{n}") if i % 10 == 0 or i == n else None, masks=args.masks,
     )
     _log(f"wrote {len(paths)} videos to {args.output} (folder layout: real/ and fake/)")
     return 0
@@ -109,7 +109,7 @@ def cmd_demo(args) -> int:
     out = Path(args.output)
     data = out / "data"
     _log(f"[1/4] generating {args.videos} real and {args.videos} fake clips (self-blended faces) in {data}")
-    make_dataset(data, n_real=args.videos, n_fake=args.videos, seed=args.seed)
+    make_dataset(data, n_real=args.videos, n_fake=args.videos, seed=args.seed, masks=True)  # masks: see explain
     cfg = PipelineConfig.preset("tiny", image_size=64)
     tcfg = TrainConfig(epochs=args.epochs, batch_size=8, learning_rate=1e-3, seed=args.seed, patience=None)
     _log("[2/4] training the tiny CNN-LSTM on the training split (MTCNN face crops)")
@@ -121,7 +121,10 @@ def cmd_demo(args) -> int:
     from ..classifier import load_classifier
 
     clf = load_classifier(res.model_path)
-    rows = [r.split(",")[0] for r in (out / "run" / "eval" / "predictions.csv").read_text().splitlines()[1:]]
+    import csv
+
+    with open(out / "run" / "eval" / "predictions.csv", newline="") as fh:
+        rows = [r["path"] for r in csv.DictReader(fh)]
     for v in clf.score_videos(rows[: args.show]):
         score = "-" if v.score is None else f"{v.score:.3f}"
         print(f"  {v.status:8s} {(v.label or '-'):5s} {score:>6s}  {Path(v.path).parent.name}/{Path(v.path).name}")
@@ -226,6 +229,8 @@ def _register_synth_and_demo(sub) -> None:
     p.add_argument("--faces", help="folder of real face photos to use instead of the astronaut")
     p.add_argument("--from-videos", help="folder of your own real videos: make fakes from them")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--masks", action="store_true",
+                   help="also write each self-blended fake's blend masks to masks/NAME.npz (where it was altered)")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("demo", help="synthetic data -> train -> evaluate -> scan, on a CPU in minutes")

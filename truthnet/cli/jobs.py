@@ -50,11 +50,11 @@ def command_args(kind: str, path: str, rest: list[str]):
 def cmd_add(args) -> int:
     """``truthnet jobs add KIND PATH [the options of truthnet KIND]``: checked now as the command
     would check them, run later exactly as the command would run."""
-    from ..jobs import parse_device
+    from ..device import device_name
     from ..jobs.queue import check_job
 
     command = _queue_options(args)
-    device = parse_device(args.device)
+    device = device_name(args.device)
     try:
         rest, ns = command_args(args.kind, args.path, command)
     except SystemExit as exc:  # the command's own usage error, printed by its parser (exit 3)
@@ -225,10 +225,11 @@ def cmd_retry(args) -> int:
 
 def cmd_run(args) -> int:
     from .exitcodes import ExitCode
-    from ..jobs import discover_devices, parse_device
+    from ..device import device_name
+    from ..jobs import discover_devices
     from ..jobs.runner import Runner
 
-    devices = [parse_device(d) for d in args.device or []]
+    devices = [device_name(d) for d in args.device or []]
     if not devices or (not args.skip_gpu_check and any(d != "cpu" for d in devices)):
         known = discover_devices()
         missing = [d for d in devices if d not in known]

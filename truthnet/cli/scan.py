@@ -188,7 +188,7 @@ def _write_reports(store, scan: dict | None, args) -> None:
         target = getattr(args, flag)
         if target:
             try:
-                path = write(rows, target, scan=scan)
+                path = write(rows, target, scan=scan, **({"store": store} if flag == "html" else {}))
             except OSError as exc:
                 raise write_error(target, exc, f"--{flag}") from None
             stderr_console().print(Text(f"wrote the {flag.upper()} report ({len(rows)} files): {one_line(str(path))}"))

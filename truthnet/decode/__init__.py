@@ -54,19 +54,23 @@ class PipelinePool:
                 self.free.append(pipe)
 
 
-_pools: dict[str, PipelinePool] = {}  # per configuration: the decode workers' (or threads') pipelines
+_pools: dict[str, PipelinePool] = {}  # per configuration and device: this process's face pipelines
 _pools_lock = threading.Lock()
 
 
-def pipelines_for(config: dict) -> PipelinePool:
-    """The :class:`~truthnet.pipeline.FacePipeline` pool of this process for ``config``."""
-    key = json.dumps(config, sort_keys=True)
+def pipelines_for(config: dict, device: str | None = None) -> PipelinePool:
+    """The :class:`~truthnet.pipeline.FacePipeline` pool of this process for ``config`` (and the
+    face detector's ``device``): the one cache of face pipelines, used by the decode workers,
+    by decoding in threads and by the engine's detection threads
+    (:meth:`truthnet.classifier.Classifier.face_pipelines`)."""
+    key = json.dumps([config, device], sort_keys=True, default=str)
     with _pools_lock:
         pool = _pools.get(key)
         if pool is None:
             from ..pipeline import FacePipeline
 
-            pool = _pools[key] = PipelinePool(lambda: FacePipeline(PipelineConfig.from_dict(config)), key)
+            pool = _pools[key] = PipelinePool(lambda: FacePipeline(PipelineConfig.from_dict(config), device=device),
+                                              key)
     return pool
 
 

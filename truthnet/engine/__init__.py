@@ -9,20 +9,20 @@ across videos -> :class:`~truthnet.record.Result`.  The Python API (``score_vide
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections import deque
+from contextlib import contextmanager
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..decode import DecodeFn, PipelinePool, WindowFailure, build_window, default_decode, detects_in_decoder
+from ..decode import DecodeFn, WindowFailure, build_window, default_decode, detects_in_decoder
 from ..errors import ConfigError, ModelError
 from ..decode.isolation import ISOLATIONS, Decoded, DecodeFailed, DecodeTask, SetupFailed, fn_spec, open_decoder
-from ..pipeline import FacePipeline, FaceSequence
+from ..pipeline import FaceSequence
 from ..record import Result, label_for
 
 
@@ -59,6 +59,14 @@ class _Ready:
     seqs: list[FaceSequence]
 
 
+@dataclass
+class _Batch:
+    """One run's decoded files waiting for the model, and since when the oldest has waited."""
+
+    items: list[_Ready] = field(default_factory=list)
+    oldest: float = 0.0
+
+
 class Engine:
     """Scores files with a classifier (:class:`~truthnet.classifier.Classifier`).
 
@@ -79,6 +87,9 @@ class Engine:
         max_wait: score the waiting videos once the oldest has waited this many seconds, even
             if the batch is not full (``None``: only full batches).  Interactive front ends set
             it so results (and progress) come per file, not per batch of ``batch_size``.
+        keep_decoders: keep the decode workers (and the detectors they built) between runs, until
+            :meth:`close` (a Ray actor scoring batch after batch); a run that stops early (a
+            cancel) closes them, as work may be left in them.
 
     Raises :class:`~truthnet.errors.ModelError` for a model whose metadata says it was never
     trained (``new_classifier``, ``truthnet new-model``): its verdicts would mean nothing.
@@ -89,7 +100,7 @@ class Engine:
     def __init__(self, classifier, *, windows: int = 1, isolation: str = "auto", workers: int | None = None,
                  timeout: float = 120.0, batch_size: int = 8, thumbs: bool = True,
                  decode_fn: DecodeFn = default_decode, detect_threads: int | None = None,
-                 max_wait: float | None = None) -> None:
+                 max_wait: float | None = None, keep_decoders: bool = False) -> None:
         refuse_untrained(classifier)
         if int(windows) < 1:
             raise ConfigError(f"windows must be at least 1, got {windows}")
@@ -114,6 +125,25 @@ class Engine:
         self.batch_size = max(1, int(batch_size))
         self.thumbs = thumbs
         self.decode_fn = decode_fn
+        self.keep_decoders = keep_decoders
+        self._decoders = None  # the decoders kept open between runs (keep_decoders)
+
+    def close(self) -> None:
+        """Stop the decoders kept between runs (``keep_decoders``); a no-op otherwise."""
+        if self._decoders is not None:
+            self._decoders.__exit__(None, None, None)
+            self._decoders = None
+
+    @contextmanager
+    def _decoding(self):
+        """This run's decoders: the kept ones (opened on first use), or a pool for this run."""
+        if not self.keep_decoders:
+            with open_decoder(self.isolation, self.workers, self.timeout, self.decode_fn) as decoders:
+                yield decoders
+            return
+        if self._decoders is None:
+            self._decoders = open_decoder(self.isolation, self.workers, self.timeout, self.decode_fn).__enter__()
+        yield self._decoders
 
     def run(self, rows: Iterable[Result], *, cancel=None) -> Iterator[Result]:
         """Complete each of ``rows`` (``path`` set; ``size``/``sha256`` kept) with its
@@ -126,68 +156,56 @@ class Engine:
         for r in rows:
             r.threshold = self.clf.threshold if r.threshold is None else r.threshold
         config = self.clf.config.to_dict()
-        self._config_key = json.dumps(config, sort_keys=True, default=str)
-        self._pool = self._pipelines()
+        pool = self.clf.face_pipelines()  # the classifier's: detectors built once, reused by every run
         tasks = [DecodeTask(i, config, r.path, self.windows) for i, r in enumerate(rows)]
-        pending: list[_Ready] = []
+        batch = _Batch()  # this run's sequences waiting for the model (run state: never on self)
         faces: deque = deque()  # futures of _faces, in decode order
-        self._oldest = 0.0  # when the oldest video waiting for the model was ready
-        with open_decoder(self.isolation, self.workers, self.timeout, self.decode_fn) as pool, \
-                ThreadPoolExecutor(self.detect_threads, thread_name_prefix="truthnet-faces") as detect:
-            # the decoders yield None every 0.2 s nothing finished: the loop acts on time too
-            for msg in pool.run(tasks):
-                if isinstance(msg, SetupFailed):
-                    raise ConfigError(
-                        f"the decode workers could not set up the pipeline: {msg.message}",
-                        hint="plugins registered at run time with register_plugin() exist only in this process: "
-                        "install them as a package with a `truthnet` entry point, or decode in threads "
-                        "(isolation='thread')",
-                    )
-                if isinstance(msg, DecodeFailed):
-                    row = rows[msg.key]
-                    row.status, row.reason = msg.status, msg.reason
-                    yield row
-                elif msg is not None:
-                    row = rows[msg.key]
-                    faces.append((row, detect.submit(self._faces, row, msg)))
-                # collect finished detections; at most two per thread wait, so memory stays flat
-                while faces and (faces[0][1].done() or len(faces) > 2 * self.detect_threads):
-                    yield from self._collect(faces.popleft(), pending)
-                if pending and self.max_wait is not None and time.monotonic() - self._oldest >= self.max_wait:
-                    yield from self._flush(pending)
-                if cancel is not None and cancel.is_set():
-                    break
-            while faces:
-                yield from self._collect(faces.popleft(), pending)
-            yield from self._flush(pending)
+        finished = False
+        try:
+            with self._decoding() as decoders, \
+                    ThreadPoolExecutor(self.detect_threads, thread_name_prefix="truthnet-faces") as detect:
+                # the decoders yield None every 0.2 s nothing finished: the loop acts on time too
+                for msg in decoders.run(tasks):
+                    if isinstance(msg, SetupFailed):
+                        raise _setup_failed(msg)
+                    if isinstance(msg, DecodeFailed):
+                        row = rows[msg.key]
+                        row.status, row.reason = msg.status, msg.reason
+                        yield row
+                    elif msg is not None:
+                        row = rows[msg.key]
+                        faces.append((row, detect.submit(self._faces, pool, row, msg)))
+                    # collect finished detections; at most two per thread wait, so memory stays flat
+                    while faces and (faces[0][1].done() or len(faces) > 2 * self.detect_threads):
+                        yield from self._collect(faces.popleft(), batch)
+                    if batch.items and self.max_wait is not None and time.monotonic() - batch.oldest >= self.max_wait:
+                        yield from self._flush(batch)
+                    if cancel is not None and cancel.is_set():
+                        break
+                finished = not (cancel is not None and cancel.is_set())
+                while faces:
+                    yield from self._collect(faces.popleft(), batch)
+                yield from self._flush(batch)
+        finally:
+            if not finished:  # stopped early: work may be left in kept decoders, the next run starts afresh
+                self.close()
 
-    def _collect(self, item, pending: list[_Ready]) -> Iterator[Result]:
+    def _collect(self, item, batch: _Batch) -> Iterator[Result]:
         row, future = item
         ready = future.result()
         if ready is None:
             yield row
             return
-        if not pending:
-            self._oldest = time.monotonic()
-        pending.append(ready)
-        if sum(len(p.seqs) for p in pending) >= self.batch_size:  # a full batch: score it now
-            yield from self._flush(pending)
+        if not batch.items:
+            batch.oldest = time.monotonic()
+        batch.items.append(ready)
+        if sum(len(p.seqs) for p in batch.items) >= self.batch_size:  # a full batch: score it now
+            yield from self._flush(batch)
 
-    def _pipelines(self) -> PipelinePool:
-        """The classifier's pool of face pipelines, kept on the classifier so that every run
-        with it (``score_video`` per file, each Ray batch) reuses detectors already built; a
-        changed configuration starts a new pool."""
-        pool = getattr(self.clf, "_face_pipelines", None)
-        if pool is None or pool.key != self._config_key:
-            clf = self.clf
-            pool = clf._face_pipelines = PipelinePool(lambda: FacePipeline(clf.config, device=clf.device),
-                                                      self._config_key)
-        return pool
-
-    def _faces(self, row: Result, msg: Decoded) -> _Ready | None:
+    def _faces(self, pool, row: Result, msg: Decoded) -> _Ready | None:
         """Detect (unless the worker did) and crop each window; None when no window is usable
         (``row`` then carries the failure)."""
-        with self._pool.take() as pipe:
+        with pool.take() as pipe:
             return self._faces_with(pipe, row, msg)
 
     def _faces_with(self, pipe, row: Result, msg: Decoded) -> _Ready | None:
@@ -233,8 +251,9 @@ class Engine:
             row.thumbs = thumbnail_strip(first.crops[: first.frames_used])
         return _Ready(row, seqs)
 
-    def _flush(self, pending: list[_Ready]) -> Iterator[Result]:
+    def _flush(self, batch: _Batch) -> Iterator[Result]:
         """Score the waiting sequences in one batch and yield their rows."""
+        pending = batch.items
         if not pending:
             return
         seqs = [s for p in pending for s in p.seqs]
@@ -252,6 +271,14 @@ class Engine:
                 row.timings[stage] = round(seconds / len(seqs) * len(p.seqs), 4)
             yield row
         pending.clear()
+
+
+def _setup_failed(msg: SetupFailed) -> ConfigError:
+    return ConfigError(
+        f"the decode workers could not set up the pipeline: {msg.message}",
+        hint="plugins registered at run time with register_plugin() exist only in this process: install them "
+             "as a package with a `truthnet` entry point, or decode in threads (isolation='thread')",
+    )
 
 
 def _worker_safe(config, decode_fn: DecodeFn) -> bool:

@@ -39,19 +39,40 @@ def _use_ray_token() -> None:
     Ray 2.60 turns token authentication on for a cluster started where a token exists
     (``~/.ray/auth_token``, ``$RAY_AUTH_TOKEN`` or ``$RAY_AUTH_TOKEN_PATH``), but a driver that
     names the address explicitly does not look for it (only ``address="auto"`` does), so it is
-    refused.  An explicit ``$RAY_AUTH_MODE`` is left as it is."""
+    refused.  An explicit ``$RAY_AUTH_MODE`` is left as it is; the one set here lasts for the
+    connection only (:func:`_forget_ray_token` after ``ray.shutdown``)."""
+    global _token_mode_set
     if os.environ.get("RAY_AUTH_MODE"):
         return
     path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
     if not (os.environ.get("RAY_AUTH_TOKEN") or os.path.isfile(path)):
         return
     os.environ["RAY_AUTH_MODE"] = "token"
+    _token_mode_set = True
+    _refresh_ray_config()
+
+
+def _refresh_ray_config() -> None:
     try:  # Ray caches its configuration: make this process read the mode again
         from ray._raylet import Config
 
         Config.initialize("")
     except Exception:  # an older Ray without token authentication: nothing to refresh
         pass
+
+
+#: whether :func:`_use_ray_token` set ``$RAY_AUTH_MODE`` (and so must take it away again)
+_token_mode_set = False
+
+
+def _forget_ray_token() -> None:
+    """Undo :func:`_use_ray_token` once the connection is shut down: the process's environment
+    is as it was before the scan."""
+    global _token_mode_set
+    if _token_mode_set:
+        os.environ.pop("RAY_AUTH_MODE", None)
+        _token_mode_set = False
+        _refresh_ray_config()
 
 
 def connect(ray, address: str) -> None:
@@ -77,6 +98,7 @@ def connect(ray, address: str) -> None:
         ray.init(address=address, log_to_driver=False)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        _forget_ray_token()
         raise ConfigError(f"cannot connect to the Ray cluster at {address}: {first}", hint=hint) from None
     finally:
         if saved is None:
@@ -99,19 +121,22 @@ class _Scorer:
         self.classifier = load_classifier(path, PipelineConfig.from_dict(config))
         self.classifier.allow_untrained = True  # the driver's Engine already refused an untrained model, or was told to allow it
         os.unlink(path)
-        self.windows, self.timeout = windows, timeout
-        self.decode_workers, self.batch_size = decode_workers, batch_size
+        from . import Engine
+
+        # one engine for the actor's life: its decode workers (and the detectors they built) serve
+        # every batch; one CPU per actor: one detection thread
+        self.engine = Engine(self.classifier, windows=windows, workers=decode_workers, detect_threads=1,
+                             timeout=timeout, batch_size=batch_size, keep_decoders=True)
 
     def pid(self) -> int:
         return os.getpid()
 
-    def score(self, rows: list) -> list:
-        from . import Engine
+    def decoder_pids(self) -> list[int]:
+        """The kept decode workers' process ids (empty before the first batch, or in threads)."""
+        return [w.proc.pid for w in getattr(self.engine._decoders, "workers", [])]
 
-        # one CPU per actor: one decoder, one detection thread
-        engine = Engine(self.classifier, windows=self.windows, workers=self.decode_workers, detect_threads=1,
-                        timeout=self.timeout, batch_size=self.batch_size)
-        return list(engine.run(rows))
+    def score(self, rows: list) -> list:
+        return list(self.engine.run(rows))
 
 
 class RayScanner(Scanner):
@@ -161,6 +186,7 @@ class RayScanner(Scanner):
                     pass
             if started_here:
                 ray.shutdown()
+                _forget_ray_token()
 
     def _init_ray(self, ray) -> bool:
         """Connect to the cluster at ``address``, or start a local instance; True when this call

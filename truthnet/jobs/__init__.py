@@ -11,12 +11,13 @@ Nothing here imports TensorFlow or Textual; only a job's own process loads Tenso
 
 from __future__ import annotations
 
-from .devices import child_env, cuda_visible_devices, discover_devices, parse_device
+from ..device import device_name
+from .devices import child_env, cuda_visible_devices, discover_devices
 from .queue import JOB_KINDS, RETRYABLE, STATES, JobQueue
 
 __all__ = [
     "JOB_KINDS", "RETRYABLE", "STATES", "JobQueue", "child_env", "cuda_visible_devices",
-    "discover_devices", "parse_device", "start_runner",
+    "device_name", "discover_devices", "start_runner",
 ]
 
 

@@ -18,27 +18,16 @@ import sys
 import time
 from pathlib import Path
 
+from ..device import device_name
 from ..errors import ConfigError
 
 #: how long a discovery result is trusted (drivers and cards do not change often)
 CACHE_SECONDS = 24 * 3600.0
 
 
-def parse_device(text: str) -> str:
-    """``cpu``, ``gpu`` (= ``gpu:0``) or ``gpu:N``, normalised (the grammar of
-    :func:`truthnet.device.parse_device`); anything else is a ConfigError."""
-    from ..device import parse_device as parse
-
-    try:
-        kind, idx = parse(str(text))
-    except ConfigError:
-        raise ConfigError(f"device must be cpu or gpu:N (N = 0, 1, ...), got {text!r}") from None
-    return "cpu" if kind == "cpu" else f"gpu:{idx}"
-
-
 def cuda_visible_devices(device: str) -> str:
     """The ``CUDA_VISIBLE_DEVICES`` value that pins a process to ``device``."""
-    d = parse_device(device)
+    d = device_name(device)
     return "-1" if d == "cpu" else d.split(":")[1]
 
 

@@ -30,6 +30,9 @@ from ..store import Store
 
 #: the kinds ``truthnet jobs add`` and the TUI offer; plugins may add more (``truthnet_register_job_kinds``)
 JOB_KINDS = ("scan", "train", "evaluate")
+#: every built-in kind: those, ``explain`` (one file; the TUI's details screen queues it) and
+#: ``watch`` (a folder, until cancelled; the TUI's ``w`` toggles it)
+BUILTIN_KINDS = (*JOB_KINDS, "explain", "watch")
 STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 RETRYABLE = ("failed", "cancelled", "interrupted")
 #: a runner on another host whose heartbeat is older than this is taken for dead
@@ -120,6 +123,10 @@ def check_job(kind: str, target: str | os.PathLike, model: str | None) -> tuple[
                           hint="queue its parent folder, or scan it directly with `truthnet scan`")
     if kind in ("train", "evaluate") and not (p.is_dir() or p.suffix.lower() == ".csv"):
         raise ConfigError(f"{target}: {kind} needs a dataset folder or a manifest CSV")
+    if kind == "explain" and not p.is_file():
+        raise ConfigError(f"{one_line(target)}: explain needs one video file")
+    if kind == "watch" and not p.is_dir():
+        raise ConfigError(f"{one_line(target)}: watch needs a folder")
     if kind == "train":
         if model:
             raise ConfigError("train makes a new model; a model is for scan and evaluate jobs")
@@ -215,9 +222,9 @@ class JobQueue:
     # -- the user's side --------------------------------------------------------------------
     def add(self, kind: str, target: str | os.PathLike, *, model: str | None = None, preset: str | None = None,
             device: str = "cpu", force: bool = False, options: dict | None = None, origin: str = "api") -> int:
-        from .devices import parse_device
+        from ..device import device_name
 
-        if kind in JOB_KINDS:
+        if kind in BUILTIN_KINDS:
             target, model = check_job(kind, target, model)
         else:
             from .. import plugins
@@ -229,7 +236,7 @@ class JobQueue:
             cur = con.execute(
                 "INSERT INTO jobs (kind, target, model, preset, device, force, options, origin, created) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (kind, str(target), model, preset, parse_device(device), int(force),
+                (kind, str(target), model, preset, device_name(device), int(force),
                  json.dumps(options) if options else None, origin, time.time()),
             )
             return int(cur.lastrowid)

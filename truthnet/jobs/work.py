@@ -25,7 +25,7 @@ def run_work(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
     """Do ``job``'s work in this process; returns its result (``message``: one line for people).
 
     Cancellation arrives as KeyboardInterrupt (the job's process turns SIGTERM into it)."""
-    kinds = {"scan": _scan, "train": _train, "evaluate": _evaluate}
+    kinds = {"scan": _scan, "train": _train, "evaluate": _evaluate, "explain": _explain, "watch": _watch}
     if job["kind"] not in kinds:  # a kind an installed plugin provides (truthnet_register_job_kinds)
         from .. import plugins
 
@@ -93,11 +93,7 @@ def _scan(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
         if row is None:
             report("scan", 0, ev.total, f"0/{ev.total} files")
             return
-        if row.status == "ok":  # the threshold beside the score: the log says why it is that verdict
-            verdict = f"{row.label} {row.score:.3f} ({'>=' if row.score >= row.threshold else '<'} {row.threshold:.2f})"
-        else:
-            verdict = f"{row.status}: {one_line(row.reason or '')}"
-        name = one_line(os.path.relpath(row.path, base))
+        name, verdict = _verdict(row, base)
         _say(f"{name}: {verdict}")
         report("scan", ev.done, ev.total, f"{ev.done}/{ev.total} files, last: {name} {verdict}")
 
@@ -117,6 +113,56 @@ def _scan(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
             "message": f"{d['fake']} fake, {d['real']} real, {d['failed']} not scored (scan #{summary.scan_id})"}
 
 
+def _verdict(row, base: str) -> tuple[str, str]:
+    """A result's name (relative to ``base``) and verdict, one line each; the threshold beside
+    the score: the log says why it is that verdict."""
+    if row.status == "ok":
+        verdict = f"{row.label} {row.score:.3f} ({'>=' if row.score >= row.threshold else '<'} {row.threshold:.2f})"
+    else:
+        verdict = f"{row.status}: {one_line(row.reason or '')}"
+    return one_line(os.path.relpath(row.path, base)), verdict
+
+
+def _watch(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
+    """``truthnet scan --watch`` as a job: runs until cancelled, each result logged as it comes."""
+    from .. import api
+
+    model = _model(job)
+    _say(one_line(f"watching {job['target']} with {model}"))
+
+    def on_event(ev) -> None:
+        if ev.result is None:
+            if ev.message:
+                _say(one_line(ev.message))
+            return
+        name, verdict = _verdict(ev.result, job["target"])
+        _say(f"{name}: {verdict}")
+        report(None, None, None, f"watching: {ev.done} scored, last: {name} {verdict}")
+
+    api.watch(job["target"], model=model, preset=job.get("preset"), db=store.path, asked={"job": job["id"]},
+              on_event=on_event)
+    raise KeyboardInterrupt  # a watcher ends only when asked to: the job was stopped
+
+
+def _explain(job: dict, store: Store, report: Report, out_dir: Path) -> dict:
+    """One file's explanation, kept in the store (the details screen shows it) and written to
+    the job's folder as PNG and JSON."""
+    from .. import api
+
+    model = _model(job)
+    _say(one_line(f"explaining {job['target']} with {model}"))
+    report("explain", 0, 1, "scoring and explaining")
+    expl, written = api.explain(job["target"], model=model, preset=job.get("preset"), db=store.path, output=out_dir)
+    r = expl.result
+    if not r.ok:
+        raise ConfigError(one_line(f"{r.status}: {r.reason}: nothing to explain"))
+    report("explain", 1, 1, "explained")
+    for path in written:
+        _say(one_line(f"wrote {path}"))
+    return {"model": str(model), "png": written[0], "sha256": r.sha256,
+            "message": f"{r.label} {r.score:.3f}: explanation kept (d on the video shows it)"}
+
+
 def _reports(store: Store, scan_id: int, command: dict) -> None:
     """``--html``/``--csv`` of a queued scan, written as the command writes them."""
     from ..reports.html import write_csv, write_html
@@ -124,7 +170,8 @@ def _reports(store: Store, scan_id: int, command: dict) -> None:
     scan = store.scan(scan_id)
     for flag, write in (("csv", write_csv), ("html", write_html)):
         if command.get(flag):
-            path = write(store.results(scan_id, with_thumbs=flag == "html"), command[flag], scan=scan)
+            path = write(store.results(scan_id, with_thumbs=flag == "html"), command[flag], scan=scan,
+                         **({"store": store} if flag == "html" else {}))
             _say(one_line(f"wrote the {flag.upper()} report: {path}"))
 
 

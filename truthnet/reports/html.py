@@ -106,7 +106,7 @@ def card_banner(card: dict | None) -> str:
     return out
 
 
-def _row_html(r: Result, roots: list[str]) -> str:
+def _row_html(r: Result, roots: list[str], why: bytes | None = None) -> str:
     e = _escape
     verdict = r.label or "-"
     cls = r.label if r.label else "fail"
@@ -120,6 +120,10 @@ def _row_html(r: Result, roots: list[str]) -> str:
         caption = f"{shown(r.path, roots)} - frames at {when} s" if when else shown(r.path, roots)
         img = (f"<img class='strip' alt='face crops' title='click to enlarge' data-caption='{e(caption)}' "
                f"src='data:image/jpeg;base64,{b64}'>")
+    if why:  # `truthnet explain` kept an explanation of these very bytes by this model
+        img += (f"<br><img class='strip' alt='explanation' title='why: each frame\'s part and a heat map per face' "
+                f"data-caption='{e(shown(r.path, roots))} - explanation (truthnet explain)' "
+                f"src='data:image/png;base64,{base64.b64encode(why).decode()}'>")
     dur = "" if r.duration is None else f"{r.duration:.1f}"
     windows = ""
     if r.window_scores:
@@ -133,10 +137,13 @@ def _row_html(r: Result, roots: list[str]) -> str:
 
 
 def render_html(rows: list[Result], *, title: str = "TruthNet scan", scan: dict | None = None,
-                roots: list[str] | None = None, card: dict | None = None) -> str:
+                roots: list[str] | None = None, card: dict | None = None,
+                explanations: dict[tuple[str, str], bytes] | None = None) -> str:
     """The report: facts (roots, model hash, threshold, versions, date), the model card and its
     warnings (``card``, default: the one stored with ``scan``), counts, then one sortable table
-    per folder, paths relative to the scanned root."""
+    per folder, paths relative to the scanned root.  ``explanations``: the PNG of ``truthnet
+    explain`` per (file SHA-256, model key), shown under that file's face crops."""
+    explanations = explanations or {}
     e = _escape
     roots = list(roots or (scan or {}).get("roots") or [])
     counts = Counter(r.status for r in rows)
@@ -169,15 +176,18 @@ def render_html(rows: list[Result], *, title: str = "TruthNet scan", scan: dict 
             "<table><thead><tr><th>file</th><th>verdict</th><th>score</th><th>status</th><th>reason</th>"
             "<th>faces/frames</th><th>duration (s)</th><th>frame times (s)</th><th>face crops</th></tr></thead><tbody>"
         )
-        parts.extend(_row_html(r, roots) for r in members)
+        parts.extend(_row_html(r, roots, explanations.get((r.sha256, r.model_key))) for r in members)
         parts.append("</tbody></table>")
     parts.append(f"<div id='zoom'><img alt='face crops, enlarged'><p></p></div><script>{_JS}</script></body></html>")
     return "".join(parts)
 
 
-def write_html(rows: list[Result], path: str | os.PathLike, **kw) -> Path:
+def write_html(rows: list[Result], path: str | os.PathLike, *, store=None, **kw) -> Path:
+    """:func:`render_html` to ``path`` (atomically); ``store``: show the explanations it keeps."""
     from .files import write_atomically
 
+    if store is not None:
+        kw.setdefault("explanations", store.explanation_pngs(rows))
     page = render_html(rows, **kw)
     return write_atomically(path, lambda fh: fh.write(page))
 

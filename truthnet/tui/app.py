@@ -18,7 +18,7 @@ from ..errors import TruthnetError
 from ..paths import one_line
 from ..store import Result, Store
 from ..video import is_video_path
-from .jobs_view import JobsView
+from .jobs_view import _ACTIVE, JobsView
 from .messages import DevicesFound
 from .widgets.model_card import ModelCardBanner, card_warnings
 from .widgets.search import SearchBox
@@ -52,6 +52,7 @@ class TruthnetApp(JobsView, App):
         Binding("c", "cancel_job", "Cancel the selected or running job", show=False),
         Binding("v", "view_job", "View a finished job's result", show=False),
         Binding("x", "export", "Export"),
+        Binding("w", "toggle_watch", "Watch the folder (again: stop)", show=False),
         Binding("r", "refresh", "Refresh", show=False),
         Binding("question_mark", "toggle_keys", "Keys"),
         Binding("escape", "hide_keys", "Close the keys panel", show=False),
@@ -367,7 +368,7 @@ class TruthnetApp(JobsView, App):
                                                           if len(scans) > 1 else "")
         try:
             card = self.report_card(scans)
-            path = write_html(rows, out, title=title, scan=scan, roots=[str(self.root)], card=card)
+            path = write_html(rows, out, title=title, scan=scan, roots=[str(self.root)], card=card, store=self.store)
         except OSError as exc:
             self.error(f"cannot write {out}: {exc.strerror or exc}")
             return
@@ -418,6 +419,34 @@ class TruthnetApp(JobsView, App):
 
         models = self.queue.known_models(self.model, default_model())
         self.push_screen(JobDialog(kind, target, self.model, self.devices, list_presets(), models), queued)
+
+    def action_toggle_watch(self) -> None:
+        """Watch the shown folder (and below) as a job: each complete new or changed video is
+        scored once and shows here as it comes; ``w`` again stops that watcher."""
+        from ..paths import norm
+
+        target = norm(self.folder)
+        mine = [j for j in self.queue.jobs(_ACTIVE) if j["kind"] == "watch" and j["target"] == target]
+        if mine:
+            for j in mine:
+                try:
+                    self.queue.cancel(j["id"])
+                except TruthnetError:
+                    pass  # it ended meanwhile
+            self.notify(one_line(f"stopped watching {self.shown(self.folder)}"), markup=False)
+            self.poll_jobs()
+            return
+        if not self.model:
+            from ..resolve import NO_MODEL_HELP
+
+            self.error(NO_MODEL_HELP)
+            return
+        try:
+            jid = self.queue_job("watch", target, model=self.model)
+        except TruthnetError as exc:
+            self.error(str(exc))
+            return
+        self.notify(one_line(f"job {jid}: watching {self.shown(self.folder)}; w again stops it"), markup=False)
 
     async def action_quit(self) -> None:
         """Quit; jobs queued here that still run or wait: ask whether to stop them or leave them."""

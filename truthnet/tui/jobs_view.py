@@ -62,6 +62,8 @@ class JobsView:
         if seen != self._jobs_seen:
             self._jobs_seen = seen
             self.refresh_jobs(jobs)
+            if any(j["kind"] == "watch" and j["state"] == "running" for j in jobs):
+                self.refresh_videos()  # a watcher's verdicts show as they come
         for j in jobs:
             before = self._job_states.get(j["id"])
             if before in _ACTIVE and j["state"] not in _ACTIVE:
@@ -217,5 +219,7 @@ class JobsView:
             self.refresh_videos()
             self._main("#videos", DataTable).focus()
             self.notify(one_line(f"job {job['id']}: {job['message']}"), markup=False)
+        elif job["kind"] == "explain":  # the explained video's details, with its explanation
+            self.show_details(job["target"])
         else:
             self.notify(one_line(f"model: {res.get('model')}"), markup=False)

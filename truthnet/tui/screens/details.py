@@ -1,4 +1,5 @@
-"""One video: verdict, status, the face crops the model looked at, faces per frame, windows."""
+"""One video: verdict, status, the face crops the model looked at, faces per frame, windows, and
+its explanation (``e`` queues one; it shows here once the job has kept it in the store)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from ..widgets.pictures import half_block, split_strip
 
 
 class DetailsScreen(Screen):
-    BINDINGS = [("escape", "app.pop_screen", "Back"), ("q", "app.pop_screen", "Back")]
+    BINDINGS = [("escape", "app.pop_screen", "Back"), ("q", "app.pop_screen", "Back"),
+                ("e", "explain", "Explain this verdict")]
 
     def __init__(self, path: str, row: Result | None, thumbs: bytes | None, shown_path: str | None = None,
                  *, scan: dict | None = None) -> None:
@@ -25,6 +27,7 @@ class DetailsScreen(Screen):
         self.path, self.row, self.thumbs = path, row, thumbs
         self.shown_path = shown_path or path
         self.scan = scan or {}  # the scan that made ``row``: its model file and the model's SHA-256
+        self.explain_job: int | None = None  # the explain job queued from here, until its result shows
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -40,11 +43,70 @@ class DetailsScreen(Screen):
                         yield Static(Text.assemble(half_block(c, 12), "\n", caption), classes="crop")
             else:
                 yield Static("No face crops stored for this video (not scanned yet, or it failed).", id="no-crops")
+            yield from self._explanation()
             if self.row and self.row.window_scores:
                 yield Static(Text("Score per window over the video (timeline)", style="bold"))
                 yield Sparkline(self.row.window_scores, id="windows")
                 yield Static("  ".join(f"{s:.2f}" for s in self.row.window_scores))
         yield Footer()
+
+    def _kept(self):
+        r = self.row
+        return self.app.store.explanation(r.sha256, r.model_key) if r is not None and r.ok else None
+
+    def _explanation(self) -> ComposeResult:
+        """The kept explanation of this verdict (same bytes, same model): heat map per face and
+        each frame's contribution, cut from the very PNG ``truthnet explain`` wrote."""
+        from ...explain.figure import heat_tiles
+
+        kept = self._kept()
+        if kept is None:
+            if self.row is not None and self.row.ok:
+                hint = ("explanation queued (job %d): it shows here when done" % self.explain_job if self.explain_job
+                        else "Press e to explain this verdict: which frames drove the score, and where in each face.")
+                yield Static(hint, id="explain-hint")
+            return
+        data, png = kept
+        yield Static(Text("Why: heat map over each face (Grad-CAM), and each frame's part in the score", style="bold"))
+        with Horizontal(id="explain"):
+            for f, tile in zip(data["frames"], heat_tiles(png, len(data["frames"]))):
+                c = f["contribution"] or 0.0
+                caption = Text(f"{f['time'] or 0:.2f}s ", style="dim")
+                caption.append(f"{c:+.4f}", style="red" if c > 0 else "green")
+                yield Static(Text.assemble(half_block(tile, 12), "\n", caption), classes="crop")
+        yield Static(Text(f"{data.get('heatmap_layer') or data.get('heatmap_note')}; + pushes towards fake",
+                          style="dim"), id="explain-note")
+
+    def action_explain(self) -> None:
+        r = self.row
+        model = self.scan.get("model")
+        if r is None or not r.ok or not model:
+            self.notify("nothing to explain: this video has no verdict (scan it first)", severity="warning")
+            return
+        if self._kept() is not None:
+            self.notify("this verdict is explained already (below the face crops)")
+            return
+        from ...errors import TruthnetError
+
+        try:  # the model that gave this verdict, on this file
+            self.explain_job = self.app.queue_job("explain", self.path, model=model)
+        except TruthnetError as exc:
+            self.notify(one_line(str(exc)), severity="error", markup=False)
+            return
+        self.notify(f"job {self.explain_job} queued: explain {one_line(Path(self.path).name)}", markup=False)
+        self.refresh(recompose=True)
+        self.set_interval(1.0, self._poll_explanation)
+
+    def _poll_explanation(self) -> None:
+        if self.explain_job is None:
+            return
+        job = self.app.queue.get(self.explain_job)
+        if job and job["state"] in ("done", "failed", "cancelled", "interrupted"):
+            self.explain_job = None
+            if job["state"] != "done":
+                self.notify(one_line(f"explain job {job['id']} {job['state']}: {job['message']}"), severity="error",
+                            markup=False)
+            self.refresh(recompose=True)
 
     def _summary(self) -> Text:
         t = Text()
