@@ -355,3 +355,27 @@ def test_the_eta_names_the_stage_it_is_for():
     job = {"state": "running", "eta": 43.0, "updated": time.time(), "stage": "faces"}
     assert eta_text(job).endswith("s (faces)") and eta_text({**job, "eta": 600.0}).startswith("10 min")
     assert eta_text({**job, "state": "done"}) == ""
+
+
+@pytest.mark.allow_untrained
+def test_a_running_watcher_does_not_hold_its_device(tmp_path, selftest_kind, none_model):
+    """A watch job runs until stopped: other jobs on its device run beside it, and cancelling it
+    stops it."""
+    db = tmp_path / "q.sqlite"
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    q = JobQueue(db)
+    watcher = q.add("watch", inbox, model=none_model, device="cpu")
+    runner = start_runner(db, "cpu", until_empty=False)
+    try:
+        wait_until(lambda: q.get(watcher)["state"] == "running", what="the watcher to run")
+        other = selftest(q, "cpu")
+        wait_until(lambda: q.get(other)["state"] == "done", timeout=240, what="a job beside the watcher")
+        assert q.get(watcher)["state"] == "running"
+        q.cancel(watcher)
+        wait_until(lambda: q.get(watcher)["state"] not in ("queued", "running"), timeout=120,
+                   what="the watcher to stop")
+        assert q.get(watcher)["state"] in ("cancelled", "interrupted")
+    finally:
+        runner.terminate()
+        runner.communicate(timeout=60)

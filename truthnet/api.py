@@ -253,15 +253,17 @@ def explain(path: str | os.PathLike, *, model: str | os.PathLike | None = None, 
     from .scanning import model_key
     from .store import Store
 
+    st = None
+    if store:  # a store that cannot keep it is an error before minutes of work, not after
+        st = Store(db)
+        st.require_writable()
     clf = classifier if classifier is not None else load(model, preset=preset, threshold=threshold)
     expl = clf.explain(path)
     written: list[str] = []
     if not expl.ok:
         return expl, written
     data, png = expl.to_dict(), png_bytes(expl)
-    if store:
-        st = Store(db)
-        st.require_writable()
+    if st is not None:
         st.save_explanation(model_key(expl.model_sha256, clf.config, 1), data, png)
     if output is not None:
         out = Path(output)

@@ -278,6 +278,7 @@ class ScanSession:
 
     def __init__(self, scanner: Scanner, roots: list[str], options: dict, on_result) -> None:
         self.scanner = scanner
+        scanner.engine.keep_decoders = True  # one pool of decode workers for the session, not one per add
         self.t0 = time.perf_counter()
         self.scan_id = scanner._start(roots, options)
         self.counts: Counter = Counter()
@@ -295,6 +296,7 @@ class ScanSession:
 
     def close(self, state: str = "done") -> ScanSummary:
         sc = self.scanner
+        sc.engine.close()
         counts = sc._finish(self.scan_id, state, self.counts)
         summary = ScanSummary(self.scan_id, counts, self.files, self.skipped, time.perf_counter() - self.t0,
                               model_card=sc.card, model=sc.model_path, threshold=sc.classifier.threshold,

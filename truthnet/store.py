@@ -85,6 +85,7 @@ CREATE TABLE IF NOT EXISTS explanations (        -- truthnet explain: one per fi
     sha256 TEXT NOT NULL,                        -- SHA-256 of the whole file
     model_key TEXT NOT NULL,                     -- as results.model_key (one window)
     model_sha256 TEXT,
+    frames_sha256 TEXT,                          -- the explained frames (one window)
     path TEXT,                                   -- where the file was when explained
     created REAL NOT NULL,
     data TEXT NOT NULL,                          -- JSON: Explanation.to_dict()
@@ -378,9 +379,9 @@ class Store:
         ``model_key``; a newer one of the same bytes and model replaces it (they are equal:
         explanations are deterministic)."""
         with self._tx() as con:
-            con.execute("INSERT OR REPLACE INTO explanations VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (data["sha256"], model_key, data.get("model_sha256"), stored(data["path"]), time.time(),
-                         json.dumps(data), png))
+            con.execute("INSERT OR REPLACE INTO explanations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (data["sha256"], model_key, data.get("model_sha256"), data.get("frames_sha256"),
+                         stored(data["path"]), time.time(), json.dumps(data), png))
 
     def explanation(self, sha256: str | None, model_key: str | None) -> tuple[dict, bytes] | None:
         """The stored explanation (its JSON and PNG) of these bytes by this model, if any."""
@@ -393,11 +394,30 @@ class Store:
             return None
         return (json.loads(r["data"]), bytes(r["png"])) if r else None
 
+    def explanation_for(self, r: Result) -> tuple[dict, bytes] | None:
+        """The kept explanation of this very verdict: the same file bytes, the same decoded frames
+        (so a one-window verdict: ``--windows`` > 1 decodes more) and the same model file as the
+        scan that gave it; None otherwise."""
+        if r.status != "ok" or not (r.sha256 and r.frames_sha256 and r.scan_id):
+            return None
+        scan = self.scan(r.scan_id) or {}
+        model_sha = (scan.get("info") or {}).get("model_sha256")
+        if not model_sha:
+            return None
+        try:
+            row = self.con.execute(
+                "SELECT data, png FROM explanations WHERE sha256 = ? AND frames_sha256 = ? AND model_sha256 = ? "
+                "ORDER BY created DESC LIMIT 1", (r.sha256, r.frames_sha256, model_sha)).fetchone()
+        except sqlite3.OperationalError:  # a read-only database of an older TruthNet: no such table
+            return None
+        return (json.loads(row["data"]), bytes(row["png"])) if row else None
+
     def explanation_pngs(self, rows: list[Result]) -> dict[tuple[str, str], bytes]:
-        """The kept explanations' pictures of these results, by (file SHA-256, model key)."""
+        """The kept explanations' pictures of these verdicts (:meth:`explanation_for`), by
+        (file SHA-256, model key)."""
         out = {}
         for r in rows:
-            found = self.explanation(r.sha256, r.model_key) if r.status == "ok" else None
+            found = self.explanation_for(r)
             if found:
                 out[(r.sha256, r.model_key)] = found[1]
         return out

@@ -46,13 +46,17 @@ class Arrivals:
     exclude: list[str] | None = None
     clock: Callable[[], float] = time.monotonic
     pending: dict[str, _Pending] = field(default_factory=dict)
-    handed: dict[str, tuple[int, int]] = field(default_factory=dict)  # path -> (size, mtime) handed out
+    handed: dict[str, tuple] = field(default_factory=dict)  # path -> identity (_ident) when handed out
 
     def walk(self) -> None:
         """Notice every video under the folder (recursively), as a scan would list them."""
         from .collect import collect_files
 
-        self.notice(collect_files([self.root], recursive=True, include=self.include, exclude=self.exclude).files)
+        files = collect_files([self.root], recursive=True, include=self.include, exclude=self.exclude).files
+        present = {os.path.abspath(p) for p in files}
+        for gone in [p for p in self.handed if p not in present]:  # deleted or moved away: forget it
+            del self.handed[gone]
+        self.notice(files)
 
     def notice(self, paths) -> None:
         """``paths`` may have changed: track those that are videos and not yet handed out as
@@ -69,7 +73,7 @@ class Arrivals:
             if not wanted(p):
                 continue
             now = (st.st_size, st.st_mtime_ns)
-            if self.handed.get(p) == now:
+            if self.handed.get(p) == _ident(st):
                 continue
             cur = self.pending.get(p)
             if cur is None or (cur.size, cur.mtime_ns) != now:
@@ -98,9 +102,15 @@ class Arrivals:
             if (st.st_dev, st.st_ino) in writing:
                 continue  # a writer still holds it: wait
             del self.pending[p]
-            self.handed[p] = (st.st_size, st.st_mtime_ns)
+            self.handed[p] = _ident(st)
             out.append(p)
         return sorted(out)
+
+
+def _ident(st) -> tuple:
+    """What says a file at a path is still the one handed out: size, mtime, inode and ctime (a
+    copy that keeps size and mtime, ``cp -p`` or ``rsync -t``, is a new inode or ctime)."""
+    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
 
 
 def _stat(path: str):
@@ -155,7 +165,8 @@ def watch(root: str, session, *, settle: float = SETTLE_SECONDS, poll: float | N
     try:
         while not cancel.is_set():
             if events is not None:
-                _drain(events, arrivals, tick, on_log)
+                if not _drain(events, arrivals, tick, on_log):
+                    events, interval = None, poll or 2.0  # the events stopped: walk often instead
             else:
                 cancel.wait(tick)
             if time.monotonic() - last_walk >= interval:
@@ -168,21 +179,25 @@ def watch(root: str, session, *, settle: float = SETTLE_SECONDS, poll: float | N
         stop.set()
 
 
-def _drain(events: queue.Queue, arrivals: Arrivals, tick: float, on_log) -> None:
-    """Take what the event thread queued (waiting up to ``tick`` for the first)."""
+def _drain(events: queue.Queue, arrivals: Arrivals, tick: float, on_log) -> bool:
+    """Take what the event thread queued (waiting up to ``tick`` for the first); False once the
+    events have stopped."""
     try:
         item = events.get(timeout=tick)
     except queue.Empty:
-        return
+        return True
     batch = [item]
     while True:
         try:
             batch.append(events.get_nowait())
         except queue.Empty:
             break
+    alive = True
     for item in batch:
         if isinstance(item, Exception):
+            alive = False
             if on_log:
-                on_log(f"warning: file-system events stopped ({item}); the folder is still walked")
+                on_log(f"warning: file-system events stopped ({item}); the folder is walked every 2 s instead")
         else:
             arrivals.notice([item])
+    return alive

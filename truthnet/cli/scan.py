@@ -101,8 +101,12 @@ class _ScanView:
 
     def __call__(self, ev) -> None:
         row, args = ev.result, self.args
-        if ev.stage == "log":
-            self.err.print(ev.message)
+        if ev.stage == "log":  # may hold a folder's name: text, never markup, one line
+            from rich.text import Text
+
+            from ..paths import one_line
+
+            self.err.print(Text(one_line(ev.message)))
             return
         if row is None:  # the plan (how many files), then "scoring" once the model is loaded
             if ev.message == "scoring" and not args.json:  # the card's warnings before the first verdict

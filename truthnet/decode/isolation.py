@@ -207,7 +207,9 @@ class IsolatedDecoder:
 
     def run(self, tasks: Iterable[DecodeTask]) -> Iterator[Message | None]:
         """Messages as files finish; ``None`` after each 0.2 s with nothing finished, so the
-        caller can act between files (flush a waiting batch, notice a cancel)."""
+        caller can act between files (flush a waiting batch, notice a cancel).  Task keys are
+        per run: a pool kept between runs forgets the earlier runs' worker deaths."""
+        self.deaths = {}
         todo = self._todo = deque(tasks)
         while todo or any(w.task for w in self.workers):
             self._dispatch(todo)

@@ -17,9 +17,9 @@ does, then decodes the same sampled frames again (checked: same frame indices, s
   ``(h, w, C)`` feature map; one that is ``1 x 1`` has no spatial map and gets no heat map
   (``heatmap_note`` says so) rather than a uniform picture.
 
-Everything is deterministic (CPU kernels, no sampling) and carries the model's SHA-256 and the
-file's, like every verdict.  :mod:`truthnet.explain.figure` draws it (PNG, terminal);
-:mod:`truthnet.explain.faithfulness` measures it against ground truth.
+Everything is deterministic on a given machine and device (no sampling) and carries the
+model's SHA-256 and the file's, like every verdict.  :mod:`truthnet.explain.figure` draws it
+(PNG; the TUI's tiles); :mod:`truthnet.explain.faithfulness` measures it against ground truth.
 """
 
 from __future__ import annotations
@@ -122,6 +122,11 @@ def explain(classifier, path: str | os.PathLike, *, model_sha256: str | None = N
                                "differ from the verdict's); explain it again")
     x = classifier.pipeline.inputs(seq)
     fmap, emb, score = _forward(classifier, x)
+    if abs(score - result.score) > 1e-4:  # the explained pass must be the scored one
+        from ..errors import ModelError
+
+        raise ModelError(f"the explained forward pass scores {score:.6f}, the verdict {result.score:.6f}: "
+                         "the model does not give the same answer twice; nothing to explain reliably")
     contributions = _contributions(classifier, emb, len(seq.frame_indices), score)
     heat, weights, layer, note = _gradcam(classifier, fmap, classifier.config.image_size, len(seq.frame_indices))
     return Explanation(result, model_sha256, crops=seq.crops, boxes=list(seq.boxes), face_used=list(seq.face_used),

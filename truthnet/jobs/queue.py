@@ -319,19 +319,23 @@ class JobQueue:
         return out
 
     def claim(self, device: str, runner_id: int) -> dict | None:
-        """Take the oldest queued job for ``device`` if no job runs on it (one UPDATE)."""
+        """Take the oldest queued job for ``device`` if no job runs on it (one UPDATE); a running
+        watcher (kind ``watch``, until stopped) does not count."""
         now = time.time()
-        with self.store._tx() as con:
+        with self.store._tx() as con:  # one write transaction: nobody claims between the two
+            nxt = con.execute("SELECT id FROM jobs WHERE state = 'queued' AND device = ? ORDER BY id LIMIT 1",
+                              (device,)).fetchone()
+            if nxt is None:
+                return None
             n = con.execute(
                 "UPDATE jobs SET state = 'running', started = ?, heartbeat = ?, updated = ?, runner_id = ?, "
                 "attempt = attempt + 1, message = 'starting', pid = NULL, env = NULL "
-                "WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND device = ? ORDER BY id LIMIT 1) "
-                "AND state = 'queued' AND NOT EXISTS (SELECT 1 FROM jobs WHERE state = 'running' AND device = ?)",
-                (now, now, now, runner_id, device, device)).rowcount
+                "WHERE id = ? AND state = 'queued' AND NOT EXISTS (SELECT 1 FROM jobs WHERE state = 'running' "
+                "AND device = ? AND kind != 'watch')",
+                (now, now, now, runner_id, nxt["id"], device)).rowcount
             if not n:
                 return None
-            r = con.execute("SELECT * FROM jobs WHERE state = 'running' AND device = ? AND runner_id = ?",
-                            (device, runner_id)).fetchone()
+            r = con.execute("SELECT * FROM jobs WHERE id = ?", (nxt["id"],)).fetchone()
         return _decode(r)
 
     def has_queued(self, devices: list[str]) -> bool:

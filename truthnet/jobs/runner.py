@@ -59,7 +59,9 @@ class Runner:
         self.db, self.devices = db, list(dict.fromkeys(devices))
         self.until_empty, self.grace, self.poll, self.owner = until_empty, grace, poll, owner
         self.say = say or (lambda m: print(m, file=sys.stderr, flush=True))
-        self.children: dict[str, _Child] = {}  # device -> its running child
+        #: lane -> its running child; a lane is a device, or ``device#watch<id>`` for a watcher, which
+        #: runs until stopped and so never holds its device's lane (other jobs run beside it)
+        self.children: dict[str, _Child] = {}
         self.sel = selectors.DefaultSelector()
         self.stop_reason: str | None = None
 
@@ -135,7 +137,8 @@ class Runner:
         for fd in (r, out):
             os.set_blocking(fd, False)
             self.sel.register(fd, selectors.EVENT_READ, child)
-        self.children[job["device"]] = child
+        lane = job["device"] if job["kind"] != "watch" else f"{job['device']}#watch{job['id']}"
+        self.children[lane] = child
         self.queue.update_running(job["id"], self.id, pid=proc.pid, message=f"started (pid {proc.pid})")
         self.say(f"job {job['id']}: {job['kind']} {job['target']} on {job['device']}, pid {proc.pid}")
 

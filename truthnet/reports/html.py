@@ -121,7 +121,7 @@ def _row_html(r: Result, roots: list[str], why: bytes | None = None) -> str:
         img = (f"<img class='strip' alt='face crops' title='click to enlarge' data-caption='{e(caption)}' "
                f"src='data:image/jpeg;base64,{b64}'>")
     if why:  # `truthnet explain` kept an explanation of these very bytes by this model
-        img += (f"<br><img class='strip' alt='explanation' title='why: each frame\'s part and a heat map per face' "
+        img += (f"<br><img class='strip' alt='explanation' title='why: each frame&#39;s part in the score and a heat map per face' "
                 f"data-caption='{e(shown(r.path, roots))} - explanation (truthnet explain)' "
                 f"src='data:image/png;base64,{base64.b64encode(why).decode()}'>")
     dur = "" if r.duration is None else f"{r.duration:.1f}"

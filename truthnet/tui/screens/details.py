@@ -28,6 +28,7 @@ class DetailsScreen(Screen):
         self.shown_path = shown_path or path
         self.scan = scan or {}  # the scan that made ``row``: its model file and the model's SHA-256
         self.explain_job: int | None = None  # the explain job queued from here, until its result shows
+        self._timer = None  # polls that job
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -51,8 +52,7 @@ class DetailsScreen(Screen):
         yield Footer()
 
     def _kept(self):
-        r = self.row
-        return self.app.store.explanation(r.sha256, r.model_key) if r is not None and r.ok else None
+        return self.app.store.explanation_for(self.row) if self.row is not None else None
 
     def _explanation(self) -> ComposeResult:
         """The kept explanation of this verdict (same bytes, same model): heat map per face and
@@ -86,6 +86,13 @@ class DetailsScreen(Screen):
         if self._kept() is not None:
             self.notify("this verdict is explained already (below the face crops)")
             return
+        if self.explain_job is not None:
+            self.notify(f"job {self.explain_job} is explaining it already")
+            return
+        if (r.window_scores or []) and len(r.window_scores) > 1:
+            self.notify("explanations are of one-window verdicts: scan it without --windows to explain it",
+                        severity="warning")
+            return
         from ...errors import TruthnetError
 
         try:  # the model that gave this verdict, on this file
@@ -95,18 +102,23 @@ class DetailsScreen(Screen):
             return
         self.notify(f"job {self.explain_job} queued: explain {one_line(Path(self.path).name)}", markup=False)
         self.refresh(recompose=True)
-        self.set_interval(1.0, self._poll_explanation)
+        self._timer = self.set_interval(1.0, self._poll_explanation)
 
     def _poll_explanation(self) -> None:
-        if self.explain_job is None:
+        from ...errors import TruthnetError
+
+        try:
+            job = self.app.queue.get(self.explain_job) if self.explain_job is not None else None
+        except TruthnetError:  # the store is busy or the job is gone: try again, or give up quietly
+            job = None
+        if job is None or job["state"] not in ("done", "failed", "cancelled", "interrupted"):
             return
-        job = self.app.queue.get(self.explain_job)
-        if job and job["state"] in ("done", "failed", "cancelled", "interrupted"):
-            self.explain_job = None
-            if job["state"] != "done":
-                self.notify(one_line(f"explain job {job['id']} {job['state']}: {job['message']}"), severity="error",
-                            markup=False)
-            self.refresh(recompose=True)
+        self.explain_job = None
+        self._timer.stop()
+        if job["state"] != "done":
+            self.notify(one_line(f"explain job {job['id']} {job['state']}: {job['message']}"), severity="error",
+                        markup=False)
+        self.refresh(recompose=True)
 
     def _summary(self) -> Text:
         t = Text()
