@@ -170,12 +170,15 @@ async def test_headless_jobs_show_live_and_quit_asks_about_jobs_started_here(tmp
 
     db = tmp_path / "r.sqlite"
     q = JobQueue(db)
-    headless = q.add(SELFTEST_KIND, str(tmp_path), options={"sleep": 1.5, "steps": 3, "lines": 2})
+    headless = q.add(SELFTEST_KIND, str(tmp_path), options={"sleep": 12, "steps": 8, "lines": 2})
+    runner = subprocess.Popen([sys.executable, "-m", "truthnet.cli", "jobs", "run", "--device", "cpu",
+                               "--until-empty", "--db", str(db)], stderr=subprocess.DEVNULL)
+    # the app opens once the headless runner holds the job: a queued job with no runner yet would
+    # rightly make the app start its own (a loaded machine starts Python slowly)
+    wait_until(lambda: q.get(headless)["state"] == "running", what="the headless runner to take the job")
     app = make(tmp_path, db, "model.keras")
     app.find_devices = lambda: None  # cpu is enough here: no TensorFlow probe
     async with app.run_test(size=(140, 44)) as pilot:
-        runner = subprocess.Popen([sys.executable, "-m", "truthnet.cli", "jobs", "run", "--device", "cpu",
-                                   "--until-empty", "--db", str(db)], stderr=subprocess.DEVNULL)
         await wait_for(pilot, lambda: any(r[0] == str(headless) and r[4] == "running" for r in table_rows(app, "#jobs")),
                        )
         app.show_job_log(headless)
