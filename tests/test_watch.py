@@ -145,13 +145,20 @@ def test_a_restarted_watcher_scores_what_arrived_meanwhile_and_nothing_twice(tmp
     assert sorted(Path(r.path).name for r in Store(db).results()) == ["first.mp4", "while-down.mp4"]
 
 
+def _block_sigterm() -> None:
+    """Start the child as a parent that blocks SIGTERM would (the mask survives ``exec``): a CI
+    run's worker once did, and the watcher never saw the signal."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+
 def test_sigterm_stops_the_cli_watcher_with_130_and_json_lines(tmp_path, none_model, footage):
     inbox = tmp_path / "in[" / "x]box [bold]draft"  # the path holds "[/x]": markup would crash the log line
     inbox.mkdir(parents=True)
     shutil.copy(footage[0], inbox / "a.mp4")
     proc = subprocess.Popen(cli_cmd("scan", "--watch", inbox, "-m", none_model, "--db", tmp_path / "r.sqlite",
                                     "--json", "--settle", "0.5", "--poll", "0.3"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
+                            preexec_fn=_block_sigterm)
     first = json.loads(proc.stdout.readline())  # streamed as it is scored, before the watcher ends
     assert Path(first["path"]).name == "a.mp4" and first["status"] == "ok"
     proc.send_signal(signal.SIGTERM)

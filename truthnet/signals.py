@@ -34,12 +34,27 @@ def stop_requests(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) ->
         except OSError:
             pass
 
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for s in signals:
-            previous[s] = signal.signal(s, handler)
+    previous, mask = handle(signals, handler)
     try:
         yield stop
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def handle(signals, handler) -> tuple[dict, set | None]:
+    """Install ``handler`` for ``signals`` and unblock them in this thread (the main thread;
+    elsewhere nothing is installed and ``({}, None)`` comes back).  Returns the previous handlers
+    and the previous signal mask.
+
+    Unblocking matters: the signal mask is inherited across ``fork``/``exec``, so a parent that
+    started this process while it blocked SIGTERM (some supervisors and libraries block it
+    around a spawn) leaves every thread here blocking it, and a handled SIGTERM then stays
+    pending for ever: the process cannot be stopped politely."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}, None
+    previous = {s: signal.signal(s, handler) for s in signals}
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+    return previous, mask

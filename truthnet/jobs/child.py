@@ -25,6 +25,7 @@ import threading
 import traceback
 from pathlib import Path
 
+from ..signals import handle
 from .devices import cuda_visible_devices
 
 #: seconds a child whose runner died gets to stop before it kills its own process group
@@ -81,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         stopped.append(signal.Signals(signum).name)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    handle((signal.SIGTERM, signal.SIGINT), on_signal)
 
     from .queue import JobQueue
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..procs import python_env
+from ..signals import handle
 from .devices import child_env
 from .queue import JobQueue
 
@@ -88,11 +89,7 @@ class Runner:
         sigs = [signal.SIGTERM, signal.SIGINT]
         if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # nohup's choice wins
             sigs.append(signal.SIGHUP)
-        for s in sigs:
-            try:
-                signal.signal(s, handler)
-            except ValueError:  # not the main thread: whoever embeds us calls stop()
-                return
+        handle(sigs, handler)  # off the main thread nothing is installed: whoever embeds us calls stop()
 
     def _loop(self) -> None:
         beat = 0.0
