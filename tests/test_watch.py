@@ -178,3 +178,21 @@ def test_watch_mistakes_are_one_line_before_any_work(tmp_path, none_model):
     assert r.returncode == 3 and "--watch takes one folder" in r.stderr
     r = cli("jobs", "add", "scan", tmp_path, "--watch", "-m", none_model, "--db", tmp_path / "q.sqlite")
     assert r.returncode == 3 and "not for a queued job" in r.stderr
+
+
+def test_a_folder_moved_in_is_one_event_that_brings_its_files(tmp_path):
+    """The OS reports a folder moved in whole as one event for the folder: its videos are tracked
+    at once, not left for the next walk of the watched folder (30 s later by default)."""
+    from truthnet.watch import Arrivals
+
+    root = tmp_path / "inbox"
+    (root / "batch" / "deeper").mkdir(parents=True)
+    for name in ("batch/a.mp4", "batch/deeper/b.mov", "batch/notes.txt"):
+        (root / name).write_bytes(b"x" * 10)
+    now = [0.0]
+    arrivals = Arrivals(str(root), settle=1.0, clock=lambda: now[0])
+    arrivals.notice([root / "batch"])
+    assert sorted(Path(p).relative_to(root).as_posix() for p in arrivals.pending) == ["batch/a.mp4",
+                                                                                        "batch/deeper/b.mov"]
+    now[0] = 1.5
+    assert [Path(p).name for p in arrivals.ready()] == ["a.mp4", "b.mov"]

@@ -64,8 +64,7 @@ class Arrivals:
         from .collect import matcher
 
         wanted = matcher(self.include, self.exclude)  # inside a watched folder as inside a scanned one
-        for p in paths:
-            p = os.path.abspath(p)
+        for p in self._expand(paths):
             st = _stat(p)
             if st is None:
                 self.pending.pop(p, None)  # deleted (or renamed away) before it was complete
@@ -78,6 +77,21 @@ class Arrivals:
             cur = self.pending.get(p)
             if cur is None or (cur.size, cur.mtime_ns) != now:
                 self.pending[p] = _Pending(st.st_size, st.st_mtime_ns, self.clock())
+
+    def _expand(self, paths) -> list[str]:
+        """``paths`` as absolute file paths, a folder as the videos under it: a folder moved in
+        whole is one event for the folder, none for the files it brings."""
+        from .collect import collect_files
+
+        out = []
+        for p in paths:
+            p = os.path.abspath(p)
+            if os.path.isdir(p):
+                out.extend(os.path.abspath(f) for f in collect_files([p], recursive=True, include=self.include,
+                                                                    exclude=self.exclude).files)
+            else:
+                out.append(p)
+        return out
 
     def ready(self) -> list[str]:
         """The pending files that are complete now, in name order; handed out once each (until
