@@ -170,7 +170,8 @@ async def test_headless_jobs_show_live_and_quit_asks_about_jobs_started_here(tmp
 
     db = tmp_path / "r.sqlite"
     q = JobQueue(db)
-    headless = q.add(SELFTEST_KIND, str(tmp_path), options={"sleep": 12, "steps": 8, "lines": 2})
+    gate = tmp_path / "release"  # the job runs until the test has seen it running
+    headless = q.add(SELFTEST_KIND, str(tmp_path), options={"sleep": 120, "steps": 400, "lines": 2, "gate": str(gate)})
     runner = subprocess.Popen([sys.executable, "-m", "truthnet.cli", "jobs", "run", "--device", "cpu",
                                "--until-empty", "--db", str(db)], stderr=subprocess.DEVNULL)
     # the app opens once the headless runner holds the job: a queued job with no runner yet would
@@ -182,6 +183,7 @@ async def test_headless_jobs_show_live_and_quit_asks_about_jobs_started_here(tmp
         await wait_for(pilot, lambda: any(r[0] == str(headless) and r[4] == "running" for r in table_rows(app, "#jobs")),
                        )
         app.show_job_log(headless)
+        gate.touch()
         await wait_for(pilot, lambda: any(r[0] == str(headless) and r[4] == "done" for r in table_rows(app, "#jobs")))
         lines = list(app.query_one("#job-log").lines)
         assert "CUDA_VISIBLE_DEVICES=-1" in lines[0] and "selftest line 1" in lines and lines[-1].startswith("done")

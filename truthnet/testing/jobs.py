@@ -6,7 +6,7 @@ installs it (``tests/plugins``: an entry point ``selftest``, loaded with
 ``_selftest`` reports the environment its process saw, and does what a test asks through the
 job's ``options``: append its id to a ``mark`` file, ``ignore_sigterm``, print ``lines`` lines,
 sleep ``sleep`` seconds (only on the attempts listed in ``sleep_attempts``, if given) in
-``steps``, ``abort``.  It imports no TensorFlow, so fault tests run in seconds."""
+``steps`` (or until the file ``gate`` exists: a test releases the job when it has seen it run), ``abort``.  It imports no TensorFlow, so fault tests run in seconds."""
 
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ def run(job: dict, store, report, out_dir) -> dict:
     steps = max(1, int(o.get("steps", 1)))
     for i in range(steps):
         report("sleep", i, steps, f"step {i}/{steps}")
+        if o.get("gate") and os.path.exists(o["gate"]):
+            break  # the test has seen what it waited for: finish now
         time.sleep(sleep / steps)
     if o.get("abort"):
         os.abort()
