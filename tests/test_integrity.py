@@ -45,6 +45,27 @@ def test_changed_middle_bytes_are_rescored_and_results_carry_hashes(media, none_
     assert Store(db).results(changed.summary.scan_id)[0].sha256 == hashlib.sha256(bytes(data)).hexdigest()
 
 
+def test_another_model_never_gets_the_first_models_verdict(media, none_classifier, none_model, tmp_path):
+    """The same bytes scored with another model file (same pipeline, other weights) are scored
+    again; the first model's verdict is still reused for the first model."""
+    import truthnet
+    from truthnet import api
+    from truthnet.store import Store
+
+    other = truthnet.new_classifier(none_classifier.config, seed=1).save(tmp_path / "other.keras")
+    clip = tmp_path / "v" / "clip.mp4"
+    clip.parent.mkdir()
+    clip.write_bytes(media["face"].read_bytes())
+    db = tmp_path / "r.sqlite"
+    first = api.scan([clip.parent], model=none_model, db=db).summary
+    second = api.scan([clip.parent], model=str(other), db=db).summary
+    again = api.scan([clip.parent], model=none_model, db=db).summary
+    assert (first.skipped, second.skipped, again.skipped) == (0, 0, 1)
+    store = Store(db)
+    a, b = (store.results(s.scan_id)[0] for s in (first, second))
+    assert a.model_key != b.model_key and a.sha256 == b.sha256 and a.score != b.score
+
+
 def test_the_same_damaged_bytes_decode_to_the_same_frames(media, tmp_path):
     import numpy as np
 
