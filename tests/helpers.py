@@ -6,6 +6,7 @@ has already pointed the store, settings, caches and ``HOME`` at the test's own f
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -72,6 +73,18 @@ def _cli_here(argv: list[str], cwd, env: dict) -> subprocess.CompletedProcess:
         os.environ.update(saved_env)
     text = [s.buffer.getvalue().decode("utf-8") for s in (out, err)]
     return subprocess.CompletedProcess(["truthnet", *argv], code, text[0], text[1])
+
+
+def popen_sigterm_blocked(cmd, **kw) -> subprocess.Popen:
+    """``subprocess.Popen`` as a parent that blocks SIGTERM spawns (some supervisors do; a CI
+    worker once did): the signal mask survives ``exec``, so the child starts with SIGTERM
+    blocked and must unblock what it handles.  Blocked in this thread around the spawn only
+    (``preexec_fn`` is unsafe with threads)."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        return subprocess.Popen(cmd, **kw)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def wait_until(cond, timeout: float = 120.0, what: str = "condition", interval: float = 0.05) -> None:

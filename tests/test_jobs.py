@@ -19,7 +19,7 @@ from truthnet.jobs import JobQueue
 from truthnet.procs import alive as _alive
 from truthnet.testing.jobs import KIND as SELFTEST_KIND
 
-from helpers import cli, wait_until
+from helpers import cli, popen_sigterm_blocked, wait_until
 
 pytestmark = pytest.mark.usefixtures("selftest_kind")
 
@@ -32,8 +32,9 @@ def start_runner(db, *devices, until_empty=True, grace=None):
         cmd.append("--until-empty")
     if grace is not None:
         cmd += ["--grace", str(grace)]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    # started as a parent blocking SIGTERM would: the runner must still stop on it
+    return popen_sigterm_blocked(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
 
 
 def finish(proc, timeout=300):
@@ -379,3 +380,4 @@ def test_a_running_watcher_does_not_hold_its_device(tmp_path, selftest_kind, non
     finally:
         runner.terminate()
         runner.communicate(timeout=60)
+    assert runner.returncode == 130  # its handler saw SIGTERM (blocked at its start) and stopped it cleanly

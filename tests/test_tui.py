@@ -176,26 +176,31 @@ async def test_headless_jobs_show_live_and_quit_asks_about_jobs_started_here(tmp
                                "--until-empty", "--db", str(db)], stderr=subprocess.DEVNULL)
     # the app opens once the headless runner holds the job: a queued job with no runner yet would
     # rightly make the app start its own (a loaded machine starts Python slowly)
-    wait_until(lambda: q.get(headless)["state"] == "running", what="the headless runner to take the job")
-    app = make(tmp_path, db, "model.keras")
-    app.find_devices = lambda: None  # cpu is enough here: no TensorFlow probe
-    async with app.run_test(size=(140, 44)) as pilot:
-        await wait_for(pilot, lambda: any(r[0] == str(headless) and r[4] == "running" for r in table_rows(app, "#jobs")),
-                       )
-        app.show_job_log(headless)
+    try:
+        wait_until(lambda: q.get(headless)["state"] == "running", what="the headless runner to take the job")
+        app = make(tmp_path, db, "model.keras")
+        app.find_devices = lambda: None  # cpu is enough here: no TensorFlow probe
+        async with app.run_test(size=(140, 44)) as pilot:
+            await wait_for(pilot, lambda: any(r[0] == str(headless) and r[4] == "running"
+                                              for r in table_rows(app, "#jobs")))
+            app.show_job_log(headless)
+            gate.touch()
+            await wait_for(pilot, lambda: any(r[0] == str(headless) and r[4] == "done" for r in table_rows(app, "#jobs")))
+            lines = list(app.query_one("#job-log").lines)
+            assert "CUDA_VISIBLE_DEVICES=-1" in lines[0] and "selftest line 1" in lines and lines[-1].startswith("done")
+            assert runner.wait(120) == 0
+            assert not app.my_runners  # the headless runner did that job, not one of ours
+            mine = app.queue_job(SELFTEST_KIND, str(tmp_path), options={"sleep": 60, "steps": 120})
+            await wait_for(pilot, lambda: q.get(mine)["state"] == "running" and q.get(mine)["stage"])
+            ours = app.my_runners[0]
+            await pilot.press("q")
+            await pilot.pause(0.3)
+            assert isinstance(app.screen, QuitDialog) and f"job {mine}" in str(app.screen.query_one("#quit-message").render())
+            await pilot.click("#stop")
+    finally:  # a failure above must not leave the runner and its job behind
         gate.touch()
-        await wait_for(pilot, lambda: any(r[0] == str(headless) and r[4] == "done" for r in table_rows(app, "#jobs")))
-        lines = list(app.query_one("#job-log").lines)
-        assert "CUDA_VISIBLE_DEVICES=-1" in lines[0] and "selftest line 1" in lines and lines[-1].startswith("done")
-        assert runner.wait(120) == 0
-        assert not app.my_runners  # the headless runner did that job, not one of ours
-        mine = app.queue_job(SELFTEST_KIND, str(tmp_path), options={"sleep": 60, "steps": 120})
-        await wait_for(pilot, lambda: q.get(mine)["state"] == "running" and q.get(mine)["stage"])
-        ours = app.my_runners[0]
-        await pilot.press("q")
-        await pilot.pause(0.3)
-        assert isinstance(app.screen, QuitDialog) and f"job {mine}" in str(app.screen.query_one("#quit-message").render())
-        await pilot.click("#stop")
+        if runner.poll() is None:
+            runner.kill()
     assert ours.wait(120) == 0  # our runner stopped the job and, with nothing left, ended
     assert q.get(mine)["state"] == "cancelled"
 

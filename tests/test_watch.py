@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import child_env, cli_cmd, wait_until
+from helpers import child_env, cli_cmd, popen_sigterm_blocked, wait_until
 
 pytestmark = pytest.mark.allow_untrained
 
@@ -145,24 +145,21 @@ def test_a_restarted_watcher_scores_what_arrived_meanwhile_and_nothing_twice(tmp
     assert sorted(Path(r.path).name for r in Store(db).results()) == ["first.mp4", "while-down.mp4"]
 
 
-def _block_sigterm() -> None:
-    """Start the child as a parent that blocks SIGTERM would (the mask survives ``exec``): a CI
-    run's worker once did, and the watcher never saw the signal."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-
-
 def test_sigterm_stops_the_cli_watcher_with_130_and_json_lines(tmp_path, none_model, footage):
     inbox = tmp_path / "in[" / "x]box [bold]draft"  # the path holds "[/x]": markup would crash the log line
     inbox.mkdir(parents=True)
     shutil.copy(footage[0], inbox / "a.mp4")
-    proc = subprocess.Popen(cli_cmd("scan", "--watch", inbox, "-m", none_model, "--db", tmp_path / "r.sqlite",
-                                    "--json", "--settle", "0.5", "--poll", "0.3"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
-                            preexec_fn=_block_sigterm)
-    first = json.loads(proc.stdout.readline())  # streamed as it is scored, before the watcher ends
-    assert Path(first["path"]).name == "a.mp4" and first["status"] == "ok"
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
+    # started as a parent blocking SIGTERM would (a CI worker once did: the watcher never saw it)
+    proc = popen_sigterm_blocked(cli_cmd("scan", "--watch", inbox, "-m", none_model, "--db", tmp_path / "r.sqlite",
+                                         "--json", "--settle", "0.5", "--poll", "0.3"),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
+    try:
+        first = json.loads(proc.stdout.readline())  # streamed as it is scored, before the watcher ends
+        assert Path(first["path"]).name == "a.mp4" and first["status"] == "ok"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()  # a watcher that did not stop must not outlive the test
     assert proc.returncode == 130, err[-2000:]
     assert f"watching {inbox}" in err and "Traceback" not in err
     summary = json.loads(out.splitlines()[-1])
@@ -182,17 +179,26 @@ def test_watch_mistakes_are_one_line_before_any_work(tmp_path, none_model):
 
 def test_a_folder_moved_in_is_one_event_that_brings_its_files(tmp_path):
     """The OS reports a folder moved in whole as one event for the folder: its videos are tracked
-    at once, not left for the next walk of the watched folder (30 s later by default)."""
+    at once, not left for the next walk of the watched folder (30 s later by default); a link to a
+    folder inside the tree is left to the walk (which follows it once), not listed again."""
     from truthnet.watch import Arrivals
 
     root = tmp_path / "inbox"
     (root / "batch" / "deeper").mkdir(parents=True)
-    for name in ("batch/a.mp4", "batch/deeper/b.mov", "batch/notes.txt"):
+    for name in ("batch/a.mp4", "batch/deeper/b.mov", "batch/notes.txt", "batch/skip.mp4"):
         (root / name).write_bytes(b"x" * 10)
+    (root / "loop").symlink_to(root)
     now = [0.0]
-    arrivals = Arrivals(str(root), settle=1.0, clock=lambda: now[0])
-    arrivals.notice([root / "batch"])
+    arrivals = Arrivals(str(root), settle=1.0, exclude=["skip.*"], clock=lambda: now[0])
+    arrivals.changed([("added", root / "batch"), ("added", root / "batch" / "deeper"), ("added", root / "loop"),
+                      ("modified", root / "batch")])
     assert sorted(Path(p).relative_to(root).as_posix() for p in arrivals.pending) == ["batch/a.mp4",
                                                                                         "batch/deeper/b.mov"]
-    now[0] = 1.5
-    assert [Path(p).name for p in arrivals.ready()] == ["a.mp4", "b.mov"]
+    now[0] = 0.5
+    assert arrivals.ready() == []  # not yet unchanged for the settle time
+    (root / "batch" / "a.mp4").write_bytes(b"x" * 20)  # still growing (by a writer that closes it each time)
+    now[0] = 1.2
+    assert [Path(p).name for p in arrivals.ready()] == ["b.mov"]
+    now[0] = 2.3
+    assert [Path(p).name for p in arrivals.ready()] == ["a.mp4"]
+    assert arrivals.ready() == [] and not arrivals.pending  # each handed out once

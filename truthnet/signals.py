@@ -38,10 +38,10 @@ def stop_requests(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) ->
     try:
         yield stop
     finally:
+        if mask:  # block again what was blocked before, before the old handlers come back
+            signal.pthread_sigmask(signal.SIG_BLOCK, set(mask) & set(signals))
         for s, h in previous.items():
             signal.signal(s, h)
-        if mask is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def handle(signals, handler) -> tuple[dict, set | None]:

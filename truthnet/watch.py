@@ -64,7 +64,8 @@ class Arrivals:
         from .collect import matcher
 
         wanted = matcher(self.include, self.exclude)  # inside a watched folder as inside a scanned one
-        for p in self._expand(paths):
+        for p in paths:
+            p = os.path.abspath(p)
             st = _stat(p)
             if st is None:
                 self.pending.pop(p, None)  # deleted (or renamed away) before it was complete
@@ -78,20 +79,28 @@ class Arrivals:
             if cur is None or (cur.size, cur.mtime_ns) != now:
                 self.pending[p] = _Pending(st.st_size, st.st_mtime_ns, self.clock())
 
-    def _expand(self, paths) -> list[str]:
-        """``paths`` as absolute file paths, a folder as the videos under it: a folder moved in
-        whole is one event for the folder, none for the files it brings."""
+    def changed(self, events) -> None:
+        """What the OS reported: ``(change, path)`` pairs, ``change`` one of ``added``,
+        ``modified``, ``deleted``.  A folder *added* (moved in whole, or made and filled) is one
+        event for the folder and none for the files it brings: its videos are tracked now, not
+        at the next walk.  Symbolic links to folders are left to the walk (which follows each
+        once); an event for the watched folder itself is a walk."""
         from .collect import collect_files
 
-        out = []
-        for p in paths:
-            p = os.path.abspath(p)
-            if os.path.isdir(p):
-                out.extend(os.path.abspath(f) for f in collect_files([p], recursive=True, include=self.include,
-                                                                    exclude=self.exclude).files)
+        files, folders = [], set()
+        for change, path in events:
+            path = os.path.abspath(path)
+            if change == "added" and os.path.isdir(path) and not os.path.islink(path):
+                folders.add(path)
             else:
-                out.append(p)
-        return out
+                files.append(path)
+        self.notice(files)
+        if self.root in folders:
+            self.walk()
+            return
+        tops = [f for f in sorted(folders) if not any(f.startswith(o + os.sep) for o in folders)]
+        if tops:
+            self.notice(collect_files(tops, recursive=True, include=self.include, exclude=self.exclude).files)
 
     def ready(self) -> list[str]:
         """The pending files that are complete now, in name order; handed out once each (until
@@ -150,8 +159,8 @@ def event_source(root: str, stop: threading.Event) -> queue.Queue | None:
         try:
             for changes in watchfiles.watch(root, stop_event=stop, recursive=True, debounce=200, step=50,
                                             raise_interrupt=False):
-                for _, path in changes:
-                    q.put(path)
+                for change, path in changes:
+                    q.put((change.name, path))
         except Exception as exc:  # the walk still finds everything; say why events stopped
             q.put(exc)
 
@@ -212,6 +221,5 @@ def _drain(events: queue.Queue, arrivals: Arrivals, tick: float, on_log) -> bool
             alive = False
             if on_log:
                 on_log(f"warning: file-system events stopped ({item}); the folder is walked every 2 s instead")
-        else:
-            arrivals.notice([item])
+    arrivals.changed([item for item in batch if not isinstance(item, Exception)])
     return alive

@@ -82,12 +82,20 @@ def main(argv: list[str] | None = None) -> int:
         stopped.append(signal.Signals(signum).name)
         raise KeyboardInterrupt
 
-    handle((signal.SIGTERM, signal.SIGINT), on_signal)
+    try:  # a SIGTERM pending since the start (a parent that blocked it) lands here too
+        handle((signal.SIGTERM, signal.SIGINT), on_signal)
+        return _work(args.db, args.job, events)
+    except KeyboardInterrupt:
+        events.send("stopped", signal=stopped[0] if stopped else "SIGINT")
+        return 130
 
+
+def _work(db: str, job_id: int, events: Events) -> int:
+    """Run the job; its failure is an ``error`` event and exit code 1 (a stop propagates)."""
     from .queue import JobQueue
 
-    queue = JobQueue(args.db)
-    job = queue.get(args.job)
+    queue = JobQueue(db)
+    job = queue.get(job_id)
     want = cuda_visible_devices(job["device"])
     if os.environ.get("CUDA_VISIBLE_DEVICES") != want:  # started by hand: pin it now, before TensorFlow
         os.environ["CUDA_VISIBLE_DEVICES"] = want
@@ -104,9 +112,6 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(queue.path).resolve().parent / "runs" / f"job-{job['id']}-{job['kind']}"
     try:
         result = run_work(job, queue.store, report, out_dir)
-    except KeyboardInterrupt:
-        events.send("stopped", signal=stopped[0] if stopped else "SIGINT")
-        return 130
     except Exception as exc:  # the job fails alone, with the reason on its row and the trace in its log
         from ..errors import TruthnetError
 

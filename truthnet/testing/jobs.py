@@ -6,7 +6,8 @@ installs it (``tests/plugins``: an entry point ``selftest``, loaded with
 ``_selftest`` reports the environment its process saw, and does what a test asks through the
 job's ``options``: append its id to a ``mark`` file, ``ignore_sigterm``, print ``lines`` lines,
 sleep ``sleep`` seconds (only on the attempts listed in ``sleep_attempts``, if given) in
-``steps`` (or until the file ``gate`` exists: a test releases the job when it has seen it run), ``abort``.  It imports no TensorFlow, so fault tests run in seconds."""
+``steps`` (or until the file ``gate`` exists: a test releases the job once it has seen it
+run), ``abort``.  It imports no TensorFlow, so fault tests run in seconds."""
 
 from __future__ import annotations
 
