@@ -1,0 +1,139 @@
+"""How far `truthnet scan --preset paper` is from the floor of its own stages, on realistic footage.
+
+    python benchmarks/bench_floor.py            # the 10-clip realistic corpus (bench_realistic.py's)
+    python benchmarks/bench_floor.py --quick    # the small corpus
+
+The floor: each stage alone, one after the other, in one fresh process, on the same files and
+the same model file as the scan: decoding just the sampled frames (``FacePipeline.decode``, as a
+decode worker does), detecting and cropping on those frames (``FacePipeline.build``: the paper's
+MTCNN, per frame), and embedding + classifying the crops (``Classifier.predict_sequences``, all
+sequences in one call).  Each stage's CPU-seconds (all threads of the process) are summed and
+divided by the cores: a scan that kept every core busy with nothing but this work, and paid no
+set-up, would take that long.  Graphs are built on one clip before the clock starts.
+
+The scan side is ``truthnet scan DIR --model M --json`` in a fresh child (start-up included), and
+the same command on a one-file folder for its set-up.  Both sides run in one invocation of this
+script, on the same files and model; the scan's scores are compared with the floor's.
+
+Reuses ``bench_realistic.py``'s work folder (corpus and stand-in model); builds them if absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parent))
+
+import bench_realistic as br  # noqa: E402  (the corpus, the stand-in model, fresh-child measurement)
+
+
+def role_floor(model: str, warm: str, paths: list[str]) -> dict:
+    """Each stage alone over all files, CPU-seconds and wall seconds per stage."""
+    import truthnet
+    from truthnet.pipeline import FacePipeline
+
+    clf = truthnet.load_classifier(model)
+    pipe = FacePipeline(clf.config)
+    seq = pipe.prepare(warm)  # graphs built before the clock: the floor has no set-up
+    clf.predict_sequences([seq])
+
+    def timed(fn):
+        c0, w0 = time.process_time(), time.perf_counter()
+        out = fn()
+        return out, time.process_time() - c0, time.perf_counter() - w0
+
+    decoded, decode_cpu, decode_wall = timed(lambda: [pipe.decode(p) for p in paths])
+    seqs, detect_cpu, detect_wall = timed(
+        lambda: [pipe.build(p, info, *windows[0]) for p, (info, windows, _) in zip(paths, decoded)])
+    scores, embed_cpu, embed_wall = timed(lambda: clf.predict_sequences(seqs))
+    return {"cpu_s": {"decode": decode_cpu, "detect_crop": detect_cpu, "embed_classify": embed_cpu},
+            "wall_s": {"decode": decode_wall, "detect_crop": detect_wall, "embed_classify": embed_wall},
+            "scores": [float(s) for s in scores], "paths": paths}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="the small corpus")
+    ap.add_argument("--prepare", action="store_true", help="build the corpus and the model, measure nothing")
+    ap.add_argument("--work", default=os.path.join("/tmp", "truthnet-bench-realistic"))
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args, rest = ap.parse_known_args()
+    if args.child:
+        print(json.dumps(role_floor(rest[0], rest[1], rest[2:])))
+        return
+    from truthnet.testing.corpus import corpus
+    from truthnet.synth import make_face_clip
+
+    work = Path(args.work) / ("quick" if args.quick else "full")
+    keras_home = work / "keras"
+    (keras_home / "models").mkdir(parents=True, exist_ok=True)
+    if br.WEIGHTS is None:
+        sys.exit("needs MobileNetV2's ImageNet weights (no top) in ../shared/weights")
+    target = keras_home / "models" / br.KERAS_NAME
+    if not target.exists():
+        target.write_bytes(br.WEIGHTS.read_bytes())
+    env = {"KERAS_HOME": str(keras_home), "TRUTHNET_LOAD_PLUGINS": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    clips = corpus(work / "corpus", small=args.quick, progress=lambda m: print(m, file=sys.stderr))
+    folder = work / "videos"
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for c in clips:
+        link = folder / c.path.name
+        if not link.exists():
+            link.symlink_to(c.path.resolve())
+        paths.append(str(link))
+    one = work / "one"
+    one.mkdir(exist_ok=True)
+    if not (one / "tiny.mp4").exists():
+        make_face_clip(one / "tiny.mp4", n_frames=4, seed=0)
+    model = work / "paper-head.keras"
+    if not model.exists():
+        br.child("model", str(model), *paths, env=env)
+    if args.prepare:
+        return
+
+    cores = os.cpu_count() or 1
+    floor_run = br.run_child([sys.executable, str(HERE), "--child", "floor", str(model), str(one / "tiny.mp4"),
+                              *paths], env)
+    floor = json.loads(floor_run.pop("stdout").strip().splitlines()[-1])
+    setup = br.run_child([sys.executable, "-m", "truthnet.cli", "scan", str(one), "--model", str(model),
+                          "--db", str(work / "floor-setup.sqlite"), "--force", "--json"], env)
+    scan = br.run_child([sys.executable, "-m", "truthnet.cli", "scan", str(folder), "--model", str(model),
+                         "--db", str(work / "floor-scan.sqlite"), "--force", "--json"], env)
+    rows = [json.loads(x) for x in scan.pop("stdout").splitlines()]
+    setup.pop("stdout")
+    by_path = {r["path"]: r for r in rows if "path" in r}
+    diffs = [abs(by_path[p]["score"] - s) for p, s in zip(floor["paths"], floor["scores"])
+             if by_path.get(p, {}).get("score") is not None]
+    stages = {"decode": 0.0, "detect": 0.0, "embed": 0.0, "classify": 0.0}
+    for r in by_path.values():
+        for k in stages:
+            stages[k] += (r.get("timings") or {}).get(k, 0.0)
+    cpu_total = sum(floor["cpu_s"].values())
+    floor_s = cpu_total / cores
+    result = {
+        "machine": {"platform": platform.platform(), "cpus": cores, "python": platform.python_version()},
+        "videos": len(paths),
+        "floor": {"cpu_s": {k: round(v, 2) for k, v in floor["cpu_s"].items()},
+                  "wall_s": {k: round(v, 2) for k, v in floor["wall_s"].items()},
+                  "cpu_s_total": round(cpu_total, 2), "floor_s": round(floor_s, 2), "process": floor_run},
+        "scan": {**scan, "setup_one_file": setup, "stage_timers_sum_s": {k: round(v, 2) for k, v in stages.items()},
+                 "ratio_to_floor": round(scan["wall_s"] / floor_s, 2),
+                 "ratio_to_floor_without_setup": round((scan["wall_s"] - setup["wall_s"]) / floor_s, 2)},
+        "scores": {"compared": len(diffs), "max_abs_diff": max(diffs) if diffs else None},
+    }
+    out = Path(args.out or f"benchmarks/results/floor-{'quick' if args.quick else 'full'}-cpu-{cores}core.json")
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
