@@ -167,3 +167,27 @@ def test_detection_batches_are_bounded_by_pixels_with_the_same_faces(media, monk
     for fa, fb in zip(a, b):
         for x, y in zip(fa, fb):
             assert np.allclose(x.box, y.box, atol=1.0) and abs(x.confidence - y.confidence) < 1e-3
+
+
+def test_weights_that_fail_to_load_stop_the_scan_before_any_verdict(media, none_model, tmp_path):
+    """A model file whose configuration reads fine but whose weights do not load is the model's
+    error (exit 4, one message), and no file gets a row under that model, not even one that would
+    fail to decode without it (a guard for any future loading of the weights during decoding)."""
+    import zipfile
+
+    from truthnet.store import Store
+
+    broken = tmp_path / "broken.keras"
+    with zipfile.ZipFile(none_model) as src, zipfile.ZipFile(broken, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            dst.writestr(item, b"not HDF5 at all" if item.filename.endswith(".h5") else data)
+    folder = tmp_path / "v"
+    folder.mkdir()
+    (folder / "clip.mp4").write_bytes(media["face"].read_bytes())
+    (folder / "text.mp4").write_text("not a video\n")
+    db = tmp_path / "r.sqlite"
+    r = cli("scan", folder, "-m", broken, "--db", db)
+    assert r.returncode == 4, r.stderr
+    assert "could not load this model" in r.stderr and "Traceback" not in r.stderr
+    assert Store(db).results() == []
