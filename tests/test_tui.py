@@ -469,6 +469,11 @@ async def test_w_watches_the_folder_and_its_verdicts_show_live(videos, model, tm
         await wait_for(pilot, lambda: any("watching" in ln for _, _, ln in JobQueue(db).log(JobQueue(db).jobs()[0]["id"])))
         shutil.copy(videos / "real" / "clip0000.mp4", inbox / "arrived.mp4")
         await wait_for(pilot, lambda: [r[3] for r in table_rows(app)] == ["ok"])
+        from textual.widgets import ProgressBar
+
+        # a watcher has no end: "watching" and a pulsing bar, never a share stuck at 0 %
+        await wait_for(pilot, lambda: [r[5] for r in table_rows(app, "#jobs")] == ["watching"])
+        assert app.query_one("#job-progress", ProgressBar).total is None
         await pilot.press("w")
         await wait_for(pilot, lambda: all(j["state"] not in ("queued", "running") for j in JobQueue(db).jobs()))
         assert [Path(r.path).name for r in Store(db).results()] == ["arrived.mp4"]

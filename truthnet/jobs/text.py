@@ -9,6 +9,8 @@ def progress_text(j: dict) -> str:
     """``epoch 3/12 25%`` / ``41/120 60%``: the job's progress as people read it."""
     if j["state"] == "queued":
         return ""
+    if j.get("kind") == "watch":  # runs until stopped: no share of a whole to show
+        return "watching" if j["state"] == "running" else ""
     if j.get("total"):
         stage = f"{j['stage']} " if j.get("stage") else ""
         return f"{stage}{j['done']}/{j['total']} {j['progress']:.0%}"

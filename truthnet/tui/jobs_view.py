@@ -96,7 +96,11 @@ class JobsView:
             job = running[-1]
             if not self._main("#jobs", DataTable).has_focus:
                 self.show_job_log(job["id"])
-        self._main("#job-progress", ProgressBar).update(progress=job["progress"])
+        bar = self._main("#job-progress", ProgressBar)
+        if job["kind"] == "watch":  # a watcher has no end: the bar pulses instead of sitting at 0 %
+            bar.update(total=None)
+        else:
+            bar.update(total=1.0, progress=job["progress"])
         eta = eta_text(job)
         self._main("#job-status", Static).update(Text(one_line(
             f"job {job['id']} ({job['device']}): {progress_text(job)}" + (f", ETA {eta}" if eta else "")
@@ -122,7 +126,8 @@ class JobsView:
         state, message = job["state"], job["message"]
         severity = "information" if state == "done" else "warning" if state == "cancelled" else "error"
         if job["id"] == self.selected_job or self.selected_job is None:
-            self._main("#job-progress", ProgressBar).update(progress=1.0 if state == "done" else job["progress"])
+            self._main("#job-progress", ProgressBar).update(total=1.0,
+                                                            progress=1.0 if state == "done" else job["progress"])
         self.notify(one_line(f"job {job['id']} {state}: {message}"), severity=severity, markup=False)
         self._main("#job-status", Static).update(Text(one_line(f"job {job['id']} {state}: {message}")))
         if state == "failed" and job["id"] in self.my_jobs:
