@@ -58,6 +58,26 @@ def role_floor(model: str, warm: str, paths: list[str]) -> dict:
             "scores": [float(s) for s in scores], "paths": paths}
 
 
+def prepare(root: Path, quick: bool):
+    """bench_realistic.py's work folder, built where absent: ``(work, env, folder, paths, one,
+    model)`` -- the corpus linked into ``folder``, a one-file folder, the stand-in ``paper`` model
+    and the environment (KERAS_HOME holding the ImageNet weights) every child runs in."""
+    work = root / ("quick" if quick else "full")
+    keras_home = work / "keras"
+    (keras_home / "models").mkdir(parents=True, exist_ok=True)
+    if br.WEIGHTS is None:
+        sys.exit("needs MobileNetV2's ImageNet weights (no top) in ../shared/weights")
+    target = keras_home / "models" / br.KERAS_NAME
+    if not target.exists():
+        target.write_bytes(br.WEIGHTS.read_bytes())
+    env = {"KERAS_HOME": str(keras_home), "TRUTHNET_LOAD_PLUGINS": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    _, folder, paths, one = br.corpus_folder(work, quick)
+    model = work / "paper-head.keras"
+    if not model.exists():
+        br.child("model", str(model), *paths, env=env)
+    return work, env, folder, paths, one, model
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="the small corpus")
@@ -69,34 +89,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(role_floor(rest[0], rest[1], rest[2:])))
         return
-    from truthnet.testing.corpus import corpus
-    from truthnet.synth import make_face_clip
-
-    work = Path(args.work) / ("quick" if args.quick else "full")
-    keras_home = work / "keras"
-    (keras_home / "models").mkdir(parents=True, exist_ok=True)
-    if br.WEIGHTS is None:
-        sys.exit("needs MobileNetV2's ImageNet weights (no top) in ../shared/weights")
-    target = keras_home / "models" / br.KERAS_NAME
-    if not target.exists():
-        target.write_bytes(br.WEIGHTS.read_bytes())
-    env = {"KERAS_HOME": str(keras_home), "TRUTHNET_LOAD_PLUGINS": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    clips = corpus(work / "corpus", small=args.quick, progress=lambda m: print(m, file=sys.stderr))
-    folder = work / "videos"
-    folder.mkdir(exist_ok=True)
-    paths = []
-    for c in clips:
-        link = folder / c.path.name
-        if not link.exists():
-            link.symlink_to(c.path.resolve())
-        paths.append(str(link))
-    one = work / "one"
-    one.mkdir(exist_ok=True)
-    if not (one / "tiny.mp4").exists():
-        make_face_clip(one / "tiny.mp4", n_frames=4, seed=0)
-    model = work / "paper-head.keras"
-    if not model.exists():
-        br.child("model", str(model), *paths, env=env)
+    work, env, folder, paths, one, model = prepare(Path(args.work), args.quick)
     if args.prepare:
         return
 

@@ -32,12 +32,8 @@ def main() -> None:
     ap.add_argument("--work", default=os.path.join("/tmp", "truthnet-bench-realistic"))
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    sys.argv = [str(bench_floor.HERE), "--prepare", "--work", args.work] + (["--quick"] if args.quick else [])
-    bench_floor.main()  # the corpus, the model and KERAS_HOME, as the floor benchmark uses them
-    work = Path(args.work) / ("quick" if args.quick else "full")
-    env = {"KERAS_HOME": str(work / "keras"), "TRUTHNET_LOAD_PLUGINS": "", "TF_CPP_MIN_LOG_LEVEL": "3",
-           "RAY_USAGE_STATS_ENABLED": "0"}
-    folder, model = work / "videos", work / "paper-head.keras"
+    work, env, folder, _, _, model = bench_floor.prepare(Path(args.work), args.quick)
+    env = {**env, "RAY_USAGE_STATS_ENABLED": "0"}
     sides = {"local": [], "ray-1": ["--engine", "ray", "--num-workers", "1"],
              "ray-2": ["--engine", "ray", "--num-workers", "2"]}
     results, scores = {}, {}

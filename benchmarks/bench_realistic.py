@@ -268,6 +268,29 @@ def memory_rows(work: Path, model: Path, n: int, workers: int, env: dict) -> dic
     return out
 
 
+def corpus_folder(work: Path, quick: bool):
+    """The realistic corpus under ``work``: ``(clips, folder, paths, one)``, the corpus's files
+    linked alone into ``folder`` (for ``truthnet scan DIR``) and a one-file folder ``one`` (for
+    a scan's set-up)."""
+    from truthnet.synth import make_face_clip
+    from truthnet.testing.corpus import corpus
+
+    clips = corpus(work / "corpus", small=quick, progress=lambda m: print(m, file=sys.stderr))
+    folder = work / "videos"
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for c in clips:
+        link = folder / c.path.name
+        if not link.exists():
+            link.symlink_to(c.path.resolve())
+        paths.append(str(link))
+    one = work / "one"
+    one.mkdir(exist_ok=True)
+    if not (one / "tiny.mp4").exists():
+        make_face_clip(one / "tiny.mp4", n_frames=4, seed=0)
+    return clips, folder, paths, one
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="the small corpus, 2 synthetic videos, memory at 5 / 50")
@@ -283,8 +306,6 @@ def main() -> None:
         fn = {"model": lambda: role_model(rest[1:], rest[0]), "reference": lambda: role_reference(rest[1:], rest[0])}
         print(json.dumps(fn[args.child]()))
         return
-    from truthnet.testing.corpus import corpus
-
     work = Path(args.work) / ("quick" if args.quick else "full")
     work.mkdir(parents=True, exist_ok=True)
     keras_home = work / "keras"
@@ -295,20 +316,7 @@ def main() -> None:
     shutil.copy(weights, keras_home / "models" / KERAS_NAME)
     env = {"KERAS_HOME": str(keras_home), "TRUTHNET_LOAD_PLUGINS": ""}
     t0 = time.perf_counter()
-    clips = corpus(work / "corpus", small=args.quick, progress=lambda m: print(m, file=sys.stderr))
-    folder = work / "videos"  # the corpus's files alone in a folder, for `truthnet scan DIR`
-    folder.mkdir(exist_ok=True)
-    paths = []
-    for c in clips:
-        link = folder / c.path.name
-        if not link.exists():
-            link.symlink_to(c.path.resolve())
-        paths.append(str(link))
-    one = work / "one"
-    one.mkdir(exist_ok=True)
-    from truthnet.synth import make_face_clip
-
-    make_face_clip(one / "tiny.mp4", n_frames=4, seed=0)
+    clips, folder, paths, one = corpus_folder(work, args.quick)
     print(f"corpus ready in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
 
     model = work / "paper-head.keras"
