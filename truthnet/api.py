@@ -48,10 +48,11 @@ def _progress(on_event: OnEvent | None, cancel) -> Callable[[Event], None]:
 
 def load(model: str | os.PathLike | None = None, *, preset: str | None = None, threshold: float | None = None,
          device: str | None = None, sampler: str | None = None, detector: str | None = None,
-         parts: list[str] | None = None):
+         parts: list[str] | None = None, background: bool = False):
     """The classifier for ``model`` (default: the configured default model); ``preset`` for a
     bare model file; ``sampler``/``detector``/``parts`` (``part.key=value``) change its
-    pipeline's parts (the backbone is fixed by the trained model)."""
+    pipeline's parts (the backbone is fixed by the trained model).  ``background``: read the
+    weights in a thread (see :func:`~truthnet.classifier.load_classifier`)."""
     from .classifier import load_classifier
     from .resolve import resolve_model
 
@@ -63,7 +64,7 @@ def load(model: str | os.PathLike | None = None, *, preset: str | None = None, t
     from .resolve import inference_config
 
     cfg = inference_config(path, preset=preset, sampler=sampler, detector=detector, options=parts)
-    return load_classifier(path, cfg, threshold=threshold)
+    return load_classifier(path, cfg, threshold=threshold, background=background)
 
 
 def plan(paths: Sequence[str | os.PathLike], *, recursive: bool = False, include: list[str] | None = None,
@@ -282,8 +283,10 @@ def _classifier(opts: ScanOptions):
 
     model_path = resolve_model(opts.model) if opts.classifier is None else (os.fspath(opts.model) if opts.model else None)
     model_path = norm(model_path) if model_path else None  # the store and reports name it absolute
+    # the weights load while the first files decode (the engine waits for them before any verdict)
     clf = opts.classifier or load(model_path, preset=opts.preset, threshold=opts.threshold, device=opts.device,
-                                  sampler=opts.sampler, detector=opts.detector, parts=opts.parts)
+                                  sampler=opts.sampler, detector=opts.detector, parts=opts.parts,
+                                  background=opts.engine != "ray")
     if opts.classifier is not None and opts.threshold is not None:
         clf = clf.with_threshold(opts.threshold)
     return clf, model_path

@@ -7,8 +7,10 @@ videos into :class:`~truthnet.record.Result` records through the one engine
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
@@ -22,7 +24,9 @@ class Classifier:
     """A Keras CNN-LSTM together with the :class:`PipelineConfig` it was built with."""
 
     def __init__(self, model, config: PipelineConfig, *, metadata: dict | None = None, device: str | None = None):
-        self.model = model
+        #: the Keras model, or a :class:`~concurrent.futures.Future` of it while it loads in the
+        #: background (``load_classifier(..., background=True)``): :attr:`model` waits for it
+        self._model = model
         self.config = config
         self.metadata = metadata or {}
         self.device = device
@@ -38,6 +42,23 @@ class Classifier:
     @property
     def threshold(self) -> float:
         return self.config.threshold
+
+    @property
+    def model(self):
+        """The Keras model; waits for it while it loads in the background, and raises what
+        loading raised (a :class:`~truthnet.errors.ModelError` for weights Keras cannot read)."""
+        model = self._model
+        if isinstance(model, Future):
+            model = self._model = model.result()
+        return model
+
+    @model.setter
+    def model(self, model) -> None:
+        self._model = model
+
+    def wait_loaded(self) -> None:
+        """Return once the model is loaded; raise what loading raised."""
+        self.model  # noqa: B018 - the property waits
 
     # -- scoring --------------------------------------------------------------------------
     #: frames per call of the compiled frame encoder; the last chunk is padded to this size so
@@ -166,7 +187,7 @@ class Classifier:
     def with_threshold(self, threshold: float) -> Classifier:
         from .model import config_with_threshold
 
-        other = Classifier(self.model, config_with_threshold(self.config, threshold), metadata=self.metadata,
+        other = Classifier(self._model, config_with_threshold(self.config, threshold), metadata=self.metadata,
                          device=self.device)
         other._parts = self._parts  # same model, same compiled graphs: no second trace
         other.allow_untrained = self.allow_untrained
@@ -180,14 +201,39 @@ def load_classifier(
     *,
     threshold: float | None = None,
     device: str | None = None,
+    background: bool = False,
 ) -> Classifier:
-    """Load a saved model (with the configuration it carries, or ``config`` for a bare file)."""
-    from .model import config_with_threshold, load_model
+    """Load a saved model (with the configuration it carries, or ``config`` for a bare file).
 
-    model, cfg, meta = load_model(path, config)
+    ``background``: check the file, its configuration and its plugins now, and read the weights
+    (importing TensorFlow, ~4 s of one core) in a thread while the caller goes on: a scan decodes
+    its first files meanwhile.  The first use of :attr:`Classifier.model` waits for it and raises
+    what loading raised."""
+    from .model import config_with_threshold, inspect_model, load_keras_model
+
+    cfg, meta = inspect_model(path, config)
+    if background:
+        model = _in_thread(load_keras_model, path, cfg)
+    else:
+        model = load_keras_model(path, cfg)
     clf = Classifier(model, config_with_threshold(cfg, threshold), metadata=meta, device=device)
     clf.source = os.path.abspath(os.fspath(path))
     return clf
+
+
+def _in_thread(fn, *args) -> Future:
+    """``fn(*args)`` in a daemon thread (an interrupted scan does not wait for it at exit)."""
+    future: Future = Future()
+
+    def work() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to whoever waits for the model
+                future.set_exception(exc)
+
+    threading.Thread(target=work, name="truthnet-load-model", daemon=True).start()
+    return future
 
 
 def new_classifier(

@@ -281,6 +281,14 @@ def load_model(path: str | os.PathLike, config: PipelineConfig | None = None):
     Keras deserialises the file.  A part whose plugin is missing is a :class:`ModelError`
     naming the package to install.
     """
+    cfg, meta = inspect_model(path, config)
+    return load_keras_model(path, cfg), cfg, meta
+
+
+def inspect_model(path: str | os.PathLike, config: PipelineConfig | None = None) -> tuple[PipelineConfig, dict]:
+    """What :func:`load_model` checks before Keras reads the weights, without TensorFlow: the
+    file is a Keras model with no ``Lambda`` layer, its configuration (or ``config``), its
+    metadata, and the plugins it needs.  Returns ``(PipelineConfig, metadata)``."""
     path = os.fspath(path)
     meta, kcfg = read_metadata(path)
     unsafe = _find_unsafe(kcfg)
@@ -303,8 +311,15 @@ def load_model(path: str | os.PathLike, config: PipelineConfig | None = None):
     else:
         cfg, meta = config, {}
     _load_backbone_plugin(cfg, meta, path)
+    return cfg, meta
+
+
+def load_keras_model(path: str | os.PathLike, cfg: PipelineConfig):
+    """The Keras model in ``path`` (checked by :func:`inspect_model` first), its input shape
+    checked against ``cfg``: a :class:`ModelError` when Keras cannot read it."""
     from ._lazy import import_keras
 
+    path = os.fspath(path)
     keras = import_keras()
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
@@ -317,7 +332,7 @@ def load_model(path: str | os.PathLike, config: PipelineConfig | None = None):
             )
         raise ModelError(f"{path}: Keras could not load this model: {exc}", hint=hint) from exc
     check_input_shape(model, cfg, path)
-    return model, cfg, meta
+    return model
 
 
 def _load_backbone_plugin(cfg: PipelineConfig, meta: dict, path: str) -> None:

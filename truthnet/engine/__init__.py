@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -149,8 +149,19 @@ class Engine:
         """Complete each of ``rows`` (``path`` set; ``size``/``sha256`` kept) with its
         status and score; yields them in completion order.  ``cancel.is_set()`` stops within
         a fraction of a second, even while a file is still decoding: the files already decoded
-        are still scored and yielded, the rest are not yielded at all."""
-        rows = list(rows)
+        are still scored and yielded, the rest are not yielded at all.
+
+        A classifier whose weights still load in the background (``load_classifier(...,
+        background=True)``) decodes and detects meanwhile; no row is yielded before they are
+        loaded, so weights that fail to load leave no result behind (the error is raised)."""
+        wait = getattr(self.clf, "wait_loaded", None)
+        with closing(self._run(list(rows), cancel)) as run:  # a caller that stops early closes the decoders now
+            for row in run:
+                if wait is not None:
+                    wait()
+                yield row
+
+    def _run(self, rows: list[Result], cancel) -> Iterator[Result]:
         if not rows:
             return
         for r in rows:

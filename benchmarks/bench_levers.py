@@ -1,0 +1,96 @@
+"""One speed lever of `truthnet scan --preset paper`, off and on, alternating, on the same files.
+
+    python benchmarks/bench_levers.py --lever background-load --pairs 5
+
+A scan of the realistic corpus on two cores varies by about a second from run to run, as
+much as the levers worth trying: one run each way proves nothing.  This runs ``--pairs``
+pairs of fresh ``truthnet scan`` children (the CLI, start-up included), off then on, with
+the same files, model and options, and reports every run, the medians and the scores' largest
+difference between the two sides.  The lever is switched off inside the child (no product
+option exists for it); levers:
+
+* ``background-load``: the model's weights (and TensorFlow) load in a thread while the first
+  files decode (``load_classifier(..., background=True)``, what ``truthnet scan`` does); off:
+  loaded before the decoders start.
+
+Reuses ``bench_realistic.py``'s work folder (corpus and stand-in model); builds them if absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parent))
+
+import bench_floor  # noqa: E402  (the corpus and model, prepared once)
+import bench_realistic as br  # noqa: E402  (fresh-child measurement)
+
+# Each lever: Python run in the child before the CLI, switching the lever off.
+OFF = {
+    "background-load": (
+        "import truthnet.api as a\n"
+        "_load = a.load\n"
+        "def load(*args, **kw):\n"
+        "    kw['background'] = False\n"
+        "    return _load(*args, **kw)\n"
+        "a.load = load\n"
+    ),
+}
+
+
+def scan_child(folder: Path, model: Path, db: Path, env: dict, prelude: str) -> tuple[dict, dict]:
+    code = prelude + "import sys\nfrom truthnet.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    cmd = [sys.executable, "-c", code, "scan", str(folder), "--model", str(model), "--json", "--quiet",
+           "--force", "--db", str(db)]
+    r = br.run_child(cmd, env)
+    rows = [json.loads(line) for line in r.pop("stdout").splitlines() if line.startswith("{")]
+    return {x["path"]: x.get("score") for x in rows if "path" in x}, r
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lever", choices=sorted(OFF), required=True)
+    ap.add_argument("--pairs", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="the small corpus")
+    ap.add_argument("--work", default=os.path.join("/tmp", "truthnet-bench-realistic"))
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    work, env, folder, paths, _, model = bench_floor.prepare(Path(args.work), args.quick)
+    db = work / "levers.sqlite"
+    runs: dict[str, list[dict]] = {"off": [], "on": []}
+    scores: dict[str, dict] = {}
+    for i in range(args.pairs):
+        for side, prelude in (("off", OFF[args.lever]), ("on", "")):
+            got, r = scan_child(folder, model, db, env, prelude)
+            scores.setdefault(side, got)
+            runs[side].append(r)
+            print(f"pair {i + 1} {side}: {r['wall_s']} s wall, {r['cpu_s']} CPU-s", file=sys.stderr)
+    diffs = [abs(scores["off"][p] - scores["on"][p]) for p in scores["off"]
+             if scores["off"][p] is not None and scores["on"].get(p) is not None]
+    med = {side: {k: round(statistics.median(r[k] for r in rs), 2) for k in ("wall_s", "cpu_s")}
+           for side, rs in runs.items()}
+    out = {
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "lever": args.lever,
+        "videos": len(paths),
+        "pairs": args.pairs,
+        "median": med,
+        "wall_ratio_on_over_off": round(med["on"]["wall_s"] / med["off"]["wall_s"], 3),
+        "runs": runs,
+        "scores": {"compared": len(diffs), "max_abs_diff": max(diffs) if diffs else None},
+    }
+    text = json.dumps(out, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
