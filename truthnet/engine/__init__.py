@@ -232,6 +232,8 @@ class Engine:
         errors: list[WindowFailure] = []
         faces: list[int] = []
         detect = 0.0
+        if not in_worker:
+            pipe.ready()  # set-up once per detector (and waiting for TensorFlow): not this file's time
         t = time.perf_counter()
         for item in msg.per_window:
             if not isinstance(item, (FaceSequence, WindowFailure)):  # frames: detect here

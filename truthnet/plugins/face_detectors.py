@@ -76,6 +76,11 @@ class MTCNNDetector:
         self._net = None
         self._lock = threading.Lock()
 
+    def ready(self) -> None:
+        """Import TensorFlow and build the networks and their graphs (done by the first
+        :meth:`detect` otherwise)."""
+        self._model()
+
     def _model(self):
         with self._lock:
             if self._net is None:

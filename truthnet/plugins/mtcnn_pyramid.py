@@ -47,6 +47,7 @@ class PyramidMTCNN:
         spec = [tf.TensorSpec([None, None, None, 3], tf.float32)]
         for stage in (self.pnet, self.rnet, self.onet):
             stage._model = tf.function(stage._model, input_signature=spec)
+            stage._model.get_concrete_function()  # traced now, not in the first frame's detection
 
     def scales(self, height: int, width: int, min_face_size: int, scale_factor: float, skip: int = 0) -> np.ndarray:
         """The package's pyramid (``build_scale_pyramid``) without levels under 12 pixels, less
