@@ -12,6 +12,12 @@ option exists for it); levers:
 * ``background-load``: the model's weights (and TensorFlow) load in a thread while the first
   files decode (``load_classifier(..., background=True)``, what ``truthnet scan`` does); off:
   loaded before the decoders start.
+* ``openvino-mtcnn``: MTCNN's networks on OpenVINO (the detector's ``runtime=auto`` where
+  OpenVINO is installed); off: ``--option detector.runtime=tensorflow``.
+
+``--folder`` scans another folder of videos (e.g. 50 clips: the corpus written with several
+``--seed`` values by ``python -m truthnet.testing.corpus``) with the same stand-in model.
+One unmeasured scan runs first (file-system caches warm for both sides).
 
 Reuses ``bench_realistic.py``'s work folder (corpus and stand-in model); builds them if absent.
 """
@@ -32,7 +38,7 @@ sys.path.insert(0, str(HERE.parent))
 import bench_floor  # noqa: E402  (the corpus and model, prepared once)
 import bench_realistic as br  # noqa: E402  (fresh-child measurement)
 
-# Each lever: Python run in the child before the CLI, switching the lever off.
+# Each lever: (Python run in the child before the CLI, extra scan options) switching it off.
 OFF = {
     "background-load": (
         "import truthnet.api as a\n"
@@ -40,15 +46,17 @@ OFF = {
         "def load(*args, **kw):\n"
         "    kw['background'] = False\n"
         "    return _load(*args, **kw)\n"
-        "a.load = load\n"
+        "a.load = load\n",
+        [],
     ),
+    "openvino-mtcnn": ("", ["--option", "detector.runtime=tensorflow"]),
 }
 
 
-def scan_child(folder: Path, model: Path, db: Path, env: dict, prelude: str) -> tuple[dict, dict]:
+def scan_child(folder: Path, model: Path, db: Path, env: dict, prelude: str, extra: list[str]) -> tuple[dict, dict]:
     code = prelude + "import sys\nfrom truthnet.cli import main\nsys.exit(main(sys.argv[1:]))\n"
     cmd = [sys.executable, "-c", code, "scan", str(folder), "--model", str(model), "--json", "--quiet",
-           "--force", "--db", str(db)]
+           "--force", "--db", str(db), *extra]
     r = br.run_child(cmd, env)
     rows = [json.loads(line) for line in r.pop("stdout").splitlines() if line.startswith("{")]
     return {x["path"]: x.get("score") for x in rows if "path" in x}, r
@@ -59,16 +67,21 @@ def main() -> None:
     ap.add_argument("--lever", choices=sorted(OFF), required=True)
     ap.add_argument("--pairs", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="the small corpus")
+    ap.add_argument("--folder", help="scan this folder of videos instead of the corpus")
     ap.add_argument("--work", default=os.path.join("/tmp", "truthnet-bench-realistic"))
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     work, env, folder, paths, _, model = bench_floor.prepare(Path(args.work), args.quick)
     db = work / "levers.sqlite"
+    if args.folder:
+        folder = Path(args.folder).resolve()
+        paths = sorted(str(p) for p in folder.iterdir() if p.suffix == ".mp4")
+    scan_child(folder, model, db, env, "", [])  # file-system caches warm before the clock
     runs: dict[str, list[dict]] = {"off": [], "on": []}
     scores: dict[str, dict] = {}
     for i in range(args.pairs):
-        for side, prelude in (("off", OFF[args.lever]), ("on", "")):
-            got, r = scan_child(folder, model, db, env, prelude)
+        for side, (prelude, extra) in (("off", OFF[args.lever]), ("on", ("", []))):
+            got, r = scan_child(folder, model, db, env, prelude, extra)
             scores.setdefault(side, got)
             runs[side].append(r)
             print(f"pair {i + 1} {side}: {r['wall_s']} s wall, {r['cpu_s']} CPU-s", file=sys.stderr)

@@ -30,10 +30,17 @@ def _package_faces(mtcnn_detector, frame):
     return sorted((tuple(int(v) for v in d["box"]), float(d["confidence"])) for d in mtcnn_detector.detect_faces(frame))
 
 
-@pytest.fixture(scope="module")
-def paper_faces(frames):
-    # one call for all frames: the answer must not depend on what else is in the batch
-    return FacePipeline(PipelineConfig.preset("paper")).detector.detect(frames)
+@pytest.fixture(scope="module", params=["openvino", "tensorflow"])
+def paper_faces(frames, request):
+    """The paper preset's faces with MTCNN's networks on each runtime (``auto`` picks OpenVINO
+    where it is installed: both must be the package's). One call for all frames: the answer
+    must not depend on what else is in the batch."""
+    cfg = PipelineConfig.preset("paper")
+    cfg = cfg.replace(detector_options={**cfg.detector_options, "runtime": request.param})
+    detector = FacePipeline(cfg).detector
+    faces = detector.detect(frames)
+    assert detector._net.runtime == request.param  # (no silent fall-back to TensorFlow)
+    return faces
 
 
 def test_paper_preset_keeps_every_face_the_package_returns_one_frame_at_a_time(frames, paper_faces, mtcnn_detector):

@@ -1,0 +1,86 @@
+"""MTCNN's networks on OpenVINO: used only where they give TensorFlow's outputs, and without
+OpenVINO's telemetry. (Their faces against the package's: tests/test_paper_parity.py.)"""
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from truthnet import ConfigError, PluginError
+from truthnet.plugins import mtcnn_openvino
+from truthnet.plugins.face_detectors import MTCNNDetector
+from truthnet.synth import astronaut_face
+
+pytestmark = pytest.mark.skipif(not mtcnn_openvino.available(), reason="OpenVINO is not installed")
+
+
+def _frame():
+    frame = np.full((240, 320, 3), 90, np.uint8)
+    face = astronaut_face(120)
+    frame[60 : 60 + face.shape[0], 100 : 100 + face.shape[1]] = face
+    return frame
+
+
+def test_networks_on_openvino_give_tensorflows_outputs():
+    from mtcnn.stages import StageONet, StagePNet, StageRNet
+
+    stages = {"pnet": StagePNet(), "rnet": StageRNet(), "onet": StageONet()}
+    nets = mtcnn_openvino.networks(stages)
+    rng = np.random.default_rng(1)
+    for name, side in (("pnet", 75), ("rnet", 24), ("onet", 48)):  # (PNet: a size the load check did not use)
+        x = rng.uniform(-1, 1, (3, side, side, 3)).astype(np.float32)
+        want = [np.asarray(t) for t in stages[name]._model(x)]
+        got = [np.asarray(t) for t in nets[name](x)]
+        assert [a.shape for a in got] == [a.shape for a in want], name
+        assert max(float(np.abs(a - b).max()) for a, b in zip(want, got)) <= mtcnn_openvino.TOLERANCE, name
+    # no boxes left after RNet: empty outputs (TensorFlow raises there, which the driver reads as no faces)
+    assert [np.asarray(a).shape for a in nets["onet"](np.zeros((0, 48, 48, 3), np.float32))] == [(0, 4), (0, 10), (0, 2)]
+
+
+def test_the_same_faces_on_either_runtime():
+    frames = [_frame()]
+    ov, tf = MTCNNDetector(runtime="openvino"), MTCNNDetector(runtime="tensorflow")
+    got_ov, got_tf = ov.detect(frames), tf.detect(frames)
+    assert ov._net.runtime == "openvino" and tf._net.runtime == "tensorflow"
+    assert len(got_tf[0]) >= 1
+    assert [f.box for f in got_ov[0]] == [f.box for f in got_tf[0]]
+    assert np.allclose([f.confidence for f in got_ov[0]], [f.confidence for f in got_tf[0]], atol=1e-5)
+
+
+def test_networks_that_differ_from_tensorflow_are_not_used(monkeypatch, caplog):
+    monkeypatch.setattr(mtcnn_openvino, "TOLERANCE", -1.0)  # any difference, even none, is too much
+    monkeypatch.setattr(mtcnn_openvino, "_compiled", {})  # (checked again: not what earlier tests compiled)
+    auto = MTCNNDetector()
+    with caplog.at_level(logging.WARNING, logger="truthnet.plugins.face_detectors"):
+        faces = auto.detect([_frame()])
+    assert auto._net.runtime == "tensorflow" and len(faces[0]) >= 1
+    assert "stays on TensorFlow" in caplog.text and "differs from TensorFlow" in caplog.text
+    with pytest.raises(PluginError, match="OpenVINO"):
+        MTCNNDetector(runtime="openvino").detect([_frame()])
+
+
+def test_an_unknown_runtime_is_refused():
+    with pytest.raises(ConfigError, match="runtime"):
+        MTCNNDetector(runtime="onnx")
+
+
+def test_openvinos_telemetry_stays_out(tmp_path):
+    """Its import would write an id under ~/intel and its converter reports usage online."""
+    code = textwrap.dedent(
+        """
+        import sys
+        from truthnet.plugins.face_detectors import MTCNNDetector
+        d = MTCNNDetector(runtime="openvino")
+        d.ready()
+        print(d._net.runtime, sys.modules.get("openvino_telemetry", "absent"))
+        """
+    )
+    env = {**os.environ, "HOME": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["openvino", "None"]
+    assert not (tmp_path / "intel").exists()
