@@ -2,6 +2,7 @@
 
     python benchmarks/bench_floor.py            # the 10-clip realistic corpus (bench_realistic.py's)
     python benchmarks/bench_floor.py --quick    # the small corpus
+    python benchmarks/bench_floor.py --folder DIR --out F.json   # another folder (e.g. 50 clips)
 
 The floor: each stage alone, one after the other, in one fresh process, on the same files and
 the same model file as the scan: decoding just the sampled frames (``FacePipeline.decode``, as a
@@ -84,6 +85,8 @@ def main() -> None:
     ap.add_argument("--prepare", action="store_true", help="build the corpus and the model, measure nothing")
     ap.add_argument("--work", default=os.path.join("/tmp", "truthnet-bench-realistic"))
     ap.add_argument("--out", default=None)
+    ap.add_argument("--folder", help="measure on this folder of videos (e.g. 50 clips: the corpus written with "
+                                     "several --seed values) instead of the corpus, with the same model")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args, rest = ap.parse_known_args()
     if args.child:
@@ -92,6 +95,9 @@ def main() -> None:
     work, env, folder, paths, one, model = prepare(Path(args.work), args.quick)
     if args.prepare:
         return
+    if args.folder:
+        folder = Path(os.path.abspath(args.folder))
+        paths = sorted(str(folder / p.name) for p in folder.iterdir() if p.suffix == ".mp4")
 
     cores = os.cpu_count() or 1
     floor_run = br.run_child([sys.executable, str(HERE), "--child", "floor", str(model), str(one / "tiny.mp4"),
