@@ -16,18 +16,18 @@ CHILD = textwrap.dedent(
         with _quiet_native_stderr():
             inside.wait()  # both threads are inside at once
             os.write(2, f"native {name}\\n".encode())  # what TensorFlow's C++ logging does
-            print(f"python {name}", file=sys.stderr, flush=True)  # what the program does
+            sys.stderr.write(f"python {name}\\n")  # what the program does (one write: two threads print at once)
             if leave_first:
                 return
             first_out.wait()  # still inside after the other left
             os.write(2, b"native after the first left\\n")
-            print("python after the first left", file=sys.stderr, flush=True)
+            sys.stderr.write("python after the first left\\n")
 
     a = threading.Thread(target=importer, args=("a", True))
     b = threading.Thread(target=importer, args=("b", False))
     a.start(); b.start(); a.join(); first_out.set(); b.join()
     os.write(2, b"native after both\\n")
-    print("python after both", file=sys.stderr, flush=True)
+    sys.stderr.write("python after both\\n")
     """
 )
 

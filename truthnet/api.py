@@ -169,10 +169,12 @@ def scan(paths: Sequence[str | os.PathLike], options: ScanOptions | None = None,
             on_event(Event("log", message=f"note: {folder} has {n} more videos in sub-folders (add -r to scan them)"))
     store = Store(db)
     store.require_writable()
-    clf, model_path = _classifier(opts)
+    # the weights load while the first files decode (the engine waits for them before any verdict);
+    # a watcher loads them first: a model that cannot load is an error now, not at the first arrival
+    clf, model_path = _classifier(opts, background=opts.engine != "ray")
     scanner = _scanner(opts, clf, store, model_path)
     done = 0
-    if on_event is not None:  # the model is loaded: scoring starts now (a rate counts from here)
+    if on_event is not None:  # scoring starts now, the weights loading meanwhile (a rate counts from here)
         on_event(Event("scan", 0, total, "scoring", card=scanner.card))
 
     def on_result(row) -> None:
@@ -276,17 +278,17 @@ def explain(path: str | os.PathLike, *, model: str | os.PathLike | None = None, 
     return expl, written
 
 
-def _classifier(opts: ScanOptions):
-    """The classifier a scan uses and its model file's absolute path (None for one in memory)."""
+def _classifier(opts: ScanOptions, *, background: bool = False):
+    """The classifier a scan uses and its model file's absolute path (None for one in memory);
+    ``background``: its weights load while the caller goes on (a scan decodes meanwhile)."""
     from .paths import norm
     from .resolve import resolve_model
 
     model_path = resolve_model(opts.model) if opts.classifier is None else (os.fspath(opts.model) if opts.model else None)
     model_path = norm(model_path) if model_path else None  # the store and reports name it absolute
-    # the weights load while the first files decode (the engine waits for them before any verdict)
     clf = opts.classifier or load(model_path, preset=opts.preset, threshold=opts.threshold, device=opts.device,
                                   sampler=opts.sampler, detector=opts.detector, parts=opts.parts,
-                                  background=opts.engine != "ray")
+                                  background=background)
     if opts.classifier is not None and opts.threshold is not None:
         clf = clf.with_threshold(opts.threshold)
     return clf, model_path
