@@ -63,9 +63,11 @@ def test_networks_that_differ_from_tensorflow_are_not_used(monkeypatch, caplog):
         MTCNNDetector(runtime="openvino").detect([_frame()])
 
 
-def test_an_unknown_runtime_is_refused():
+def test_an_unknown_runtime_is_refused_and_openvino_is_for_the_cpu():
     with pytest.raises(ConfigError, match="runtime"):
         MTCNNDetector(runtime="onnx")
+    with pytest.raises(ConfigError, match="runs on the CPU"):  # (refused before any GPU is touched)
+        MTCNNDetector(runtime="openvino", device="GPU:0").ready()
 
 
 def test_openvinos_telemetry_stays_out(tmp_path):

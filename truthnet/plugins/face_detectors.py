@@ -109,7 +109,11 @@ class MTCNNDetector:
         from . import mtcnn_openvino
         from .mtcnn_pyramid import PyramidMTCNN
 
-        if self.runtime == "tensorflow" or not self.device.upper().startswith("CPU"):
+        on_cpu = self.device.upper().startswith("CPU")
+        if self.runtime == "openvino" and not on_cpu:
+            raise ConfigError(f"mtcnn runtime 'openvino' runs on the CPU, not on {self.device}",
+                              hint="leave runtime at auto (TensorFlow on a GPU) or use the CPU")
+        if self.runtime == "tensorflow" or not on_cpu:
             return PyramidMTCNN(device=self.device)
         if self.runtime == "openvino" and not mtcnn_openvino.available():
             raise PluginError("mtcnn runtime 'openvino' needs OpenVINO: pip install openvino")
