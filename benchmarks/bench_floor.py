@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -119,7 +118,7 @@ def main() -> None:
     cpu_total = sum(floor["cpu_s"].values())
     floor_s = cpu_total / cores
     result = {
-        "machine": {"platform": platform.platform(), "cpus": cores, "python": platform.python_version()},
+        "machine": br.machine(),
         "videos": len(paths),
         "floor": {"cpu_s": {k: round(v, 2) for k, v in floor["cpu_s"].items()},
                   "wall_s": {k: round(v, 2) for k, v in floor["wall_s"].items()},

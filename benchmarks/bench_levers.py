@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 from pathlib import Path
@@ -90,7 +89,7 @@ def main() -> None:
     med = {side: {k: round(statistics.median(r[k] for r in rs), 2) for k in ("wall_s", "cpu_s")}
            for side, rs in runs.items()}
     out = {
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": br.machine(),
         "lever": args.lever,
         "videos": len(paths),
         "pairs": args.pairs,
@@ -99,10 +98,7 @@ def main() -> None:
         "runs": runs,
         "scores": {"compared": len(diffs), "max_abs_diff": max(diffs) if diffs else None},
     }
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    br.emit(out, args.out)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,7 @@ Distinct clips, because copies of one file are scored once and reused by their h
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -62,12 +60,9 @@ def main() -> None:
             statuses = sorted({row["status"] for row in got["rows"]})
         rows[str(n)] = {**r, "files": n, "statuses": statuses}
         print(f"{n} files: {r}", file=sys.stderr, flush=True)
-    out = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+    out = {"machine": br.machine(),
            "clips": [c.name for c in clips[: max(args.counts)]], "scans": rows}
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    br.emit(out, args.out)
 
 
 if __name__ == "__main__":

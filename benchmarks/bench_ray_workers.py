@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -52,7 +51,7 @@ def main() -> None:
         results[name]["max_abs_score_diff_vs_local"] = max(diffs) if diffs else None
         results[name]["scores_compared"] = len(diffs)
     results["ray-2"]["speedup_vs_ray_1"] = round(results["ray-1"]["wall_s"] / results["ray-2"]["wall_s"], 2)
-    out = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+    out = {"machine": br.machine(),
            "videos": len(scores["local"]), "runs": results,
            "note": "cpu_s and peak_rss_mb_largest_process are the scan process's own (wait4): for Ray they leave "
                    "out the Ray workers, which the tree sample includes"}

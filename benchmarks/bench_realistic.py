@@ -41,6 +41,19 @@ WEIGHTS = next((p for p in (HERE.parents[i] / "shared" / "weights" / "mobilenet_
 KERAS_NAME = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 
 
+def machine() -> dict:
+    """What a result file says about the machine it was measured on."""
+    return {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
+
+
+def emit(result: dict, out: str | os.PathLike | None) -> None:
+    """Print a benchmark's result as JSON and write it to ``out`` when given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        Path(out).write_text(text + "\n")
+
+
 # --- measuring a child process from a small parent --------------------------------------------
 
 
@@ -322,7 +335,7 @@ def main() -> None:
     model = work / "paper-head.keras"
     boxes, model_run = child("model", str(model), *paths, env=env)
     results: dict = {
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine(),
         "mode": "quick" if args.quick else "full",
         "model": {"file": model.name, "train_scores": [round(s, 3) for s in boxes["train_scores"]], **model_run},
         "corpus": [{"name": c.spec.name, "size": f"{c.spec.width}x{c.spec.height}", "frames": c.frame_count,
