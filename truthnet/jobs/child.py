@@ -124,6 +124,18 @@ def _work(db: str, job_id: int, events: Events) -> int:
     return 0
 
 
+def _run_exit_handlers(limit: float = 10.0) -> None:
+    """The ``atexit`` clean-ups ``os._exit`` would skip (TensorFlow deletes the source files of
+    the functions it traced from the temporary folder there), in a thread given ``limit``
+    seconds: a handler that hangs must not keep a finished job alive."""
+    import atexit
+    import threading
+
+    t = threading.Thread(target=atexit._run_exitfuncs, name="exit-handlers", daemon=True)
+    t.start()
+    t.join(limit)
+
+
 if __name__ == "__main__":
     code = main()
     for stream in (sys.stdout, sys.stderr):
@@ -131,4 +143,5 @@ if __name__ == "__main__":
             stream.flush()
         except (OSError, ValueError):
             pass
+    _run_exit_handlers()
     os._exit(code)  # skip interpreter teardown: TensorFlow's threads can hang it after the work is done
