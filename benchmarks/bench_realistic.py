@@ -2,6 +2,8 @@
 
     python benchmarks/bench_realistic.py --quick     # small corpus, a few minutes
     python benchmarks/bench_realistic.py             # full corpus (10 clips, 480p-1080p, 10-60 s)
+    python benchmarks/bench_realistic.py --folder DIR --model M.keras   # DIR's videos, that model:
+                                                     # the main row only (e.g. 50 clips)
 
 Both sides run in one process tree, on the same files, with the same model file (MobileNetV2
 with ImageNet weights, the paper's head trained briefly on the corpus so that its scores
@@ -108,6 +110,22 @@ def child(role: str, *args: str, env: dict | None = None) -> tuple[dict, dict]:
 # --- the children ---------------------------------------------------------------------------
 
 
+def _boxes(paths: list[str], seqs) -> dict:
+    # a frame without a face is cropped whole by both sides: None, as the reference says
+    return {"boxes": {p: [list(b) if b and u else None for b, u in zip(s.boxes, s.face_used)]
+                      for p, s in zip(paths, seqs)},
+            "frames": {p: list(s.frame_indices) for p, s in zip(paths, seqs)}}
+
+
+def role_boxes(paths: list[str]) -> dict:
+    """TruthNet's boxes (``FacePipeline``, the code the scan runs) for each file's sampled frames."""
+    import truthnet
+    from truthnet.pipeline import FacePipeline
+
+    pipe = FacePipeline(truthnet.PipelineConfig.preset("paper"))
+    return _boxes(paths, [pipe.prepare(p) for p in paths])
+
+
 def role_model(paths: list[str], out: str) -> dict:
     """The paper model on ImageNet MobileNetV2, its head trained briefly on the corpus's face
     sequences (labels alternate) so that scores straddle 0.5; TruthNet's boxes on the way."""
@@ -131,11 +149,7 @@ def role_model(paths: list[str], out: str) -> dict:
     # trained (briefly, on alternating labels): a stand-in whose scores straddle 0.5, not a detector
     clf.save(out, {"trained": True, "note": "benchmark stand-in: head fit 3 epochs to alternating labels"})
     scores = head.predict(emb, verbose=0)[:, 0].tolist()
-    return {"model": out, "train_scores": scores,
-            # a frame without a face is cropped whole by both sides: None, as the reference says
-            "boxes": {p: [list(b) if b and u else None for b, u in zip(s.boxes, s.face_used)]
-                      for p, s in zip(paths, seqs)},
-            "frames": {p: list(s.frame_indices) for p, s in zip(paths, seqs)}}
+    return {"model": out, "train_scores": scores, **_boxes(paths, seqs)}
 
 
 def role_reference(paths: list[str], model_path: str) -> dict:
@@ -313,10 +327,14 @@ def main() -> None:
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "truthnet-bench-realistic"))
     ap.add_argument("--out", default=None)
     ap.add_argument("--weights", default=None, help="MobileNetV2 ImageNet weights, no top (.h5)")
+    ap.add_argument("--folder", default=None,
+                    help="measure the videos in this folder (not below it) instead of the corpus: the main row only")
+    ap.add_argument("--model", default=None, help="with --folder: this model file instead of training one")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args, rest = ap.parse_known_args()
     if args.child:
-        fn = {"model": lambda: role_model(rest[1:], rest[0]), "reference": lambda: role_reference(rest[1:], rest[0])}
+        fn = {"model": lambda: role_model(rest[1:], rest[0]), "reference": lambda: role_reference(rest[1:], rest[0]),
+              "boxes": lambda: role_boxes(rest)}
         print(json.dumps(fn[args.child]()))
         return
     work = Path(args.work) / ("quick" if args.quick else "full")
@@ -328,6 +346,9 @@ def main() -> None:
         sys.exit("needs MobileNetV2's ImageNet weights (no top): --weights FILE.h5")
     shutil.copy(weights, keras_home / "models" / KERAS_NAME)
     env = {"KERAS_HOME": str(keras_home), "TRUTHNET_LOAD_PLUGINS": ""}
+    if args.folder:
+        folder_main(args, work, env)
+        return
     t0 = time.perf_counter()
     clips, folder, paths, one = corpus_folder(work, args.quick)
     print(f"corpus ready in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
@@ -359,6 +380,33 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
+
+
+def folder_main(args, work: Path, env: dict) -> None:
+    """``--folder``: the main row (reference against scan, boxes, scores, set-up apart) on the
+    videos in one folder, with ``--model`` or a model trained as for the corpus."""
+    from truthnet.video import VIDEO_EXTENSIONS
+
+    folder = Path(args.folder).resolve()
+    paths = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
+    if not paths:
+        sys.exit(f"no videos in {folder}")
+    one = work / "one"
+    if not (one / "tiny.mp4").exists():
+        from truthnet.synth import make_face_clip
+
+        make_face_clip(one / "tiny.mp4", n_frames=4, seed=0)
+    if args.model:
+        model = Path(args.model).resolve()
+        boxes, model_run = child("boxes", *paths, env=env)
+    else:
+        model = work / f"paper-head-{folder.name}.keras"
+        boxes, model_run = child("model", str(model), *paths, env=env)
+    row, _, _ = measure(f"folder {folder.name}", folder, paths, model, args.workers, env, one, boxes)
+    results = {"machine": machine(), "mode": "folder", "folder": str(folder),
+               "model": {"file": str(model), "trained_here": not args.model, "boxes_run": model_run},
+               "realistic": row}
+    emit(results, args.out or f"benchmarks/results/realistic-{folder.name}.json")
 
 
 if __name__ == "__main__":
