@@ -98,6 +98,21 @@ def test_cli_writes_png_and_json_and_the_store_keeps_it_for_the_html_report(tmp_
     import base64
 
     assert base64.b64encode(png.read_bytes()).decode() in html
+    # another case's file of the same name gets files of its own; the first explanation stays, and
+    # explaining the first file again replaces its own files, nothing else
+    other = tmp_path / "case2" / path.name
+    other.parent.mkdir()
+    other.write_bytes(small_corpus["480p25-small-face"].path.read_bytes())
+    first = (png.read_bytes(), (tmp_path / "out" / f"{path.name}.explain.json").read_text())
+    r2 = cli("explain", other, "-m", tiny_model, "-o", tmp_path / "out", "--no-store")
+    assert r2.returncode == 0, r2.stderr
+    second = json.loads((tmp_path / "out" / f"{path.name}.2.explain.json").read_text())
+    assert second["path"] == str(other) and second["sha256"] != data["sha256"]
+    assert f"wrote {tmp_path / 'out' / path.name}.2.explain.png" in r2.stderr
+    assert (png.read_bytes(), (tmp_path / "out" / f"{path.name}.explain.json").read_text()) == first
+    r3 = cli("explain", path, "-m", tiny_model, "-o", tmp_path / "out", "--no-store")
+    assert r3.returncode == 0 and not (tmp_path / "out" / f"{path.name}.3.explain.json").exists()
+    assert json.loads((tmp_path / "out" / f"{path.name}.explain.json").read_text()) == data
     # --json: the same object on stdout; a file that cannot be scored exits 2 with its status
     j = cli("explain", path, "-m", tiny_model, "--no-store", "--json", "-o", tmp_path / "out2")
     assert json.loads(j.stdout) == data

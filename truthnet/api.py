@@ -271,11 +271,33 @@ def explain(path: str | os.PathLike, *, model: str | os.PathLike | None = None, 
     if output is not None:
         out = Path(output)
         out.mkdir(parents=True, exist_ok=True)
-        name = os.path.basename(os.fspath(path))
-        (out / f"{name}.explain.png").write_bytes(png)
-        (out / f"{name}.explain.json").write_text(json.dumps(data, indent=2))
-        written = [str(out / f"{name}.explain.png"), str(out / f"{name}.explain.json")]
+        png_path, json_path = _explanation_files(out, os.path.basename(os.fspath(path)), data)
+        png_path.write_bytes(png)
+        json_path.write_text(json.dumps(data, indent=2))
+        written = [str(png_path), str(json_path)]
     return expl, written
+
+
+def _explanation_files(out: Path, name: str, data: dict) -> tuple[Path, Path]:
+    """``NAME.explain.png`` and ``.json`` in ``out``, unless they hold the explanation of another
+    file, other bytes, model or threshold (two ``clip.mp4`` from two cases, say): then
+    ``NAME.2.explain.*``, ``NAME.3.explain.*``, ... An explanation never replaces a different one."""
+    import itertools
+    import json
+
+    same = ("path", "sha256", "model_sha256", "threshold")
+    for n in itertools.count(1):
+        stem = name if n == 1 else f"{name}.{n}"
+        png, js = out / f"{stem}.explain.png", out / f"{stem}.explain.json"
+        if not png.exists() and not js.exists():
+            return png, js
+        try:
+            old = json.loads(js.read_text())
+        except (OSError, ValueError):  # a picture without its JSON, or a damaged one: not ours to replace
+            continue
+        if isinstance(old, dict) and all(old.get(k) == data.get(k) for k in same):
+            return png, js  # the same file, bytes and model: the same explanation, written again
+    raise AssertionError("unreachable")
 
 
 def _classifier(opts: ScanOptions, *, background: bool = False):
