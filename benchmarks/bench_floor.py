@@ -13,11 +13,12 @@ divided by the cores: a scan that kept every core busy with nothing but this wor
 set-up, would take that long.  Graphs are built on one clip before the clock starts.
 
 That floor assumes N cores do N times one core's work.  The *both-cores floor* checks it: one
-such process per core, started together, each on every N-th file, all working the same stage at
-once (they wait for each other between stages; one TensorFlow thread each): their CPU-seconds,
-measured while every core works, summed and divided by the cores (the split of files is not
-balanced, so the stages' wall times, also reported, overstate it).  On this 2-core VM two busy
-cores do less than twice one core's work, so this floor is nearer what a scan can reach.
+such process per core, started together, the files split between them by their decode + detect
+CPU-seconds in the floor above, all working the same stage at once (they wait for each other
+between stages; one TensorFlow thread each, where the floor above uses TensorFlow's default):
+their CPU-seconds, measured while the cores work together, summed and divided by the cores.
+Each stage's ``cores_used`` (its CPU-seconds over the slowest process's wall time) says how far
+the stage really ran on every core at once; the per-process figures are in the result.
 
 The scan side is ``truthnet scan DIR --model M --json`` in a fresh child (start-up included), and
 the same command on a one-file folder for its set-up.  Both sides run in one invocation of this
@@ -48,7 +49,10 @@ def _barrier(folder: str | None, name: str) -> None:
         return
     n, rank = int(os.environ["FLOOR_N"]), os.environ["FLOOR_RANK"]
     Path(folder, f"{name}.{rank}").touch()
+    deadline = time.monotonic() + 1800
     while len(list(Path(folder).glob(f"{name}.*"))) < n:
+        if time.monotonic() > deadline:
+            sys.exit(f"floor process {rank}: the others never reached {name!r}")
         time.sleep(0.005)
 
 
@@ -69,13 +73,24 @@ def role_floor(model: str, warm: str, paths: list[str]) -> dict:
         out = fn()
         return out, time.process_time() - c0, time.perf_counter() - w0
 
-    decoded, decode_cpu, decode_wall = timed(lambda: [pipe.decode(p) for p in paths], "decode")
+    per_file = {p: 0.0 for p in paths}  # decode + detect CPU-seconds of each file (to balance a split)
+
+    def each(fn, items):
+        out = []
+        for p, item in items:
+            c = time.process_time()
+            out.append(fn(p, item))
+            per_file[p] += time.process_time() - c
+        return out
+
+    decoded, decode_cpu, decode_wall = timed(lambda: each(lambda p, _: pipe.decode(p), [(p, None) for p in paths]),
+                                             "decode")
     seqs, detect_cpu, detect_wall = timed(
-        lambda: [pipe.build(p, info, *windows[0]) for p, (info, windows, _) in zip(paths, decoded)], "detect")
+        lambda: each(lambda p, d: pipe.build(p, d[0], *d[1][0]), list(zip(paths, decoded))), "detect")
     scores, embed_cpu, embed_wall = timed(lambda: clf.predict_sequences(seqs), "embed")
     return {"cpu_s": {"decode": decode_cpu, "detect_crop": detect_cpu, "embed_classify": embed_cpu},
             "wall_s": {"decode": decode_wall, "detect_crop": detect_wall, "embed_classify": embed_wall},
-            "scores": [float(s) for s in scores], "paths": paths}
+            "scores": [float(s) for s in scores], "paths": paths, "per_file_cpu_s": per_file}
 
 
 def prepare(root: Path, quick: bool):
@@ -98,25 +113,53 @@ def prepare(root: Path, quick: bool):
     return work, env, folder, paths, one, model
 
 
-def both_cores(model: Path, warm: Path, paths: list[str], env: dict, cores: int) -> dict:
-    """The both-cores floor: ``cores`` floor processes at once, each on every ``cores``-th file,
-    stage by stage together; per stage the CPU-seconds of all and the slowest process's wall time."""
+def split(costs: dict[str, float], n: int) -> list[list[str]]:
+    """``n`` shares of the files with about equal cost (the largest first, each to the share with
+    the least so far)."""
+    shares: list[list[str]] = [[] for _ in range(n)]
+    load = [0.0] * n
+    for p in sorted(costs, key=costs.get, reverse=True):
+        i = load.index(min(load))
+        shares[i].append(p)
+        load[i] += costs[p]
+    return [sorted(s) for s in shares]
+
+
+def both_cores(model: Path, warm: Path, costs: dict[str, float], env: dict, cores: int) -> dict:
+    """The both-cores floor: one floor process per core at once, the files split between them by
+    their decode + detect CPU-seconds alone (``costs``), stage by stage together; per stage the
+    CPU-seconds of all, each process's wall time, and the cores used (CPU over the slowest wall)."""
     import subprocess
     import tempfile
 
+    shares = [s for s in split(costs, min(cores, len(costs))) if s]
+    n = len(shares)
     with tempfile.TemporaryDirectory(prefix="floor-barrier-") as sync:
-        procs = [subprocess.Popen([sys.executable, str(HERE), "--child", "floor", str(model), str(warm),
-                                   *paths[rank::cores]], stdout=subprocess.PIPE, text=True,
-                                  env={**os.environ, **env, "FLOOR_BARRIER": sync, "FLOOR_N": str(cores),
+        procs = [subprocess.Popen([sys.executable, str(HERE), "--child", "floor", str(model), str(warm), *share],
+                                  stdout=subprocess.PIPE, text=True,
+                                  env={**os.environ, **env, "FLOOR_BARRIER": sync, "FLOOR_N": str(n),
                                        "FLOOR_RANK": str(rank), "TF_NUM_INTRAOP_THREADS": "1",
                                        "TF_NUM_INTEROP_THREADS": "1"})
-                 for rank in range(cores)]
-        outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+                 for rank, share in enumerate(shares)]
+        outs = []
+        for p in procs:
+            text = p.communicate()[0]
+            if p.returncode != 0:  # the others would wait for it at the next stage
+                for q in procs:
+                    q.kill()
+                sys.exit(f"a both-cores floor process failed (exit code {p.returncode})")
+            outs.append(json.loads(text.strip().splitlines()[-1]))
     stages = list(outs[0]["wall_s"])
     wall = {k: max(o["wall_s"][k] for o in outs) for k in stages}
-    return {"processes": cores, "wall_s": {k: round(v, 2) for k, v in wall.items()},
-            "cpu_s": {k: round(sum(o["cpu_s"][k] for o in outs), 2) for k in stages},
-            "floor_s": round(sum(sum(o["cpu_s"].values()) for o in outs) / cores, 2),
+    cpu = {k: sum(o["cpu_s"][k] for o in outs) for k in stages}
+    return {"processes": n, "wall_s": {k: round(v, 2) for k, v in wall.items()},
+            "cpu_s": {k: round(v, 2) for k, v in cpu.items()},
+            "cores_used": {k: round(cpu[k] / wall[k], 2) for k in stages},
+            "per_process": [{"files": len(share), "cost_alone_cpu_s": round(sum(costs[p] for p in share), 2),
+                             "cpu_s": {k: round(v, 2) for k, v in o["cpu_s"].items()},
+                             "wall_s": {k: round(v, 2) for k, v in o["wall_s"].items()}}
+                            for share, o in zip(shares, outs)],
+            "floor_s": round(sum(cpu.values()) / cores, 2),
             "scores": {p: s for o in outs for p, s in zip(o["paths"], o["scores"])}}
 
 
@@ -148,7 +191,7 @@ def main() -> None:
                           "--db", str(work / "floor-setup.sqlite"), "--force", "--json"], env)
     scan = br.run_child([sys.executable, "-m", "truthnet.cli", "scan", str(folder), "--model", str(model),
                          "--db", str(work / "floor-scan.sqlite"), "--force", "--json"], env)
-    shared = both_cores(model, one / "tiny.mp4", paths, env, cores)
+    shared = both_cores(model, one / "tiny.mp4", floor["per_file_cpu_s"], env, cores)
     rows = [json.loads(x) for x in scan.pop("stdout").splitlines()]
     setup.pop("stdout")
     by_path = {r["path"]: r for r in rows if "path" in r}

@@ -15,6 +15,10 @@ option exists for it); levers:
 * ``openvino-mtcnn``: MTCNN's networks on OpenVINO (the detector's ``runtime=auto`` where
   OpenVINO is installed); off: ``--option detector.runtime=tensorflow``.
 
+* ``score-in-thread``: the model scores each batch in a thread of the run, so the thread that
+  reads the decode workers never stops for it (``Engine.score_in_thread``); off: scored in that
+  thread, and a decode worker with a finished file waits meanwhile.
+
 ``--folder`` scans another folder of videos (e.g. 50 clips: the corpus written with several
 ``--seed`` values by ``python -m truthnet.testing.corpus``) with the same stand-in model.
 One unmeasured scan runs first (file-system caches warm for both sides).
@@ -49,6 +53,7 @@ OFF = {
         [],
     ),
     "openvino-mtcnn": ("", ["--option", "detector.runtime=tensorflow"]),
+    "score-in-thread": ("from truthnet.engine import Engine\nEngine.score_in_thread = False\n", []),
 }
 
 

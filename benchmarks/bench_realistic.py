@@ -209,9 +209,11 @@ def role_reference(paths: list[str], model_path: str) -> dict:
 PAPER_FAST = ["--option", "detector.coarse_side=320", "--option", "detector.per_frame=false"]
 
 
-def scan(folder: Path, model: Path, workers: int, env: dict, extra: list[str] = ()) -> tuple[dict, dict]:
+def scan(folder: Path, model: Path, workers: int, env: dict, extra: list[str] = (),
+         db: Path | None = None) -> tuple[dict, dict]:
+    db = db or folder.parent / f"{folder.name}.sqlite"
     cmd = [str(Path(sys.executable).with_name("truthnet")), "scan", str(folder), "--model", str(model), "--json",
-           "--quiet", "--force", "--db", str(folder.parent / f"{folder.name}.sqlite"), *extra]
+           "--quiet", "--force", "--db", str(db), *extra]
     if workers:  # else the engine's own plan for the cores (truthnet.engine.plan_threads)
         cmd += ["--workers", str(workers)]
     r = run_child(cmd, env)
@@ -247,10 +249,10 @@ def compare(tag: str, paths: list[str], ref: dict, scanned: dict, boxes: dict | 
 
 
 def measure(tag: str, folder: Path, paths: list[str], model: Path, workers: int, env: dict, one: Path,
-            boxes: dict | None) -> tuple[dict, dict, dict]:
+            boxes: dict | None, db: Path | None = None) -> tuple[dict, dict, dict]:
     """The row, and the reference's output and run (for rows compared against the same run)."""
     ref, ref_run = child("reference", str(model), *paths, env=env)
-    res, scan_run = scan(folder, model, workers, env)
+    res, scan_run = scan(folder, model, workers, env, db=db)
     _, setup_run = scan(one, model, workers, env)
     row = compare(tag, paths, ref, res, boxes)
     ref_wall, scan_wall = ref_run["wall_s"], scan_run["wall_s"]
@@ -342,9 +344,10 @@ def main() -> None:
     keras_home = work / "keras"
     (keras_home / "models").mkdir(parents=True, exist_ok=True)
     weights = Path(args.weights) if args.weights else WEIGHTS
-    if weights is None or not weights.exists():
-        sys.exit("needs MobileNetV2's ImageNet weights (no top): --weights FILE.h5")
-    shutil.copy(weights, keras_home / "models" / KERAS_NAME)
+    if not (args.folder and args.model):  # (a model file given holds its weights)
+        if weights is None or not weights.exists():
+            sys.exit("needs MobileNetV2's ImageNet weights (no top): --weights FILE.h5")
+        shutil.copy(weights, keras_home / "models" / KERAS_NAME)
     env = {"KERAS_HOME": str(keras_home), "TRUTHNET_LOAD_PLUGINS": ""}
     if args.folder:
         folder_main(args, work, env)
@@ -397,12 +400,19 @@ def folder_main(args, work: Path, env: dict) -> None:
 
         make_face_clip(one / "tiny.mp4", n_frames=4, seed=0)
     if args.model:
+        from truthnet.config import PipelineConfig
+        from truthnet.model import read_metadata
+
         model = Path(args.model).resolve()
+        meta = read_metadata(model)[0] or {}
+        if "pipeline" not in meta or PipelineConfig.from_dict(meta["pipeline"]) != PipelineConfig.preset("paper"):
+            sys.exit(f"{model}: not a model of the `paper` pipeline, which the reference reproduces")
         boxes, model_run = child("boxes", *paths, env=env)
     else:
         model = work / f"paper-head-{folder.name}.keras"
         boxes, model_run = child("model", str(model), *paths, env=env)
-    row, _, _ = measure(f"folder {folder.name}", folder, paths, model, args.workers, env, one, boxes)
+    row, _, _ = measure(f"folder {folder.name}", folder, paths, model, args.workers, env, one, boxes,
+                        db=work / f"folder-{folder.name}.sqlite")
     results = {"machine": machine(), "mode": "folder", "folder": str(folder),
                "model": {"file": str(model), "trained_here": not args.model, "boxes_run": model_run},
                "realistic": row}

@@ -155,3 +155,41 @@ def test_kept_decoders_serve_run_after_run_and_a_cancelled_run_closes_them(clf, 
         assert engine._decoders is None
     finally:
         engine.close()
+
+
+def test_batches_are_scored_in_a_thread_of_their_own_with_the_same_rows(clf, media, monkeypatch):
+    """The model scores each batch in the run's scoring thread (the thread reading the decode
+    workers goes on meanwhile), several batches in flight (one sequence each): every file comes
+    once, with the status and score it gets when batches are scored in the reading thread; a
+    model that raises still ends the run with its error."""
+    files = [media[k] for k in ("face", "face_avi", "short", "noface", "random", "truncated", "text")]
+    threads: list[str] = []
+    predict = clf.predict_sequences
+
+    def traced(*args, **kw):
+        threads.append(threading.current_thread().name)
+        return predict(*args, **kw)
+
+    monkeypatch.setattr(clf, "predict_sequences", traced)
+
+    def run() -> dict:
+        engine = Engine(clf, isolation="process", workers=2, batch_size=1)
+        rows = list(engine.run([Result(path=str(f), status="ok") for f in files]))
+        assert len(rows) == len(files)
+        return {r.path: (r.status, r.score, sorted(r.timings)) for r in rows}
+
+    scored_apart = run()
+    assert threads and all(t.startswith("truthnet-score") for t in threads)
+    assert sum(s == "ok" for s, _, _ in scored_apart.values()) == len(threads) >= 3
+    threads.clear()
+    monkeypatch.setattr(Engine, "score_in_thread", False)
+    assert run() == scored_apart
+    assert threads == [threading.current_thread().name] * len(threads) and threads
+
+    def broken(*args, **kw):
+        raise RuntimeError("the model failed")
+
+    monkeypatch.setattr(clf, "predict_sequences", broken)
+    monkeypatch.setattr(Engine, "score_in_thread", True)
+    with pytest.raises(RuntimeError, match="the model failed"):
+        run()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +163,40 @@ def test_a_backbone_without_a_spatial_map_says_so(tmp_path, media):
     from truthnet.explain.figure import png_bytes
 
     assert png_bytes(e)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_explanation_files_never_replace_another_explanation(tmp_path, monkeypatch):
+    """Which NAME.explain.* an explanation gets, without a model: its own files are rewritten (the
+    path as typed or absolute), anything else (another file's, a damaged JSON, a picture without
+    its JSON) is left as it was; names that are not UTF-8 keep their bytes."""
+    from truthnet.api import _write_explanation
+
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    data = {"path": str(tmp_path / "a" / "clip.mp4"), "sha256": "1" * 64, "model_sha256": "m", "threshold": 0.5}
+
+    def names(written):
+        return [os.path.basename(p) for p in written]
+
+    assert names(_write_explanation(out, "clip.mp4", data, b"png1")) == ["clip.mp4.explain.png",
+                                                                         "clip.mp4.explain.json"]
+    again = {**data, "path": os.path.join("a", "clip.mp4")}  # the same file, typed relative
+    assert names(_write_explanation(out, "clip.mp4", again, b"png1b"))[0] == "clip.mp4.explain.png"
+    assert (out / "clip.mp4.explain.png").read_bytes() == b"png1b"
+    other = {**data, "path": str(tmp_path / "b" / "clip.mp4"), "sha256": "2" * 64}
+    assert names(_write_explanation(out, "clip.mp4", other, b"png2"))[0] == "clip.mp4.2.explain.png"
+    assert (out / "clip.mp4.explain.png").read_bytes() == b"png1b"
+    new_model = {**data, "path": os.path.join("a", "clip.mp4"), "model_sha256": "m2"}
+    assert names(_write_explanation(out, "clip.mp4", new_model, b"png3"))[0] == "clip.mp4.3.explain.png"
+    (out / "x.mp4.explain.json").write_text("{not json")  # damaged: skipped, kept
+    (out / "x.mp4.2.explain.png").write_bytes(b"someone's")  # a picture alone: skipped, kept
+    assert names(_write_explanation(out, "x.mp4", data, b"p"))[0] == "x.mp4.3.explain.png"
+    assert (out / "x.mp4.explain.json").read_text() == "{not json"
+    assert (out / "x.mp4.2.explain.png").read_bytes() == b"someone's" and not (out / "x.mp4.2.explain.json").exists()
+    odd = os.fsdecode(b"caf\xe9\n.mp4")  # not UTF-8, with a newline
+    weird = {**data, "path": str(tmp_path / odd)}
+    png, js = _write_explanation(out, odd, weird, b"p")
+    assert os.fsencode(os.path.basename(png)) == b"caf\xe9\n.mp4.explain.png"
+    assert json.loads(open(js, encoding="utf-8").read())["path"] == weird["path"]
+    assert names(_write_explanation(out, odd, weird, b"p"))[0] == os.path.basename(png)

@@ -118,7 +118,7 @@ def test_a_queued_training_takes_the_commands_options_defaults_and_checks(datase
     assert ran.returncode == 0, ran.stderr[-2000:]
     # TensorFlow writes the source of each function it traces there and deletes it at exit: a
     # job process that skips the interpreter's teardown still runs those clean-ups
-    assert sorted(p.name for p in tmp.iterdir()) == []
+    assert [p.name for p in tmp.iterdir() if p.name.startswith("__autograph_generated_file")] == []
     done = JobQueue(db).get(job["id"])
     assert done["state"] == "done", done["message"]
     meta = read_metadata(done["result"]["model"])[0]

@@ -250,7 +250,6 @@ def explain(path: str | os.PathLike, *, model: str | os.PathLike | None = None, 
     ``<output>/<name>.explain.png`` and ``.json`` when ``output`` is given.  Returns
     ``(Explanation, [files written])``; a file that cannot be scored gives an explanation
     holding just its failed result (nothing stored or written)."""
-    import json
 
     from .explain.figure import png_bytes
     from .scanning import model_key
@@ -271,32 +270,45 @@ def explain(path: str | os.PathLike, *, model: str | os.PathLike | None = None, 
     if output is not None:
         out = Path(output)
         out.mkdir(parents=True, exist_ok=True)
-        png_path, json_path = _explanation_files(out, os.path.basename(os.fspath(path)), data)
-        png_path.write_bytes(png)
-        json_path.write_text(json.dumps(data, indent=2))
-        written = [str(png_path), str(json_path)]
+        written = _write_explanation(out, os.path.basename(os.fspath(path)), data, png)
     return expl, written
 
 
-def _explanation_files(out: Path, name: str, data: dict) -> tuple[Path, Path]:
-    """``NAME.explain.png`` and ``.json`` in ``out``, unless they hold the explanation of another
-    file, other bytes, model or threshold (two ``clip.mp4`` from two cases, say): then
-    ``NAME.2.explain.*``, ``NAME.3.explain.*``, ... An explanation never replaces a different one."""
+def _write_explanation(out: Path, name: str, data: dict, png: bytes) -> list[str]:
+    """Write ``NAME.explain.json`` and ``.png`` in ``out``, unless they hold the explanation of
+    another file, other bytes, model or threshold (two ``clip.mp4`` from two cases, say): then
+    ``NAME.2.explain.*``, ``NAME.3.explain.*``, ... An explanation never replaces a different
+    one: a name is claimed by creating its JSON exclusively (two explains at once get two names),
+    the JSON is written before the picture, and a picture without its JSON is left alone."""
     import itertools
     import json
 
-    same = ("path", "sha256", "model_sha256", "threshold")
+    text = json.dumps(data, indent=2)
+
+    def same(old) -> bool:
+        if not isinstance(old, dict) or not isinstance(old.get("path"), str):
+            return False
+        return (os.path.abspath(old["path"]) == os.path.abspath(data["path"])
+                and all(old.get(k) == data.get(k) for k in ("sha256", "model_sha256", "threshold")))
+
     for n in itertools.count(1):
         stem = name if n == 1 else f"{name}.{n}"
-        png, js = out / f"{stem}.explain.png", out / f"{stem}.explain.json"
-        if not png.exists() and not js.exists():
-            return png, js
-        try:
-            old = json.loads(js.read_text())
-        except (OSError, ValueError):  # a picture without its JSON, or a damaged one: not ours to replace
+        png_path, json_path = out / f"{stem}.explain.png", out / f"{stem}.explain.json"
+        if png_path.exists() and not json_path.exists():  # a picture without its JSON: not ours to replace
             continue
-        if isinstance(old, dict) and all(old.get(k) == data.get(k) for k in same):
-            return png, js  # the same file, bytes and model: the same explanation, written again
+        try:
+            with open(json_path, "x", encoding="utf-8") as f:  # a free name, claimed
+                f.write(text)
+        except FileExistsError:
+            try:
+                old = json.loads(json_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):  # damaged, or not ours: never replaced
+                continue
+            if not same(old):
+                continue
+            json_path.write_text(text, encoding="utf-8")  # the same file, bytes and model: written again
+        png_path.write_bytes(png)
+        return [str(png_path), str(json_path)]
     raise AssertionError("unreachable")
 
 

@@ -61,10 +61,14 @@ class _Ready:
 
 @dataclass
 class _Batch:
-    """One run's decoded files waiting for the model, and since when the oldest has waited."""
+    """One run's decoded files waiting for the model, and since when the oldest has waited;
+    the batches the model is scoring (``scoring``: future, files, stage timings, sequences) in
+    the run's scoring thread (``pool``; None: scored in the caller's thread)."""
 
     items: list[_Ready] = field(default_factory=list)
     oldest: float = 0.0
+    pool: ThreadPoolExecutor | None = None
+    scoring: deque = field(default_factory=deque)
 
 
 class Engine:
@@ -91,11 +95,19 @@ class Engine:
             :meth:`close` (a Ray actor scoring batch after batch); a run that stops early (a
             cancel) closes them, as work may be left in them.
 
+    The model scores each batch in a thread of its own, so that the thread reading the decode
+    workers never stops for it: a worker whose file is decoded waits until its frames are
+    read, and a batch takes about a second on a CPU (:attr:`score_in_thread`).
+
     Raises :class:`~truthnet.errors.ModelError` for a model whose metadata says it was never
     trained (``new_classifier``, ``truthnet new-model``): its verdicts would mean nothing.
     Experiments that want them anyway set ``classifier.allow_untrained = True`` or
     ``TRUTHNET_ALLOW_UNTRAINED=1``.
     """
+
+    #: score batches in a thread of the run (False: in the thread that reads the decoders, as
+    #: before; ``benchmarks/bench_levers.py --lever score-in-thread`` measures the difference)
+    score_in_thread = True
 
     def __init__(self, classifier, *, windows: int = 1, isolation: str = "auto", workers: int | None = None,
                  timeout: float = 120.0, batch_size: int = 8, thumbs: bool = True,
@@ -174,7 +186,9 @@ class Engine:
         finished = False
         try:
             with self._decoding() as decoders, \
-                    ThreadPoolExecutor(self.detect_threads, thread_name_prefix="truthnet-faces") as detect:
+                    ThreadPoolExecutor(self.detect_threads, thread_name_prefix="truthnet-faces") as detect, \
+                    ThreadPoolExecutor(1, thread_name_prefix="truthnet-score") as score:
+                batch.pool = score if self.score_in_thread else None
                 # the decoders yield None every 0.2 s nothing finished: the loop acts on time too
                 for msg in decoders.run(tasks):
                     if isinstance(msg, SetupFailed):
@@ -191,12 +205,14 @@ class Engine:
                         yield from self._collect(faces.popleft(), batch)
                     if batch.items and self.max_wait is not None and time.monotonic() - batch.oldest >= self.max_wait:
                         yield from self._flush(batch)
+                    yield from self._scored(batch)
                     if cancel is not None and cancel.is_set():
                         break
                 finished = not (cancel is not None and cancel.is_set())
                 while faces:
                     yield from self._collect(faces.popleft(), batch)
                 yield from self._flush(batch)
+                yield from self._scored(batch, wait=True)
         finally:
             if not finished:  # stopped early: work may be left in kept decoders, the next run starts afresh
                 self.close()
@@ -265,13 +281,38 @@ class Engine:
         return _Ready(row, seqs)
 
     def _flush(self, batch: _Batch) -> Iterator[Result]:
-        """Score the waiting sequences in one batch and yield their rows."""
-        pending = batch.items
+        """Score the waiting sequences in one batch: in the scoring thread (their rows come
+        from :meth:`_scored`; at most one batch waits behind the one being scored, so memory
+        stays flat), or here."""
+        pending, batch.items = batch.items, []
         if not pending:
             return
         seqs = [s for p in pending for s in p.seqs]
         stages: dict[str, float] = {}
-        scores = iter(self.clf.predict_sequences(seqs, timings=stages))
+        if batch.pool is None:
+            yield from self._rows(pending, self.clf.predict_sequences(seqs, timings=stages), stages, len(seqs))
+            return
+        batch.scoring.append((batch.pool.submit(self.clf.predict_sequences, seqs, timings=stages), pending, stages,
+                              len(seqs)))
+        while len(batch.scoring) > 2:  # one batch scored, one waiting: the model is behind, wait for it
+            yield from self._finish(batch.scoring.popleft())
+        yield from self._scored(batch)
+
+    def _scored(self, batch: _Batch, wait: bool = False) -> Iterator[Result]:
+        """The rows of the batches the scoring thread has finished, in order (``wait``: of all)."""
+        while batch.scoring and (wait or batch.scoring[0][0].done()):
+            yield from self._finish(batch.scoring.popleft())
+
+    def _finish(self, item) -> Iterator[Result]:
+        """The rows of one batch given to the scoring thread, once scored (the model's error,
+        if it raised, is raised here)."""
+        future, pending, stages, n = item
+        yield from self._rows(pending, future.result(), stages, n)
+
+    def _rows(self, pending: list[_Ready], scores, stages: dict[str, float], n: int) -> Iterator[Result]:
+        """The rows of one scored batch: ``scores`` per sequence, ``stages`` the batch's timings
+        over its ``n`` sequences."""
+        scores = iter(scores)
         threshold = self.clf.threshold
         for p in pending:
             ws = [float(next(scores)) for _ in p.seqs]
@@ -281,9 +322,8 @@ class Engine:
             row.label = label_for(row.score, threshold)
             row.threshold = threshold
             for stage, seconds in stages.items():  # the batch's time, shared out per sequence
-                row.timings[stage] = round(seconds / len(seqs) * len(p.seqs), 4)
+                row.timings[stage] = round(seconds / n * len(p.seqs), 4)
             yield row
-        pending.clear()
 
 
 def _setup_failed(msg: SetupFailed) -> ConfigError:

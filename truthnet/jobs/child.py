@@ -138,6 +138,9 @@ def _run_exit_handlers(limit: float = 10.0) -> None:
 
 if __name__ == "__main__":
     code = main()
+    # the job is over and its outcome sent: a stop signal from now on must not raise into the
+    # exit (a traceback, the interpreter's teardown, another exit code); it dies with the process
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
