@@ -15,6 +15,9 @@ option exists for it); levers:
 * ``openvino-mtcnn``: MTCNN's networks on OpenVINO (the detector's ``runtime=auto`` where
   OpenVINO is installed); off: ``--option detector.runtime=tensorflow``.
 
+* ``openvino-unpinned``: MTCNN's OpenVINO networks run on threads the OS schedules
+  (``mtcnn_openvino.PIN_THREADS = False``); off: OpenVINO binds them to cores, as it does by
+  default (every detection thread to the same core).
 * ``score-in-thread``: the model scores each batch in a thread of the run, so the thread that
   reads the decode workers never stops for it (``Engine.score_in_thread``); off: scored in that
   thread, and a decode worker with a finished file waits meanwhile.
@@ -53,6 +56,7 @@ OFF = {
         [],
     ),
     "openvino-mtcnn": ("", ["--option", "detector.runtime=tensorflow"]),
+    "openvino-unpinned": ("import truthnet.plugins.mtcnn_openvino as m\nm.PIN_THREADS = True\n", []),
     "score-in-thread": ("from truthnet.engine import Engine\nEngine.score_in_thread = False\n", []),
 }
 

@@ -189,33 +189,42 @@ class Engine:
                     ThreadPoolExecutor(self.detect_threads, thread_name_prefix="truthnet-faces") as detect, \
                     ThreadPoolExecutor(1, thread_name_prefix="truthnet-score") as score:
                 batch.pool = score if self.score_in_thread else None
-                # the decoders yield None every 0.2 s nothing finished: the loop acts on time too
-                for msg in decoders.run(tasks):
-                    if isinstance(msg, SetupFailed):
-                        raise _setup_failed(msg)
-                    if isinstance(msg, DecodeFailed):
-                        row = rows[msg.key]
-                        row.status, row.reason = msg.status, msg.reason
-                        yield row
-                    elif msg is not None:
-                        row = rows[msg.key]
-                        faces.append((row, detect.submit(self._faces, pool, row, msg)))
-                    # collect finished detections; at most two per thread wait, so memory stays flat
-                    while faces and (faces[0][1].done() or len(faces) > 2 * self.detect_threads):
+                try:
+                    yield from self._read(decoders, tasks, rows, pool, detect, faces, batch, cancel)
+                    finished = not (cancel is not None and cancel.is_set())
+                    while faces:
                         yield from self._collect(faces.popleft(), batch)
-                    if batch.items and self.max_wait is not None and time.monotonic() - batch.oldest >= self.max_wait:
-                        yield from self._flush(batch)
-                    yield from self._scored(batch)
-                    if cancel is not None and cancel.is_set():
-                        break
-                finished = not (cancel is not None and cancel.is_set())
-                while faces:
-                    yield from self._collect(faces.popleft(), batch)
-                yield from self._flush(batch)
-                yield from self._scored(batch, wait=True)
+                    yield from self._flush(batch)
+                    yield from self._scored(batch, wait=True)
+                except BaseException:  # stopped early or failed: batches not yet started are not scored,
+                    score.shutdown(wait=False, cancel_futures=True)  # only the one running is waited for
+                    raise
         finally:
             if not finished:  # stopped early: work may be left in kept decoders, the next run starts afresh
                 self.close()
+
+    def _read(self, decoders, tasks, rows, pool, detect, faces: deque, batch: _Batch, cancel) -> Iterator[Result]:
+        """Read the decoders until every task is answered (or ``cancel``): failures yielded,
+        decoded files given to detection, detected ones batched and scored."""
+        # the decoders yield None every 0.2 s nothing finished: the loop acts on time too
+        for msg in decoders.run(tasks):
+            if isinstance(msg, SetupFailed):
+                raise _setup_failed(msg)
+            if isinstance(msg, DecodeFailed):
+                row = rows[msg.key]
+                row.status, row.reason = msg.status, msg.reason
+                yield row
+            elif msg is not None:
+                row = rows[msg.key]
+                faces.append((row, detect.submit(self._faces, pool, row, msg)))
+            # collect finished detections; at most two per thread wait, so memory stays flat
+            while faces and (faces[0][1].done() or len(faces) > 2 * self.detect_threads):
+                yield from self._collect(faces.popleft(), batch)
+            if batch.items and self.max_wait is not None and time.monotonic() - batch.oldest >= self.max_wait:
+                yield from self._flush(batch)
+            yield from self._scored(batch)
+            if cancel is not None and cancel.is_set():
+                break
 
     def _collect(self, item, batch: _Batch) -> Iterator[Result]:
         row, future = item
@@ -292,10 +301,10 @@ class Engine:
         if batch.pool is None:
             yield from self._rows(pending, self.clf.predict_sequences(seqs, timings=stages), stages, len(seqs))
             return
+        while len(batch.scoring) >= 2:  # one batch being scored and one waiting: the model is behind
+            yield from self._finish(batch.scoring.popleft())
         batch.scoring.append((batch.pool.submit(self.clf.predict_sequences, seqs, timings=stages), pending, stages,
                               len(seqs)))
-        while len(batch.scoring) > 2:  # one batch scored, one waiting: the model is behind, wait for it
-            yield from self._finish(batch.scoring.popleft())
         yield from self._scored(batch)
 
     def _scored(self, batch: _Batch, wait: bool = False) -> Iterator[Result]:
