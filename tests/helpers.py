@@ -123,3 +123,13 @@ async def wait_for(pilot, cond, timeout: float = 240.0) -> None:
         if time.monotonic() - t0 > timeout:
             raise AssertionError("timed out waiting for the app")
         await pilot.pause(0.1)
+
+
+def more_files_than_in_flight(batch_size: int) -> int:
+    """More files than a scan on this machine can hold between decoding and its verdict (one per
+    decode worker, two per detection thread, a batch filling, one being scored), plus two seen
+    and two more: a scan stopped after its second verdict cannot have finished them all."""
+    from truthnet.engine import plan_threads
+
+    workers, detect = plan_threads(False)
+    return workers + 2 * detect + (batch_size - 1) + batch_size + 4

@@ -27,7 +27,14 @@ def folder_and_model(tmp_path_factory, none_model):
 
 
 def test_scan_reports_structured_events_and_stops_on_cancel(folder_and_model, tmp_path):
-    folder, model = folder_and_model
+    from helpers import more_files_than_in_flight
+    from truthnet.synth import make_face_clip
+
+    _, model = folder_and_model
+    n = more_files_than_in_flight(1)  # more than the scan can have in hand when it sees the cancel
+    folder = tmp_path / "clips"
+    for i in range(n):
+        make_face_clip(folder / f"c{i:02d}.mp4", n_frames=10, seed=i, width=160, height=120, face_size=70)
     events, cancel = [], threading.Event()
 
     def on_event(ev):
@@ -37,9 +44,9 @@ def test_scan_reports_structured_events_and_stops_on_cancel(folder_and_model, tm
 
     out = api.scan([folder], model=model, db=tmp_path / "r.sqlite", batch_size=1, workers=1, on_event=on_event,
                    cancel=cancel)
-    assert events[0].stage == "scan" and (events[0].done, events[0].total) == (0, 5) and events[0].result is None
+    assert events[0].stage == "scan" and (events[0].done, events[0].total) == (0, n) and events[0].result is None
     stored = Store(out.db).results(out.scan_id)
-    assert out.summary.interrupted and 2 <= len(stored) < 5  # stopped early, what finished is kept
+    assert out.summary.interrupted and 2 <= len(stored) < n  # stopped early, what finished is kept
     assert [e.done for e in events[:2]] == [0, 0]  # counted (before the model loads), then scoring starts
     done = [e for e in events if e.result is not None]
     assert [e.done for e in done] == list(range(1, len(stored) + 1))
@@ -47,7 +54,7 @@ def test_scan_reports_structured_events_and_stops_on_cancel(folder_and_model, tm
 
     # a re-run finishes the rest and reuses what was stored
     again = api.scan([folder], model=model, db=tmp_path / "r.sqlite")
-    assert not again.summary.interrupted and again.summary.total == 5
+    assert not again.summary.interrupted and again.summary.total == n
     assert again.summary.skipped == len(stored)
 
 

@@ -291,8 +291,8 @@ class Engine:
 
     def _flush(self, batch: _Batch) -> Iterator[Result]:
         """Score the waiting sequences in one batch: in the scoring thread (their rows come
-        from :meth:`_scored`; at most one batch waits behind the one being scored, so memory
-        stays flat), or here."""
+        from :meth:`_scored`; the next batch is given to it once this one is scored, so reading
+        goes on while one batch is scored and memory stays flat), or here."""
         pending, batch.items = batch.items, []
         if not pending:
             return
@@ -301,7 +301,7 @@ class Engine:
         if batch.pool is None:
             yield from self._rows(pending, self.clf.predict_sequences(seqs, timings=stages), stages, len(seqs))
             return
-        while len(batch.scoring) >= 2:  # one batch being scored and one waiting: the model is behind
+        while batch.scoring:  # one batch at a time with the model: a cancel waits for one batch at most
             yield from self._finish(batch.scoring.popleft())
         batch.scoring.append((batch.pool.submit(self.clf.predict_sequences, seqs, timings=stages), pending, stages,
                               len(seqs)))
