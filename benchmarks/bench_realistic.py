@@ -301,7 +301,6 @@ def corpus_folder(work: Path, quick: bool):
     """The realistic corpus under ``work``: ``(clips, folder, paths, one)``, the corpus's files
     linked alone into ``folder`` (for ``truthnet scan DIR``) and a one-file folder ``one`` (for
     a scan's set-up)."""
-    from truthnet.synth import make_face_clip
     from truthnet.testing.corpus import corpus
 
     clips = corpus(work / "corpus", small=quick, progress=lambda m: print(m, file=sys.stderr))
@@ -313,11 +312,18 @@ def corpus_folder(work: Path, quick: bool):
         if not link.exists():
             link.symlink_to(c.path.resolve())
         paths.append(str(link))
+    return clips, folder, paths, one_file_folder(work)
+
+
+def one_file_folder(work: Path) -> Path:
+    """``work/one``, holding one tiny clip: a scan of it is a scan's set-up."""
+    from truthnet.synth import make_face_clip
+
     one = work / "one"
     one.mkdir(exist_ok=True)
     if not (one / "tiny.mp4").exists():
         make_face_clip(one / "tiny.mp4", n_frames=4, seed=0)
-    return clips, folder, paths, one
+    return one
 
 
 def main() -> None:
@@ -394,11 +400,7 @@ def folder_main(args, work: Path, env: dict) -> None:
     paths = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
     if not paths:
         sys.exit(f"no videos in {folder}")
-    one = work / "one"
-    if not (one / "tiny.mp4").exists():
-        from truthnet.synth import make_face_clip
-
-        make_face_clip(one / "tiny.mp4", n_frames=4, seed=0)
+    one = one_file_folder(work)
     if args.model:
         from truthnet.config import PipelineConfig
         from truthnet.model import read_metadata

@@ -113,12 +113,10 @@ class MTCNNDetector:
         if self.runtime == "openvino" and not on_cpu:
             raise ConfigError(f"mtcnn runtime 'openvino' runs on the CPU, not on {self.device}",
                               hint="leave runtime at auto (TensorFlow on a GPU) or use the CPU")
-        if self.runtime == "tensorflow" or not on_cpu:
+        if self.runtime == "tensorflow" or not on_cpu or (self.runtime == "auto" and not mtcnn_openvino.available()):
             return PyramidMTCNN(device=self.device)
-        if self.runtime == "openvino" and not mtcnn_openvino.available():
+        if not mtcnn_openvino.available():
             raise PluginError("mtcnn runtime 'openvino' needs OpenVINO: pip install openvino")
-        if self.runtime == "auto" and not mtcnn_openvino.available():
-            return PyramidMTCNN(device=self.device)
         try:
             return PyramidMTCNN(device=self.device, runtime="openvino")
         except Exception as exc:
