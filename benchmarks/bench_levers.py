@@ -22,6 +22,11 @@ option exists for it); levers:
   reads the decode workers never stops for it (``Engine.score_in_thread``); off: scored in that
   thread, and a decode worker with a finished file waits meanwhile.
 
+``--off-tree DIR`` compares two versions of the code instead: the off side runs the source
+tree ``DIR`` (e.g. ``git worktree add /tmp/before HEAD~1``), the on side this one.  That is
+how a lever whose old way no longer exists in the code is measured (``tf-free-detection``:
+MTCNN's pyramid and patches in NumPy, so detection starts without TensorFlow).
+
 ``--folder`` scans another folder of videos (e.g. 50 clips: the corpus written with several
 ``--seed`` values by ``python -m truthnet.testing.corpus``) with the same stand-in model.
 One unmeasured scan runs first (file-system caches warm for both sides).
@@ -72,13 +77,26 @@ def scan_child(folder: Path, model: Path, db: Path, env: dict, prelude: str, ext
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--lever", choices=sorted(OFF), required=True)
+    ap.add_argument("--lever", choices=sorted(OFF))
+    ap.add_argument("--off-tree", help="the off side runs this source tree (another commit's checkout)")
+    ap.add_argument("--name", help="the lever's name in the output (with --off-tree)")
     ap.add_argument("--pairs", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="the small corpus")
     ap.add_argument("--folder", help="scan this folder of videos instead of the corpus")
     ap.add_argument("--work", default=os.path.join("/tmp", "truthnet-bench-realistic"))
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    if args.off_tree:
+        tree = Path(args.off_tree).resolve()
+        if not (tree / "truthnet" / "__init__.py").is_file():
+            ap.error(f"--off-tree {tree}: not a TruthNet source tree")
+        off = (f"import sys\nsys.path.insert(0, {str(tree)!r})\n"
+               f"import truthnet\nassert truthnet.__file__.startswith({str(tree)!r}), truthnet.__file__\n", [])
+        lever = args.name or f"tree:{tree}"
+    elif args.lever:
+        off, lever = OFF[args.lever], args.lever
+    else:
+        ap.error("--lever or --off-tree is required")
     work, env, folder, paths, _, model = bench_floor.prepare(Path(args.work), args.quick)
     db = work / "levers.sqlite"
     if args.folder:
@@ -88,7 +106,7 @@ def main() -> None:
     runs: dict[str, list[dict]] = {"off": [], "on": []}
     scores: dict[str, dict] = {}
     for i in range(args.pairs):
-        for side, (prelude, extra) in (("off", OFF[args.lever]), ("on", ("", []))):
+        for side, (prelude, extra) in (("off", off), ("on", ("", []))):
             got, r = scan_child(folder, model, db, env, prelude, extra)
             scores.setdefault(side, got)
             runs[side].append(r)
@@ -99,7 +117,7 @@ def main() -> None:
            for side, rs in runs.items()}
     out = {
         "machine": br.machine(),
-        "lever": args.lever,
+        "lever": lever,
         "videos": len(paths),
         "pairs": args.pairs,
         "median": med,

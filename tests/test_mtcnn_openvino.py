@@ -29,7 +29,7 @@ def test_networks_on_openvino_give_tensorflows_outputs():
     from mtcnn.stages import StageONet, StagePNet, StageRNet
 
     stages = {"pnet": StagePNet(), "rnet": StageRNet(), "onet": StageONet()}
-    nets = mtcnn_openvino.networks(stages)
+    nets = mtcnn_openvino.networks()
     rng = np.random.default_rng(1)
     for name, side in (("pnet", 75), ("rnet", 24), ("onet", 48)):  # (PNet: a size the load check did not use)
         x = rng.uniform(-1, 1, (3, side, side, 3)).astype(np.float32)
@@ -52,6 +52,68 @@ def test_the_same_faces_on_either_runtime():
     assert len(got_tf[0]) >= 1
     assert [f.box for f in got_ov[0]] == [f.box for f in got_tf[0]]
     assert np.allclose([f.confidence for f in got_ov[0]], [f.confidence for f in got_tf[0]], atol=1e-5)
+
+
+_DETECT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    from truthnet.plugins.face_detectors import MTCNNDetector
+    from truthnet.synth import astronaut_face
+
+    frame = np.full((240, 320, 3), 90, np.uint8)
+    face = astronaut_face(120)
+    frame[60 : 60 + face.shape[0], 100 : 100 + face.shape[1]] = face
+    faces = MTCNNDetector(runtime=sys.argv[1]).detect([frame])[0]
+    print(json.dumps({"faces": [[f.box, f.confidence] for f in faces],
+                      "tensorflow": "tensorflow" in sys.modules}))
+    """
+)
+
+
+def _detect_in_a_fresh_process(runtime: str, cache) -> dict:
+    import json
+
+    env = {**os.environ, "TRUTHNET_CACHE": str(cache)}
+    r = subprocess.run([sys.executable, "-c", _DETECT, runtime], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_once_cached_a_detection_needs_no_tensorflow(tmp_path, caplog):
+    """The first process converts the networks (TensorFlow) and caches them; the next detects
+    without importing TensorFlow at all, with the very same faces, as TensorFlow finds them."""
+    cache = tmp_path / "cache"
+    first = _detect_in_a_fresh_process("openvino", cache)
+    assert first["tensorflow"] and len(first["faces"]) == 1
+    entry = next((cache / "mtcnn-openvino").iterdir())
+    assert sorted(p.name for p in entry.iterdir()) == sorted(
+        [f"{n}.{ext}" for n in ("pnet", "rnet", "onet") for ext in ("xml", "bin")] + ["check.npz"])
+    second = _detect_in_a_fresh_process("openvino", cache)
+    assert second == {"faces": first["faces"], "tensorflow": False}
+
+
+def test_a_damaged_or_forged_cache_entry_is_converted_again(caplog):
+    """TensorFlow judges: an entry that cannot be read, or whose stored outputs the networks no
+    longer give, is converted again from TensorFlow and replaced."""
+    mtcnn_openvino._load()  # (this test's own, empty cache folder: converts and caches)
+    entry = mtcnn_openvino.cache_dir()
+    size = (entry / "pnet.bin").stat().st_size
+    (entry / "pnet.bin").write_bytes((entry / "pnet.bin").read_bytes()[:1000])
+    with caplog.at_level(logging.WARNING, logger="truthnet.plugins.mtcnn_openvino"):
+        assert sorted(mtcnn_openvino._load()) == ["onet", "pnet", "rnet"]
+    assert "converting MTCNN's networks again" in caplog.text and (entry / "pnet.bin").stat().st_size == size
+    with np.load(entry / "check.npz") as stored:
+        forged = {k: stored[k] + (0.01 if k == "onet_2" else 0.0) for k in stored.files}
+    np.savez(entry / "check.npz", **forged)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="truthnet.plugins.mtcnn_openvino"):
+        mtcnn_openvino._load()
+    assert "onet on OpenVINO differs from TensorFlow" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="truthnet.plugins.mtcnn_openvino"):
+        mtcnn_openvino._load()  # the entry was replaced: read as it is
+    assert caplog.text == "" and [p.name for p in entry.parent.iterdir()] == [entry.name]
 
 
 def test_networks_that_differ_from_tensorflow_are_not_used(monkeypatch, caplog):

@@ -87,16 +87,13 @@ class MTCNNDetector:
         self._lock = threading.Lock()
 
     def ready(self) -> None:
-        """Import TensorFlow and build the networks and their graphs (done by the first
-        :meth:`detect` otherwise)."""
+        """Build the networks (done by the first :meth:`detect` otherwise): on OpenVINO from
+        their cache without TensorFlow, else with TensorFlow's import and graphs."""
         self._model()
 
     def _model(self):
         with self._lock:
             if self._net is None:
-                from .._lazy import import_tensorflow
-
-                import_tensorflow()
                 try:
                     self._net = self._build()
                 except ImportError as exc:  # pragma: no cover - mtcnn is a hard dependency
@@ -114,7 +111,7 @@ class MTCNNDetector:
             raise ConfigError(f"mtcnn runtime 'openvino' runs on the CPU, not on {self.device}",
                               hint="leave runtime at auto (TensorFlow on a GPU) or use the CPU")
         if self.runtime == "tensorflow" or not on_cpu or (self.runtime == "auto" and not mtcnn_openvino.available()):
-            return PyramidMTCNN(device=self.device)
+            return self._on_tensorflow()
         if not mtcnn_openvino.available():
             raise PluginError("mtcnn runtime 'openvino' needs OpenVINO: pip install openvino")
         try:
@@ -124,7 +121,14 @@ class MTCNNDetector:
                 raise PluginError(f"mtcnn on OpenVINO: {type(exc).__name__}: {exc}") from exc
             _log.warning("MTCNN stays on TensorFlow: OpenVINO could not take its networks (%s: %s)",
                          type(exc).__name__, exc)
-            return PyramidMTCNN(device=self.device)
+            return self._on_tensorflow()
+
+    def _on_tensorflow(self):
+        from .._lazy import import_tensorflow
+        from .mtcnn_pyramid import PyramidMTCNN
+
+        import_tensorflow()
+        return PyramidMTCNN(device=self.device)
 
     def detect(self, frames: list[np.ndarray]) -> list[list[Face]]:
         from .mtcnn_pyramid import coarse_to_fine

@@ -1,14 +1,21 @@
 """MTCNN's three networks (the ``mtcnn`` package's weights) run by OpenVINO instead of TensorFlow.
 
 The same networks and weights: TensorFlow traces each one into a frozen graph, which OpenVINO
-reads (a fraction of a second, nothing written to disk) and runs on one thread per detector in
-float32.  Only the networks move: the pyramid, the patches and the box arithmetic stay the
-package's.  On the realistic corpus the ``paper`` preset found the same faces, boxes and crops
-on every sampled frame both ways, with about 25 % less CPU for detection (``docs/scan.md``).
+reads, and runs on one thread per detector in float32.  Only the networks move: the pyramid,
+the patches (:mod:`.mtcnn_ops`, TensorFlow's arithmetic in NumPy) and the box arithmetic stay
+the package's.  On the realistic corpus the ``paper`` preset found the same faces, boxes and
+crops on every sampled frame both ways, with about 25 % less CPU for detection
+(``docs/scan.md``).
 
-Each network is checked against TensorFlow on a fixed input when it is loaded: one whose
-outputs differ by more than :data:`TOLERANCE` (another CPU, an OpenVINO that chose a lower
-precision) raises :class:`NotExact`, and the detector stays on TensorFlow.
+Each network is checked against TensorFlow's outputs on a fixed input: one whose outputs
+differ by more than :data:`TOLERANCE` (another CPU, an OpenVINO that chose a lower precision)
+raises :class:`NotExact`, and the detector stays on TensorFlow.
+
+The converted networks are cached (:func:`cache_dir`: OpenVINO's own format, with TensorFlow's
+outputs on the check input beside them), keyed by the weights' bytes and the versions of the
+``mtcnn`` package and OpenVINO.  From the cache, loading takes ~0.3 s and no TensorFlow: the
+networks are checked against the stored outputs, and a cache entry that is missing, damaged
+or no longer matches is converted again from TensorFlow (~1 s plus TensorFlow's import).
 
 OpenVINO's telemetry package, which its import would otherwise load (it writes an id under
 ``~/intel`` and its converter reports usage over the network), is kept out of the process:
@@ -18,6 +25,7 @@ evidence tooling does not phone home.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import sys
 import threading
 
@@ -48,28 +56,20 @@ def import_openvino():
 
 
 class OpenVINONetwork:
-    """Called like the package's Keras network: a float32 NHWC batch in, its outputs out (NumPy
-    arrays, or tensors with ``as_tensors``, as the package's RNet/ONet stages expect).  One
-    inference request, so one caller at a time (the detector's lock)."""
+    """Called like the package's Keras network: a float32 NHWC batch in, its outputs out as
+    NumPy arrays.  One inference request, so one caller at a time (the detector's lock)."""
 
-    def __init__(self, compiled, as_tensors: bool = False) -> None:
+    def __init__(self, compiled) -> None:
         self._request = compiled.create_infer_request()
         self._outputs = list(compiled.outputs)
-        self._as_tensors = as_tensors
 
     def __call__(self, x):
         x = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
         if len(x) == 0:  # no boxes left for RNet/ONet: empty outputs, as TensorFlow gives
-            out = tuple(np.zeros((0, *(d.get_length() for d in o.get_partial_shape()[1:])), np.float32)
-                        for o in self._outputs)
-        else:
-            got = self._request.infer({0: x})
-            out = tuple(np.array(got[o], copy=True) for o in self._outputs)  # the request reuses its buffers
-        if self._as_tensors:
-            import tensorflow as tf
-
-            out = tuple(tf.constant(o) for o in out)
-        return out
+            return tuple(np.zeros((0, *(d.get_length() for d in o.get_partial_shape()[1:])), np.float32)
+                         for o in self._outputs)
+        got = self._request.infer({0: x})
+        return tuple(np.array(got[o], copy=True) for o in self._outputs)  # the request reuses its buffers
 
 
 #: OpenVINO binds the thread running a network to a core by default, and every detection
@@ -81,26 +81,140 @@ PIN_THREADS = False
 _compiled: dict[str, object] = {}  # network name -> compiled and checked model, once per process
 _compiled_lock = threading.Lock()
 
+NAMES = ("pnet", "rnet", "onet")
 
-def networks(stages: dict) -> dict:
-    """``{"pnet": ..., "rnet": ..., "onet": ...}`` on OpenVINO for the package's stage objects
-    (``StagePNet()`` ...): each network read, compiled and checked against TensorFlow once per
-    process (~1 s for the three), then one inference request per caller."""
+#: bump when what the cache holds changes meaning
+CACHE_FORMAT = 1
+
+_log = logging.getLogger(__name__)
+
+
+def networks() -> dict:
+    """``{"pnet": ..., "rnet": ..., "onet": ...}`` on OpenVINO: each network compiled and
+    checked once per process (from the cache: ~0.3 s, no TensorFlow; else converted from
+    TensorFlow and cached), then one inference request per caller."""
     with _compiled_lock:
-        for name, stage in stages.items():
-            if name not in _compiled:
-                _compiled[name] = _compile(name, stage._model)
-        return {name: OpenVINONetwork(_compiled[name], as_tensors=name != "pnet") for name in stages}
+        if any(name not in _compiled for name in NAMES):
+            _compiled.update(_load())
+        return {name: OpenVINONetwork(_compiled[name]) for name in NAMES}
 
 
-def _compile(name: str, keras_net):
+def cache_dir():
+    """Where the converted networks are cached: under TruthNet's cache folder
+    (``$TRUTHNET_CACHE``), one folder per weights and versions."""
+    from ..settings import default_cache_dir
+
+    return default_cache_dir() / "mtcnn-openvino" / _cache_key()
+
+
+def _cache_key() -> str:
+    import hashlib
+    from importlib.metadata import version
+
+    ov = import_openvino()
+    h = hashlib.sha256(f"{CACHE_FORMAT}|{version('mtcnn')}|{ov.get_version()}".encode())
+    for name in NAMES:
+        h.update(_weights_path(name).read_bytes())
+    return h.hexdigest()[:24]
+
+
+def _weights_path(name: str):
+    """The package's weights file for a network, found without importing the package."""
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("mtcnn")
+    return Path(list(spec.submodule_search_locations)[0]) / "assets" / "weights" / f"{name}.lz4"
+
+
+def _load() -> dict:
+    """The three networks compiled and checked: from the cache where it holds them, else
+    converted from TensorFlow (and cached where the cache folder can be written)."""
+    try:
+        folder = cache_dir()
+    except OSError as exc:  # weights unreadable: the conversion below says what is wrong
+        _log.debug("MTCNN OpenVINO cache unusable: %s", exc)
+        folder = None
+    if folder is not None and folder.exists():
+        try:
+            return _from_cache(folder)
+        except Exception as exc:  # damaged, partial or not matching: TensorFlow is the judge
+            _log.warning("converting MTCNN's networks again: the cached ones in %s could not be used (%s: %s)",
+                         folder, type(exc).__name__, exc)
+    compiled, models, reference = _convert()
+    if folder is not None:
+        _save(folder, models, reference)
+    return compiled
+
+
+def _compile_options() -> dict:
+    return {"INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": PIN_THREADS}
+
+
+def _check_input(name: str) -> np.ndarray:
+    side = INPUT_SIDES[name] or 37  # (PNet: an odd size, as pyramid levels are)
+    return np.random.default_rng(0).uniform(-1, 1, (2, side, side, 3)).astype(np.float32)
+
+
+def _from_cache(folder) -> dict:
     ov = import_openvino()
     core = ov.Core()
-    model = _read(core, name, keras_net)
-    compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": "f32",
-                                                 "ENABLE_CPU_PINNING": PIN_THREADS})
-    _check(name, OpenVINONetwork(compiled, as_tensors=name != "pnet"), keras_net)
+    with np.load(folder / "check.npz") as stored:
+        reference = {key: stored[key] for key in stored.files}
+    compiled = {}
+    for name in NAMES:
+        compiled[name] = core.compile_model(core.read_model(str(folder / f"{name}.xml")), "CPU", _compile_options())
+        want = [reference[f"{name}_{i}"] for i in range(sum(k.startswith(f"{name}_") for k in reference))]
+        _compare(name, want, OpenVINONetwork(compiled[name])(_check_input(name)))
     return compiled
+
+
+def _convert():
+    """Each network read by OpenVINO from TensorFlow's frozen graph of it and checked against
+    TensorFlow: ``(compiled, models, reference outputs)``."""
+    from .._lazy import import_tensorflow
+
+    import_tensorflow()
+    from mtcnn.stages import StageONet, StagePNet, StageRNet
+
+    ov = import_openvino()
+    core = ov.Core()
+    compiled, models, reference = {}, {}, {}
+    for name, stage in zip(NAMES, (StagePNet(), StageRNet(), StageONet())):
+        models[name] = _read(core, name, stage._model)
+        compiled[name] = core.compile_model(models[name], "CPU", _compile_options())
+        x = _check_input(name)
+        want = [np.asarray(t) for t in stage._model(x)]
+        _compare(name, want, OpenVINONetwork(compiled[name])(x))
+        reference.update({f"{name}_{i}": a for i, a in enumerate(want)})
+    return compiled, models, reference
+
+
+def _save(folder, models: dict, reference: dict) -> None:
+    """The converted networks and TensorFlow's check outputs, written to a fresh folder and
+    moved into place whole (another process may be writing the same entry: the first wins)."""
+    import os
+    import shutil
+    import tempfile
+
+    ov = import_openvino()
+    tmp = None
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".partial-", dir=folder.parent)
+        for name, model in models.items():
+            ov.save_model(model, os.path.join(tmp, f"{name}.xml"), compress_to_fp16=False)
+        np.savez(os.path.join(tmp, "check.npz"), **reference)
+        if folder.exists():  # a damaged entry (just converted again): set aside, then removed
+            old = tempfile.mkdtemp(prefix=".stale-", dir=folder.parent)
+            os.replace(folder, os.path.join(old, "entry"))
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, folder)
+        tmp = None
+    except OSError as exc:  # read-only or full cache folder, or another process won: not cached
+        _log.debug("MTCNN's converted networks not cached in %s: %s", folder, exc)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _read(core, name: str, keras_net):
@@ -122,12 +236,9 @@ def _read(core, name: str, keras_net):
         return core.read_model(path)
 
 
-def _check(name: str, net: OpenVINONetwork, keras_net) -> None:
-    """The network's outputs against TensorFlow's on one fixed input."""
-    side = INPUT_SIDES[name] or 37  # (PNet: an odd size, as pyramid levels are)
-    x = np.random.default_rng(0).uniform(-1, 1, (2, side, side, 3)).astype(np.float32)
-    want = [np.asarray(t) for t in keras_net(x)]
-    got = [np.asarray(t) for t in net(x)]
+def _compare(name: str, want: list, got) -> None:
+    """A network's outputs on the check input against TensorFlow's."""
+    got = [np.asarray(t) for t in got]
     if len(want) != len(got) or any(a.shape != b.shape for a, b in zip(want, got)):
         raise NotExact(f"MTCNN's {name} on OpenVINO gives outputs shaped {[b.shape for b in got]}, "
                        f"TensorFlow {[a.shape for a in want]}")

@@ -29,29 +29,33 @@ at ~1/16 of the time on 2 CPU cores.
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
+
+from .mtcnn_ops import crop_and_resize, package_bboxes, resize_area, scale_pyramid, scaled_size
 
 
 class PyramidMTCNN:
     """The ``mtcnn`` package's three stages with a tensor-once, level-skipping driver."""
 
     def __init__(self, device: str = "CPU:0", runtime: str = "tensorflow") -> None:
-        """``runtime``: ``"tensorflow"``, or ``"openvino"`` (:mod:`.mtcnn_openvino`: the same
-        networks and outputs for less CPU; raises what converting or checking them raised)."""
-        import tensorflow as tf
-        from mtcnn.stages import StageONet, StagePNet, StageRNet
-
+        """``runtime``: ``"tensorflow"``, or ``"openvino"``: the same networks on OpenVINO
+        (:mod:`.mtcnn_openvino`, for less CPU) and the pyramid and patches in NumPy
+        (:mod:`.mtcnn_ops`, TensorFlow's arithmetic to the bit), so a detection needs no
+        TensorFlow at all once the converted networks are cached; raises what converting or
+        checking them raised."""
         self.device = device
-        self.pnet, self.rnet, self.onet = StagePNet(), StageRNet(), StageONet()
         self.runtime = runtime
         if runtime == "openvino":
             from .mtcnn_openvino import networks
 
-            nets = networks({"pnet": self.pnet, "rnet": self.rnet, "onet": self.onet})
-            for name, stage in (("pnet", self.pnet), ("rnet", self.rnet), ("onet", self.onet)):
-                stage._model = nets[name]
+            self._nets = networks()
             return
+        import tensorflow as tf
+        from mtcnn.stages import StageONet, StagePNet, StageRNet
+
+        self.pnet, self.rnet, self.onet = StagePNet(), StageRNet(), StageONet()
         # One graph per network for every input size instead of an eager Keras call per level:
         # 1.6x faster on 2 cores, same outputs (measured bit for bit on the benchmark frames)
         spec = [tf.TensorSpec([None, None, None, 3], tf.float32)]
@@ -62,9 +66,7 @@ class PyramidMTCNN:
     def scales(self, height: int, width: int, min_face_size: int, scale_factor: float, skip: int = 0) -> np.ndarray:
         """The package's pyramid (``build_scale_pyramid``) without levels under 12 pixels, less
         its ``skip`` finest levels."""
-        from mtcnn.utils.images import build_scale_pyramid
-
-        s = build_scale_pyramid(width, height, min_face_size=min_face_size, scale_factor=scale_factor)
+        s = scale_pyramid(width, height, min_face_size=min_face_size, scale_factor=scale_factor)
         s = s[min(height, width) * s >= 12]
         return s[max(int(skip), 0) :]
 
@@ -87,9 +89,6 @@ class PyramidMTCNN:
         PNet is fully convolutional with stride 2, so every proposal inside the window is the
         one the whole level gives (to float rounding); proposals outside it are not made.
         """
-        import tensorflow as tf
-        from mtcnn.utils.bboxes import limit_bboxes, resize_to_square, smart_nms_from_bboxes
-
         shapes = {f.shape for f in frames}
         if len(shapes) != 1:
             raise ValueError(f"frames of one call must share a shape, got {sorted(shapes)}")
@@ -99,30 +98,70 @@ class PyramidMTCNN:
         if len(scales) == 0:
             return empty
         n = len(frames)
-        with tf.device(self.device):
-            images = _as_tensor(tf, normalised(frames))
-            try:
-                bb = self._pnet(images, scales, regions, thresholds[0], n)
-                bb = smart_nms_from_bboxes(bb, threshold=0.7, method="union", initial_sort=True)
-                bb = resize_to_square(bb)
-                bb = self.rnet(images_normalized=images, bboxes_batch=bb, threshold_rnet=thresholds[1])
-                bb = self.onet(images_normalized=images, bboxes_batch=bb, threshold_onet=thresholds[2])
-            except tf.errors.InvalidArgumentError:  # what the package reads as "no faces"
-                return empty
+        bx, _ = package_bboxes()
+        if self.runtime == "openvino":
+            bb = self._detect_openvino(_ops_for(frames), scales, regions, thresholds, n)
+        else:
+            import tensorflow as tf
+
+            with tf.device(self.device):
+                images = _as_tensor(tf, normalised(frames))
+                try:
+                    bb = self._pnet(images, scales, regions, thresholds[0], n)
+                    bb = bx.smart_nms_from_bboxes(bb, threshold=0.7, method="union", initial_sort=True)
+                    bb = bx.resize_to_square(bb)
+                    bb = self.rnet(images_normalized=images, bboxes_batch=bb, threshold_rnet=thresholds[1])
+                    bb = self.onet(images_normalized=images, bboxes_batch=bb, threshold_onet=thresholds[2])
+                except tf.errors.InvalidArgumentError:  # what the package reads as "no faces"
+                    return empty
         if len(bb) == 0:
             return empty
         oshapes = np.asarray([[h, w, 3]] * n)
-        bb = limit_bboxes(np.asarray(bb), images_shapes=oshapes, limit_landmarks=False)
+        bb = bx.limit_bboxes(np.asarray(bb), images_shapes=oshapes, limit_landmarks=False)
         # float64, as the package keeps them: its integer boxes round x2 - x1 in float64, and
         # a float32 copy can land on the other side of a .5
         return [bb[bb[:, 0] == i, 1:16].astype(np.float64) for i in range(n)]
 
+    def _detect_openvino(self, ops, scales, regions, thresholds, n: int) -> np.ndarray:
+        """The package's three stages on OpenVINO's networks, the pyramid and patches by
+        ``ops`` (:func:`_ops_for`): the same calls to its box arithmetic, in the same order, as
+        its stage objects make."""
+        bx, lm = package_bboxes()
+        proposals = []
+        for s in scales:
+            level, offsets = ops.level(s, None if regions is None else np.asarray(regions, np.float64) * s)
+            reg, cls = self._nets["pnet"](level)
+            b = _proposals(reg, cls, thresholds[0], offsets // 2)
+            b = bx.upscale_bboxes(b, np.asarray([s] * n))
+            proposals.append(bx.smart_nms_from_bboxes(b, threshold=0.5, method="union", initial_sort=False))
+        bb = np.concatenate(proposals, axis=0)
+        bb = bx.smart_nms_from_bboxes(bb, threshold=0.7, method="union", initial_sort=True)
+        bb = bx.resize_to_square(bb)
+        if len(bb) == 0:
+            return bb
+        # RNet (StageRNet.__call__)
+        offsets, scores = self._nets["rnet"](ops.patches(bb, 24))
+        bb = bx.replace_confidence(bb, scores)
+        bb = _adjust_bboxes(bb, offsets)
+        bb = bx.pick_matches(bb, score_threshold=thresholds[1])
+        bb = bx.smart_nms_from_bboxes(bb, threshold=0.7, method="union", initial_sort=True)
+        bb = bx.resize_to_square(bb)
+        if len(bb) == 0:
+            return bb
+        # ONet (StageONet.__call__)
+        offsets, landmarks, scores = self._nets["onet"](ops.patches(bb, 48))
+        landmarks = lm.adjust_landmarks(_Eager(landmarks), bb)
+        bb = bx.replace_confidence(bb, scores)
+        bb = _adjust_bboxes(bb, offsets)
+        bb = np.concatenate([bb, landmarks], axis=-1)
+        bb = bx.pick_matches(bb, scores_column=5, score_threshold=thresholds[2])
+        return bx.smart_nms_from_bboxes(bb, threshold=0.7, method="min", initial_sort=True)
 
     def _pnet(self, images, scales, regions, threshold: float, n: int) -> np.ndarray:
         """PNet's proposals over every pyramid level (within ``regions`` where given), each
         level's merged as the package merges them, in frame pixels."""
         from mtcnn.utils.bboxes import smart_nms_from_bboxes, upscale_bboxes
-        from mtcnn.utils.images import scale_images
+        from mtcnn.utils.images import scale_images  # (the TensorFlow runtime: TensorFlow's resize)
 
         proposals = []
         for s in scales:
@@ -137,6 +176,27 @@ class PyramidMTCNN:
         return np.concatenate(proposals, axis=0)
 
 
+def _window_plan(n: int, hs: int, ws: int, regions: np.ndarray):
+    """Where :func:`_windows` crops a batch of ``n`` pyramid levels of ``hs x ws``: ``(side_h,
+    side_w, offsets)`` with ``offsets`` ``(y, x)`` per frame, or None where a window would not
+    save much (the whole level is used)."""
+    need_w = int(np.ceil(np.max(regions[:, 2] - regions[:, 0]))) + 12
+    need_h = int(np.ceil(np.max(regions[:, 3] - regions[:, 1]))) + 12
+    side_w = min(need_w + need_w % 2, ws)
+    side_h = min(need_h + need_h % 2, hs)
+    if side_w * side_h * 1.5 > ws * hs:
+        return None
+    offsets = np.zeros((n, 2), np.int64)
+    for i, (x0, y0, x1, y1) in enumerate(regions):
+        for axis, lo, hi, side, dim in ((1, x0, x1, side_w, ws), (0, y0, y1, side_h, hs)):
+            if side >= dim:
+                continue
+            start = int(np.floor((lo + hi) / 2.0 - side / 2.0))
+            start = min(max(start, 0), dim - side)
+            offsets[i, axis] = start - start % 2
+    return side_h, side_w, offsets
+
+
 def _windows(level, regions):
     """Crop a batch of pyramid-level images to one window size that holds each frame's
     ``regions`` row (level pixels), at even offsets and of even size, so that PNet's stride-2
@@ -145,20 +205,10 @@ def _windows(level, regions):
     import tensorflow as tf
 
     n, hs, ws = (int(v) for v in level.shape[:3])
-    need_w = int(np.ceil(np.max(regions[:, 2] - regions[:, 0]))) + 12
-    need_h = int(np.ceil(np.max(regions[:, 3] - regions[:, 1]))) + 12
-    side_w = min(need_w + need_w % 2, ws)
-    side_h = min(need_h + need_h % 2, hs)
-    offsets = np.zeros((n, 2), np.int64)
-    if side_w * side_h * 1.5 > ws * hs:
-        return level, offsets
-    for i, (x0, y0, x1, y1) in enumerate(regions):
-        for axis, lo, hi, side, dim in ((1, x0, x1, side_w, ws), (0, y0, y1, side_h, hs)):
-            if side >= dim:
-                continue
-            start = int(np.floor((lo + hi) / 2.0 - side / 2.0))
-            start = min(max(start, 0), dim - side)
-            offsets[i, axis] = start - start % 2
+    plan = _window_plan(n, hs, ws, regions)
+    if plan is None:
+        return level, np.zeros((n, 2), np.int64)
+    side_h, side_w, offsets = plan
     crops = tf.stack([level[i, oy : oy + side_h, ox : ox + side_w] for i, (oy, ox) in enumerate(offsets)])
     return crops, offsets
 
@@ -166,7 +216,7 @@ def _windows(level, regions):
 def _proposals(reg: np.ndarray, cls: np.ndarray, threshold: float, cells: np.ndarray) -> np.ndarray:
     """``mtcnn.utils.bboxes.generate_bounding_box`` for PNet outputs of windows whose first
     cell is ``cells[i]`` (``y, x``) of the whole level: the same arithmetic, so the same boxes."""
-    from mtcnn.utils.bboxes import sort_by_scores
+    sort_by_scores = package_bboxes()[0].sort_by_scores
 
     score = cls[:, :, :, 1]
     b, y, x = np.where(score > threshold)
@@ -182,16 +232,98 @@ def _proposals(reg: np.ndarray, cls: np.ndarray, threshold: float, cells: np.nda
     return sort_by_scores(out, scores=out[:, -1], ascending=False)
 
 
+def _ops_for(frames: list[np.ndarray]):
+    """The pyramid and patches of ``frames`` by TensorFlow's kernels where TensorFlow is
+    already imported (a scan imports it for the model meanwhile), else by their NumPy copies:
+    the same bits either way (:mod:`.mtcnn_ops`), so a detection never waits for TensorFlow
+    and, once it is there, uses its faster kernels (a full pyramid in NumPy costs ~1.5x)."""
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and not getattr(getattr(tf, "__spec__", None), "_initializing", True):
+        return _TensorFlowOps(tf, frames)
+    return _NumpyOps(frames)
+
+
+class _NumpyOps:
+    def __init__(self, frames: list[np.ndarray]) -> None:
+        self.columns = normalised(frames, columns=True)
+        self.w, self.h = self.columns.shape[1:3]
+
+    def level(self, s: float, regions: np.ndarray | None):
+        """One pyramid level (or each frame's window of it) and the windows' offsets."""
+        n = len(self.columns)
+        hs, ws = scaled_size(self.h, self.w, s)
+        plan = None if regions is None else _window_plan(n, hs, ws, regions)
+        if plan is None:
+            return np.stack([resize_area(c, hs, ws) for c in self.columns]), np.zeros((n, 2), np.int64)
+        side_h, side_w, offsets = plan  # only the windows are computed, each pixel as in the whole
+        return np.stack([resize_area(c, hs, ws, (oy, ox, oy + side_h, ox + side_w))
+                         for c, (oy, ox) in zip(self.columns, offsets)]), offsets
+
+    def patches(self, bb: np.ndarray, side: int) -> np.ndarray:
+        """``mtcnn.utils.images.extract_patches``: each box cut from its frame, ``side`` pixels."""
+        coords = bb[:, [2, 1, 4, 3]] / np.asarray([[self.h, self.w, self.h, self.w]])
+        return crop_and_resize(self.columns, coords, bb[:, 0].astype(int), (side, side))
+
+
+class _TensorFlowOps:
+    def __init__(self, tf, frames: list[np.ndarray]) -> None:
+        self.tf = tf
+        with tf.device("CPU:0"):
+            self.images = _as_tensor(tf, normalised(frames))
+        self.h, self.w = frames[0].shape[:2]
+
+    def level(self, s: float, regions: np.ndarray | None):
+        tf = self.tf
+        with tf.device("CPU:0"):  # (the package's scale_images, with the size it computes)
+            level = tf.image.resize(self.images, scaled_size(self.h, self.w, s), method=tf.image.ResizeMethod.AREA)
+            if regions is None:
+                return np.asarray(level), np.zeros((int(level.shape[0]), 2), np.int64)
+            crops, offsets = _windows(level, regions)
+            return np.asarray(crops), offsets
+
+    def patches(self, bb: np.ndarray, side: int) -> np.ndarray:
+        tf = self.tf
+        coords = bb[:, [2, 1, 4, 3]] / np.asarray([[self.h, self.w, self.h, self.w]])
+        with tf.device("CPU:0"):
+            return np.asarray(tf.image.crop_and_resize(self.images, coords, bb[:, 0].astype(int), (side, side)))
+
+
+def _adjust_bboxes(bb: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """``mtcnn.utils.bboxes.adjust_bboxes`` as it runs in the package, where the offsets are a
+    TensorFlow tensor: ``boxes += offsets * sizes`` then happens in TensorFlow (NumPy's in-place
+    add gives way to the tensor's ``__radd__``), all in float32: the sizes and the boxes are
+    converted to float32, multiplied and added there, and the float32 sum is stored back."""
+    bb = bb.copy()
+    w = bb[:, 3] - bb[:, 1] + 1
+    h = bb[:, 4] - bb[:, 2] + 1
+    sizes = np.stack([w, h, w, h], axis=-1).astype(np.float32)
+    bb[:, 1:5] = bb[:, 1:5].astype(np.float32) + np.asarray(offsets, np.float32) * sizes
+    return bb
+
+
+class _Eager:
+    """An array where the package's ``adjust_landmarks`` expects an eager tensor (``.numpy()``)."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self._array = np.asarray(array, np.float32)
+
+    def numpy(self) -> np.ndarray:
+        return self._array
+
+
 # (x - 127.5) / 128 for every uint8 x: exact in float32, so this table gives the very values
 # the package computes in float64, and its AREA resize (which sums in float32) gives the very
 # same pyramid; one table lookup per pixel instead of three float64 passes and a 2x copy
 _NORMALISE = ((np.arange(256, dtype=np.float64) - 127.5) / 128.0).astype(np.float32)
 
 
-def normalised(frames: list[np.ndarray]) -> np.ndarray:
-    """Same-shaped uint8 RGB frames -> one float32 batch in MTCNN's [-1, 1] scale."""
+def normalised(frames: list[np.ndarray], columns: bool = False) -> np.ndarray:
+    """Same-shaped uint8 RGB frames -> one float32 batch in MTCNN's [-1, 1] scale; with
+    ``columns``, each frame column-major (``(n, w, h, 3)``, what :mod:`.mtcnn_ops` reads)."""
     import cv2
 
+    if columns:
+        frames = [np.ascontiguousarray(np.asarray(f, np.uint8).transpose(1, 0, 2)) for f in frames]
     out = _aligned_empty((len(frames), *frames[0].shape))
     for i, f in enumerate(frames):
         cv2.LUT(np.ascontiguousarray(f, dtype=np.uint8), _NORMALISE, dst=out[i])
