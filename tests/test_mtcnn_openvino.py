@@ -114,6 +114,13 @@ def test_a_damaged_or_forged_cache_entry_is_converted_again(caplog):
     with caplog.at_level(logging.WARNING, logger="truthnet.plugins.mtcnn_openvino"):
         mtcnn_openvino._load()  # the entry was replaced: read as it is
     assert caplog.text == "" and [p.name for p in entry.parent.iterdir()] == [entry.name]
+    # another process converting at the same time keeps the entry it finds (even when it set out
+    # to replace a damaged one, if that one has been repaired meanwhile), and leaves nothing behind
+    inode = entry.stat().st_ino
+    _, models, reference = mtcnn_openvino._convert()
+    for replace in (False, True):
+        mtcnn_openvino._save(entry, models, reference, replace=replace)
+        assert entry.stat().st_ino == inode and [p.name for p in entry.parent.iterdir()] == [entry.name]
 
 
 def test_networks_that_differ_from_tensorflow_are_not_used(monkeypatch, caplog):

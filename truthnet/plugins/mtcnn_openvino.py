@@ -123,6 +123,8 @@ def _weights_path(name: str):
     from pathlib import Path
 
     spec = importlib.util.find_spec("mtcnn")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the mtcnn package is not installed: pip install mtcnn")
     return Path(list(spec.submodule_search_locations)[0]) / "assets" / "weights" / f"{name}.lz4"
 
 
@@ -131,18 +133,25 @@ def _load() -> dict:
     converted from TensorFlow (and cached where the cache folder can be written)."""
     try:
         folder = cache_dir()
-    except OSError as exc:  # weights unreadable: the conversion below says what is wrong
+    except (OSError, ImportError, ValueError) as exc:  # weights unreadable: the conversion below says what is wrong
         _log.debug("MTCNN OpenVINO cache unusable: %s", exc)
         folder = None
-    if folder is not None and folder.exists():
+    replace = False
+    if folder is not None:
         try:
-            return _from_cache(folder)
-        except Exception as exc:  # damaged, partial or not matching: TensorFlow is the judge
-            _log.warning("converting MTCNN's networks again: the cached ones in %s could not be used (%s: %s)",
-                         folder, type(exc).__name__, exc)
+            present = folder.exists()
+        except OSError:  # an unsearchable cache folder: no cache
+            present, folder = False, None
+        if present:
+            try:
+                return _from_cache(folder)
+            except Exception as exc:  # damaged or not matching: TensorFlow is the judge
+                _log.warning("converting MTCNN's networks again: the cached ones in %s could not be used (%s: %s)",
+                             folder, type(exc).__name__, exc)
+                replace = True
     compiled, models, reference = _convert()
     if folder is not None:
-        _save(folder, models, reference)
+        _save(folder, models, reference, replace=replace)
     return compiled
 
 
@@ -189,32 +198,48 @@ def _convert():
     return compiled, models, reference
 
 
-def _save(folder, models: dict, reference: dict) -> None:
+def _save(folder, models: dict, reference: dict, *, replace: bool = False) -> None:
     """The converted networks and TensorFlow's check outputs, written to a fresh folder and
-    moved into place whole (another process may be writing the same entry: the first wins)."""
+    moved into place whole.  An entry that is there already is kept (another process wrote it
+    meanwhile), unless ``replace`` (it failed its check) and it still fails: then it is set
+    aside and removed.  Caching is best effort: nothing here stops a detection."""
     import os
     import shutil
     import tempfile
 
     ov = import_openvino()
-    tmp = None
+    tmp = old = None
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=".partial-", dir=folder.parent)
         for name, model in models.items():
             ov.save_model(model, os.path.join(tmp, f"{name}.xml"), compress_to_fp16=False)
         np.savez(os.path.join(tmp, "check.npz"), **reference)
-        if folder.exists():  # a damaged entry (just converted again): set aside, then removed
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # (mkdtemp's 0700 would hide it from a shared cache's other users)
+        if folder.exists():
+            if not replace or _usable(folder):
+                return
             old = tempfile.mkdtemp(prefix=".stale-", dir=folder.parent)
             os.replace(folder, os.path.join(old, "entry"))
-            shutil.rmtree(old, ignore_errors=True)
         os.replace(tmp, folder)
         tmp = None
-    except OSError as exc:  # read-only or full cache folder, or another process won: not cached
-        _log.debug("MTCNN's converted networks not cached in %s: %s", folder, exc)
+    except Exception as exc:  # read-only or full cache folder, another process in the way: not cached
+        _log.debug("MTCNN's converted networks not cached in %s: %s: %s", folder, type(exc).__name__, exc)
     finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        for leftover in (tmp, old):
+            if leftover is not None:
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _usable(folder) -> bool:
+    """Whether a cache entry loads and passes its check now (another process may have repaired it)."""
+    try:
+        _from_cache(folder)
+        return True
+    except Exception:
+        return False
 
 
 def _read(core, name: str, keras_net):

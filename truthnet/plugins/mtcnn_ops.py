@@ -118,7 +118,7 @@ def _axis(lo: np.ndarray, hi: np.ndarray, span: np.float32, n: int) -> np.ndarra
     if n > 1:
         step = (hi - lo) * span / _f32(n - 1)
         return lo * span + np.arange(n, dtype=_f32)[None, :] * step
-    return np.repeat(((0.5 * (lo.astype(np.float64) + hi)) * span).astype(_f32), 1, axis=1)
+    return ((0.5 * (lo + hi).astype(np.float64)) * span).astype(_f32)  # float sum, then double, as in C++
 
 
 def scale_pyramid(width: int, height: int, min_face_size: int, scale_factor: float, min_size: int = 12) -> np.ndarray:
@@ -140,9 +140,10 @@ def package_bboxes():
     global _bboxes
     with _bboxes_lock:
         if _bboxes is None:
-            if "mtcnn.utils.bboxes" in sys.modules:
-                _bboxes = (sys.modules["mtcnn.utils.bboxes"], sys.modules["mtcnn.utils.landmarks"])
-            else:
+            real = [sys.modules.get(f"mtcnn.utils.{name}") for name in ("bboxes", "landmarks")]
+            if all(m is not None and not getattr(getattr(m, "__spec__", None), "_initializing", True) for m in real):
+                _bboxes = tuple(real)
+            else:  # (also while another thread is importing the package: its modules may be half-run)
                 _bboxes = _load_private()
         return _bboxes
 
@@ -153,22 +154,24 @@ def _load_private():
         raise ImportError("the mtcnn package is not installed: pip install mtcnn")
     utils = os.path.join(list(spec.submodule_search_locations)[0], "utils")
     landmarks = _load_file("truthnet._mtcnn_landmarks", os.path.join(utils, "landmarks.py"))
-    # bboxes.py imports parse_landmarks from "mtcnn.utils.landmarks": give it the private copy
-    # for the duration of its import only
-    real = sys.modules.get("mtcnn.utils.landmarks")
-    sys.modules["mtcnn.utils.landmarks"] = landmarks
-    try:
-        bboxes = _load_file("truthnet._mtcnn_bboxes", os.path.join(utils, "bboxes.py"))
-    finally:
-        if real is None:
-            sys.modules.pop("mtcnn.utils.landmarks", None)
-        else:
-            sys.modules["mtcnn.utils.landmarks"] = real
+    # bboxes.py imports parse_landmarks from "mtcnn.utils.landmarks": its own import function
+    # gives it the private copy (sys.modules, which other threads see, is left alone)
+    bboxes = _load_file("truthnet._mtcnn_bboxes", os.path.join(utils, "bboxes.py"),
+                        {"mtcnn.utils.landmarks": landmarks})
     return bboxes, landmarks
 
 
-def _load_file(name: str, path: str):
+def _load_file(name: str, path: str, imports: dict | None = None):
+    import builtins
+
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    if imports:
+        def _import(what, globals=None, locals=None, fromlist=(), level=0):
+            if level == 0 and what in imports:
+                return imports[what]
+            return builtins.__import__(what, globals, locals, fromlist, level)
+
+        module.__dict__["__builtins__"] = {**vars(builtins), "__import__": _import}
     spec.loader.exec_module(module)
     return module
