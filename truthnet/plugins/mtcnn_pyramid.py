@@ -62,6 +62,8 @@ class PyramidMTCNN:
         for stage in (self.pnet, self.rnet, self.onet):
             stage._model = tf.function(stage._model, input_signature=spec)
             stage._model.get_concrete_function()  # traced now, not in the first frame's detection
+        self._nets = {name: _TensorFlowNetwork(tf, stage._model, device)
+                      for name, stage in (("pnet", self.pnet), ("rnet", self.rnet), ("onet", self.onet))}
 
     def scales(self, height: int, width: int, min_face_size: int, scale_factor: float, skip: int = 0) -> np.ndarray:
         """The package's pyramid (``build_scale_pyramid``) without levels under 12 pixels, less
@@ -100,20 +102,14 @@ class PyramidMTCNN:
         n = len(frames)
         bx, _ = package_bboxes()
         if self.runtime == "openvino":
-            bb = self._detect_openvino(_ops_for(frames), scales, regions, thresholds, n)
+            bb = self._stages(_ops_for(frames), scales, regions, thresholds, n)
         else:
             import tensorflow as tf
 
-            with tf.device(self.device):
-                images = _as_tensor(tf, normalised(frames))
-                try:
-                    bb = self._pnet(images, scales, regions, thresholds[0], n)
-                    bb = bx.smart_nms_from_bboxes(bb, threshold=0.7, method="union", initial_sort=True)
-                    bb = bx.resize_to_square(bb)
-                    bb = self.rnet(images_normalized=images, bboxes_batch=bb, threshold_rnet=thresholds[1])
-                    bb = self.onet(images_normalized=images, bboxes_batch=bb, threshold_onet=thresholds[2])
-                except tf.errors.InvalidArgumentError:  # what the package reads as "no faces"
-                    return empty
+            try:
+                bb = self._stages(_TensorFlowOps(tf, frames, self.device), scales, regions, thresholds, n)
+            except tf.errors.InvalidArgumentError:  # what the package reads as "no faces"
+                return empty
         if len(bb) == 0:
             return empty
         oshapes = np.asarray([[h, w, 3]] * n)
@@ -122,10 +118,10 @@ class PyramidMTCNN:
         # a float32 copy can land on the other side of a .5
         return [bb[bb[:, 0] == i, 1:16].astype(np.float64) for i in range(n)]
 
-    def _detect_openvino(self, ops, scales, regions, thresholds, n: int) -> np.ndarray:
-        """The package's three stages on OpenVINO's networks, the pyramid and patches by
-        ``ops`` (:func:`_ops_for`): the same calls to its box arithmetic, in the same order, as
-        its stage objects make."""
+    def _stages(self, ops, scales, regions, thresholds, n: int) -> np.ndarray:
+        """The package's three stages (its ``StagePNet/RNet/ONet.__call__``), the pyramid and
+        patches by ``ops`` (:func:`_ops_for`): the same calls to its box arithmetic, in the
+        same order, as its stage objects make, PNet limited to ``regions`` where given."""
         bx, lm = package_bboxes()
         proposals = []
         for s in scales:
@@ -156,24 +152,6 @@ class PyramidMTCNN:
         bb = np.concatenate([bb, landmarks], axis=-1)
         bb = bx.pick_matches(bb, scores_column=5, score_threshold=thresholds[2])
         return bx.smart_nms_from_bboxes(bb, threshold=0.7, method="min", initial_sort=True)
-
-    def _pnet(self, images, scales, regions, threshold: float, n: int) -> np.ndarray:
-        """PNet's proposals over every pyramid level (within ``regions`` where given), each
-        level's merged as the package merges them, in frame pixels."""
-        from mtcnn.utils.bboxes import smart_nms_from_bboxes, upscale_bboxes
-        from mtcnn.utils.images import scale_images  # (the TensorFlow runtime: TensorFlow's resize)
-
-        proposals = []
-        for s in scales:
-            level = scale_images(images, s)
-            offsets = np.zeros((n, 2), np.int64)
-            if regions is not None:
-                level, offsets = _windows(level, np.asarray(regions, np.float64) * s)
-            reg, cls = self.pnet._model(level)
-            b = _proposals(np.asarray(reg), np.asarray(cls), threshold, offsets // 2)
-            b = upscale_bboxes(b, np.asarray([s] * n))
-            proposals.append(smart_nms_from_bboxes(b, threshold=0.5, method="union", initial_sort=False))
-        return np.concatenate(proposals, axis=0)
 
 
 def _window_plan(n: int, hs: int, ws: int, regions: np.ndarray):
@@ -244,6 +222,8 @@ def _ops_for(frames: list[np.ndarray]):
 
 
 class _NumpyOps:
+    """A batch's pyramid levels and patches by :mod:`.mtcnn_ops` (no TensorFlow)."""
+
     def __init__(self, frames: list[np.ndarray]) -> None:
         self.columns = normalised(frames, columns=True)
         self.w, self.h = self.columns.shape[1:3]
@@ -266,26 +246,40 @@ class _NumpyOps:
 
 
 class _TensorFlowOps:
-    def __init__(self, tf, frames: list[np.ndarray]) -> None:
-        self.tf = tf
-        with tf.device("CPU:0"):
+    """The same as :class:`_NumpyOps` by TensorFlow's kernels (the package's ``scale_images``
+    and ``extract_patches``), as tensors on ``device``."""
+
+    def __init__(self, tf, frames: list[np.ndarray], device: str = "CPU:0") -> None:
+        self.tf, self.device = tf, device
+        with tf.device(device):
             self.images = _as_tensor(tf, normalised(frames))
         self.h, self.w = frames[0].shape[:2]
 
     def level(self, s: float, regions: np.ndarray | None):
         tf = self.tf
-        with tf.device("CPU:0"):  # (the package's scale_images, with the size it computes)
+        with tf.device(self.device):  # (the size scale_images computes for the scale)
             level = tf.image.resize(self.images, scaled_size(self.h, self.w, s), method=tf.image.ResizeMethod.AREA)
             if regions is None:
-                return np.asarray(level), np.zeros((int(level.shape[0]), 2), np.int64)
-            crops, offsets = _windows(level, regions)
-            return np.asarray(crops), offsets
+                return level, np.zeros((int(level.shape[0]), 2), np.int64)
+            return _windows(level, regions)
 
-    def patches(self, bb: np.ndarray, side: int) -> np.ndarray:
+    def patches(self, bb: np.ndarray, side: int):
         tf = self.tf
         coords = bb[:, [2, 1, 4, 3]] / np.asarray([[self.h, self.w, self.h, self.w]])
-        with tf.device("CPU:0"):
-            return np.asarray(tf.image.crop_and_resize(self.images, coords, bb[:, 0].astype(int), (side, side)))
+        with tf.device(self.device):
+            return tf.image.crop_and_resize(self.images, coords, bb[:, 0].astype(int), (side, side))
+
+
+class _TensorFlowNetwork:
+    """One of the package's networks (its traced graph) on ``device``, outputs as NumPy arrays
+    like :class:`.mtcnn_openvino.OpenVINONetwork`'s."""
+
+    def __init__(self, tf, model, device: str) -> None:
+        self.tf, self.model, self.device = tf, model, device
+
+    def __call__(self, x):
+        with self.tf.device(self.device):
+            return tuple(np.asarray(t) for t in self.model(x))
 
 
 def _adjust_bboxes(bb: np.ndarray, offsets: np.ndarray) -> np.ndarray:
