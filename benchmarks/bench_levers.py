@@ -22,6 +22,13 @@ option exists for it); levers:
   reads the decode workers never stops for it (``Engine.score_in_thread``); off: scored in that
   thread, and a decode worker with a finished file waits meanwhile.
 
+* ``openvino-model``: the model's frame encoder and head on OpenVINO, from their cache
+  (``truthnet.runtime.parts``): no TensorFlow or Keras in the scan unless the kernels below pay;
+  off: ``TRUTHNET_MODEL_RUNTIME=tensorflow`` (Keras, TensorFlow imported for it).
+* ``tensorflow-kernels``: a scan whose model runs on OpenVINO imports TensorFlow in the
+  background for MTCNN's pyramid kernels once it has detected enough pixels with the NumPy
+  copies (``mtcnn_pyramid.TENSORFLOW_KERNELS_AFTER``); off: never.
+
 ``--off-tree DIR`` compares two versions of the code instead: the off side runs the source
 tree ``DIR`` (e.g. ``git worktree add /tmp/before HEAD~1``), the on side this one.  That is
 how a lever whose old way no longer exists in the code is measured (``tf-free-detection``:
@@ -63,6 +70,8 @@ OFF = {
     "openvino-mtcnn": ("", ["--option", "detector.runtime=tensorflow"]),
     "openvino-unpinned": ("import truthnet.plugins.mtcnn_openvino as m\nm.PIN_THREADS = True\n", []),
     "score-in-thread": ("from truthnet.engine import Engine\nEngine.score_in_thread = False\n", []),
+    "openvino-model": ("import os\nos.environ['TRUTHNET_MODEL_RUNTIME'] = 'tensorflow'\n", []),
+    "tensorflow-kernels": ("import truthnet.plugins.mtcnn_pyramid as m\nm.TENSORFLOW_KERNELS_AFTER = float('inf')\n", []),
 }
 
 

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -24,8 +24,9 @@ class Classifier:
     """A Keras CNN-LSTM together with the :class:`PipelineConfig` it was built with."""
 
     def __init__(self, model, config: PipelineConfig, *, metadata: dict | None = None, device: str | None = None):
-        #: the Keras model, or a :class:`~concurrent.futures.Future` of it while it loads in the
-        #: background (``load_classifier(..., background=True)``): :attr:`model` waits for it
+        #: the Keras model; a :class:`~concurrent.futures.Future` while the model loads in the
+        #: background (``load_classifier(..., background=True)``: :attr:`model` waits for it);
+        #: None until first needed when the scan's parts came from OpenVINO's cache without it
         self._model = model
         self.config = config
         self.metadata = metadata or {}
@@ -33,7 +34,12 @@ class Classifier:
         #: the configuration's pipeline for input normalisation (scoring and explaining take
         #: pipelines with built detectors from :meth:`face_pipelines`)
         self.pipeline = FacePipeline(config, device=device)
-        self._parts: tuple | None | bool = False  # compiled (encoder, head), built on first use
+        #: the parts scoring runs (:mod:`truthnet.runtime.parts`): False until known, None for a
+        #: model without TruthNet's layer names (called whole)
+        self._parts: Any = False
+        self._keras_parts: Any = None  # Keras's own parts, for explanations, when scoring is on OpenVINO
+        self._sha256: str | None = None  # of the file the parts were loaded from
+        self._lock = threading.Lock()
         #: score even though the metadata says ``trained: False`` (experiments, benchmarks)
         self.allow_untrained = False
         #: the model file it was loaded from (absolute), None for one built in memory
@@ -43,28 +49,59 @@ class Classifier:
     def threshold(self) -> float:
         return self.config.threshold
 
+    def _resolve(self) -> None:
+        """Wait for a background load; take what it gave."""
+        loading = self._model
+        if isinstance(loading, Future):
+            got = loading.result()
+            if isinstance(got, _Loaded):
+                self._parts, self._sha256 = got.parts, got.sha256
+                self._model = got.model
+            else:
+                self._model = got
+
     @property
     def model(self):
         """The Keras model; waits for it while it loads in the background, and raises what
-        loading raised (a :class:`~truthnet.errors.ModelError` for weights Keras cannot read)."""
-        model = self._model
-        if isinstance(model, Future):
-            model = self._model = model.result()
-        return model
+        loading raised (a :class:`~truthnet.errors.ModelError` for weights Keras cannot read).
+        Where the scan's parts came from OpenVINO's cache, Keras loads the file now (once), and
+        only if it still has the bytes the parts were converted from."""
+        self._resolve()
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load_keras()
+        return self._model
 
     @model.setter
     def model(self, model) -> None:
         self._model = model
+        self._parts, self._keras_parts = False, None
+
+    def _load_keras(self):
+        from .errors import ModelError
+        from .filecheck import file_sha256
+        from .model import load_keras_model
+
+        if self.source is None:
+            raise ModelError("this classifier has no model (nor a file to load it from)")
+        model = load_keras_model(self.source, self.config)
+        if self._sha256 is not None and file_sha256(self.source) != self._sha256:
+            raise ModelError(f"{self.source}: the model file changed since this classifier scored with it",
+                             hint="load the model again")
+        return model
+
+    @property
+    def runtime(self) -> str:
+        """What scores run on: ``"openvino"`` or ``"tensorflow"`` (waits for a background load)."""
+        parts = self._split()
+        return parts.runtime if parts is not None else "tensorflow"
 
     def wait_loaded(self) -> None:
-        """Return once the model is loaded; raise what loading raised."""
-        self.model  # noqa: B018 - the property waits
+        """Return once the model (or the parts scoring needs) is loaded; raise what loading raised."""
+        self._split()
 
     # -- scoring --------------------------------------------------------------------------
-    #: frames per call of the compiled frame encoder; the last chunk is padded to this size so
-    #: the graph is traced once (a new input shape costs a retrace)
-    FRAME_CHUNK = 32
-
     def predict_sequences(self, seqs: list[FaceSequence], *, timings: dict | None = None) -> np.ndarray:
         """Scores for prepared sequences, batched across videos (``timings``: see
         :meth:`predict_inputs`)."""
@@ -76,60 +113,47 @@ class Classifier:
     def predict_inputs(self, x: np.ndarray, *, timings: dict | None = None) -> np.ndarray:
         """Scores for model inputs ``(N, T, H, W, 3)``.
 
-        The frames of all N videos go through the backbone together, in fixed-size chunks of a
-        compiled graph (3x faster than an eager call of the whole model on CPU, and no retrace
-        per batch size); the small temporal head then runs on the embeddings.  Models without
-        TruthNet's layer names (a bare paper ``.h5``) are called whole.  A ``timings`` dict gets
-        the seconds of the backbone (``embed``) and of the head (``classify``; the whole model
-        when it cannot be split).
+        The frames of all N videos go through the frame encoder together, then the small
+        temporal head runs on the embeddings (:mod:`truthnet.runtime.parts`: on OpenVINO on a
+        CPU, else TensorFlow).  Models without TruthNet's layer names (a bare paper ``.h5``) are
+        called whole.  A ``timings`` dict gets the seconds of the encoder (``embed``) and of the
+        head (``classify``; the whole model when it cannot be split).
         """
-        parts = self._split()  # (waits for weights loading in the background: not this batch's time)
+        parts = self._split()  # (waits for a load in the background: not this batch's time)
         t0 = time.perf_counter()
         if parts is None:
             out = np.asarray(self.model(x, training=False), dtype=np.float32).reshape(-1)
             if timings is not None:
                 timings["classify"] = time.perf_counter() - t0
             return out
-        encoder, head = parts
         n, t = x.shape[:2]
-        frames = x.reshape((n * t,) + x.shape[2:])
-        chunk = self.FRAME_CHUNK
-        feats = []
-        for i in range(0, len(frames), chunk):
-            part = frames[i : i + chunk]
-            if len(part) < chunk:
-                part = np.concatenate([part, np.zeros((chunk - len(part),) + part.shape[1:], part.dtype)])
-            feats.append(np.asarray(encoder.predict_on_batch(part))[: min(chunk, len(frames) - i)])
-        emb = np.concatenate(feats).reshape(n, t, -1)
+        emb = parts.embed(x.reshape((n * t,) + x.shape[2:])).reshape(n, t, -1)
         t1 = time.perf_counter()
-        out = np.asarray(head(emb, training=False), dtype=np.float32).reshape(-1)
+        out = parts.scores(emb)
         if timings is not None:
             timings["embed"], timings["classify"] = t1 - t0, time.perf_counter() - t1
         return out
 
     def _split(self):
-        if self._parts is not False:
-            return self._parts
-        self._parts = None
-        try:
-            from ._lazy import import_keras
-            from .model import HEAD_LAYERS
+        """The parts scoring runs (see :attr:`_parts`)."""
+        self._resolve()
+        if self._parts is False:
+            from .runtime.parts import KerasParts
 
-            keras = import_keras()
-            cnn = self.model.get_layer("cnn").layer
-            pool = self.model.get_layer("pool").layer
-            head_layers = [self.model.get_layer(n) for n in HEAD_LAYERS]
-        except (ValueError, AttributeError):
-            return None
-        size = self.config.image_size
-        inp = keras.Input((size, size, 3))
-        encoder = keras.Model(inp, pool(cnn(inp)), name="frame_encoder")
-        emb_in = keras.Input((self.config.num_frames, encoder.output_shape[-1]))
-        y = emb_in
-        for layer in head_layers:
-            y = layer(y)
-        self._parts = (encoder, keras.Model(emb_in, y, name="head"))
+            self._parts = KerasParts.split(self.model, self.config)
         return self._parts
+
+    def keras_parts(self):
+        """The model's parts as Keras models (:class:`~truthnet.runtime.parts.KerasParts`; None
+        for a model without TruthNet's layer names): what explanations differentiate."""
+        parts = self._split()
+        if parts is None or parts.runtime == "tensorflow":
+            return parts
+        if self._keras_parts is None:
+            from .runtime.parts import KerasParts
+
+            self._keras_parts = KerasParts.split(self.model, self.config)
+        return self._keras_parts
 
     def face_pipelines(self):
         """The pool of :class:`FacePipeline` objects for this classifier's configuration and
@@ -187,9 +211,10 @@ class Classifier:
     def with_threshold(self, threshold: float) -> Classifier:
         from .model import config_with_threshold
 
+        self._resolve()
         other = Classifier(self._model, config_with_threshold(self.config, threshold), metadata=self.metadata,
                          device=self.device)
-        other._parts = self._parts  # same model, same compiled graphs: no second trace
+        other._parts, other._keras_parts, other._sha256 = self._parts, self._keras_parts, self._sha256  # (no second trace)
         other.allow_untrained = self.allow_untrained
         other.source = self.source
         return other
@@ -202,23 +227,49 @@ def load_classifier(
     threshold: float | None = None,
     device: str | None = None,
     background: bool = False,
+    runtime: str | None = None,
 ) -> Classifier:
     """Load a saved model (with the configuration it carries, or ``config`` for a bare file).
 
-    ``background``: check the file, its configuration and its plugins now, and read the weights
-    (importing TensorFlow, ~4 s of one core) in a thread while the caller goes on: a scan decodes
-    its first files meanwhile.  The first use of :attr:`Classifier.model` waits for it and raises
-    what loading raised."""
-    from .model import config_with_threshold, inspect_model, load_keras_model
+    ``runtime``: what scores run on (:mod:`truthnet.runtime.parts`): ``"auto"`` (the default, or
+    ``$TRUTHNET_MODEL_RUNTIME``) is OpenVINO on a CPU where it is installed and exact, from its
+    cache without TensorFlow; ``"openvino"`` insists (a :class:`~truthnet.errors.ModelError`
+    where it cannot); ``"tensorflow"`` is Keras.
+
+    ``background``: check the file, its configuration and its plugins now, and load what scoring
+    needs (from OpenVINO's cache ~0.5 s; with Keras, importing TensorFlow, ~5 s of one core) in a
+    thread while the caller goes on: a scan decodes its first files meanwhile.  The first score
+    waits for it and raises what loading raised."""
+    from .model import config_with_threshold, inspect_model
+    from .runtime.parts import resolve_runtime
 
     cfg, meta = inspect_model(path, config)
+    wanted = (runtime or os.environ.get("TRUTHNET_MODEL_RUNTIME") or "auto").strip().lower()
+    resolved = resolve_runtime(runtime, device)
+    source = os.path.abspath(os.fspath(path))
+    loaded = None
     if background:
-        model = _in_thread(load_keras_model, path, cfg)
+        model = _in_thread(_load_parts, source, cfg, resolved, wanted == "openvino")
     else:
-        model = load_keras_model(path, cfg)
+        loaded = _load_parts(source, cfg, resolved, wanted == "openvino")
+        model = loaded.model
     clf = Classifier(model, config_with_threshold(cfg, threshold), metadata=meta, device=device)
-    clf.source = os.path.abspath(os.fspath(path))
+    clf.source = source
+    if loaded is not None:
+        clf._parts, clf._sha256 = loaded.parts, loaded.sha256
     return clf
+
+
+class _Loaded(NamedTuple):
+    model: Any  # the Keras model, or None where the parts came from OpenVINO's cache
+    parts: Any
+    sha256: str
+
+
+def _load_parts(path: str, cfg: PipelineConfig, runtime: str, strict: bool) -> _Loaded:
+    from .runtime import parts as model_parts
+
+    return _Loaded(*model_parts.load(path, cfg, runtime, strict=strict))
 
 
 def _in_thread(fn, *args) -> Future:

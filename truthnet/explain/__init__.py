@@ -138,11 +138,11 @@ def _parts(classifier):
     """(backbone, pooling, head) of a TruthNet model, or a clear error for one without them."""
     from ..errors import ModelError
 
-    parts = classifier._split()
+    parts = classifier.keras_parts()  # (Keras's, whatever the scan's run on: gradients need TensorFlow)
     if parts is None:
         raise ModelError("this model cannot be explained: it lacks TruthNet's layer names (cnn, pool, lstm, ...)",
                          hint="explanations need a model saved by TruthNet (truthnet train / new-model)")
-    return classifier.model.get_layer("cnn").layer, classifier.model.get_layer("pool").layer, parts[1]
+    return classifier.model.get_layer("cnn").layer, classifier.model.get_layer("pool").layer, parts.head_model
 
 
 def _forward(classifier, x: np.ndarray):

@@ -17,19 +17,20 @@ outputs on the check input beside them), keyed by the weights' bytes and the ver
 networks are checked against the stored outputs, and a cache entry that is missing, damaged
 or no longer matches is converted again from TensorFlow (~1 s plus TensorFlow's import).
 
-OpenVINO's telemetry package, which its import would otherwise load (it writes an id under
-``~/intel`` and its converter reports usage over the network), is kept out of the process:
-evidence tooling does not phone home.
+OpenVINO is imported without its telemetry (:func:`truthnet.runtime.ovcache.import_openvino`); the
+cache is :mod:`truthnet.runtime.ovcache`'s, shared with the model's own networks.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
-import sys
 import threading
 
 import numpy as np
+
+from ..runtime import ovcache
+from ..runtime.ovcache import available, import_openvino  # noqa: F401 - this module's API since 0.2
 
 #: the most a network's output may differ from TensorFlow's on the check input
 TOLERANCE = 1e-5
@@ -42,17 +43,6 @@ class NotExact(RuntimeError):
     """A network's outputs on OpenVINO differ from TensorFlow's by more than :data:`TOLERANCE`."""
 
 
-def available() -> bool:
-    return importlib.util.find_spec("openvino") is not None
-
-
-def import_openvino():
-    """``openvino``, without its telemetry (see the module's docstring)."""
-    if "openvino" not in sys.modules:
-        sys.modules.setdefault("openvino_telemetry", None)  # its import then falls back to a stub
-    import openvino
-
-    return openvino
 
 
 class OpenVINONetwork:
@@ -136,23 +126,7 @@ def _load() -> dict:
     except (OSError, ImportError, ValueError) as exc:  # weights unreadable: the conversion below says what is wrong
         _log.debug("MTCNN OpenVINO cache unusable: %s", exc)
         folder = None
-    replace = False
-    if folder is not None:
-        try:
-            present = folder.exists()
-        except OSError:  # an unsearchable cache folder: no cache
-            present, folder = False, None
-        if present:
-            try:
-                return _from_cache(folder)
-            except Exception as exc:  # damaged or not matching: TensorFlow is the judge
-                _log.warning("converting MTCNN's networks again: the cached ones in %s could not be used (%s: %s)",
-                             folder, type(exc).__name__, exc)
-                replace = True
-    compiled, models, reference = _convert()
-    if folder is not None:
-        _save(folder, models, reference, replace=replace)
-    return compiled
+    return ovcache.cached(folder, _from_cache, _convert, "MTCNN's networks", _log)
 
 
 def _compile_options() -> dict:
@@ -165,10 +139,8 @@ def _check_input(name: str) -> np.ndarray:
 
 
 def _from_cache(folder) -> dict:
-    ov = import_openvino()
-    core = ov.Core()
-    with np.load(folder / "check.npz") as stored:
-        reference = {key: stored[key] for key in stored.files}
+    core = import_openvino().Core()
+    reference = ovcache.read_reference(folder)
     compiled = {}
     for name in NAMES:
         compiled[name] = core.compile_model(core.read_model(str(folder / f"{name}.xml")), "CPU", _compile_options())
@@ -199,38 +171,8 @@ def _convert():
 
 
 def _save(folder, models: dict, reference: dict, *, replace: bool = False) -> None:
-    """The converted networks and TensorFlow's check outputs, written to a fresh folder and
-    moved into place whole.  An entry that is there already is kept (another process wrote it
-    meanwhile), unless ``replace`` (it failed its check) and it still fails: then it is set
-    aside and removed.  Caching is best effort: nothing here stops a detection."""
-    import os
-    import shutil
-    import tempfile
-
-    ov = import_openvino()
-    tmp = old = None
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=".partial-", dir=folder.parent)
-        for name, model in models.items():
-            ov.save_model(model, os.path.join(tmp, f"{name}.xml"), compress_to_fp16=False)
-        np.savez(os.path.join(tmp, "check.npz"), **reference)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # (mkdtemp's 0700 would hide it from a shared cache's other users)
-        if folder.exists():
-            if not replace or _usable(folder):
-                return
-            old = tempfile.mkdtemp(prefix=".stale-", dir=folder.parent)
-            os.replace(folder, os.path.join(old, "entry"))
-        os.replace(tmp, folder)
-        tmp = None
-    except Exception as exc:  # read-only or full cache folder, another process in the way: not cached
-        _log.debug("MTCNN's converted networks not cached in %s: %s: %s", folder, type(exc).__name__, exc)
-    finally:
-        for leftover in (tmp, old):
-            if leftover is not None:
-                shutil.rmtree(leftover, ignore_errors=True)
+    """An entry for the converted networks (:func:`truthnet.runtime.ovcache.save`)."""
+    ovcache.save(folder, models, reference, replace=replace, usable=_usable, what="MTCNN's networks", log=_log)
 
 
 def _usable(folder) -> bool:
@@ -243,22 +185,11 @@ def _usable(folder) -> bool:
 
 
 def _read(core, name: str, keras_net):
-    """The network read by OpenVINO from the frozen TensorFlow graph of it (through a temporary
-    file, deleted once read: OpenVINO's TensorFlow reader takes a path)."""
-    import os
-    import tempfile
-
+    """The network read by OpenVINO from the frozen TensorFlow graph of it."""
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     side = INPUT_SIDES[name]
-    concrete = tf.function(keras_net, input_signature=[tf.TensorSpec([None, side, side, 3], tf.float32)])
-    frozen = convert_variables_to_constants_v2(concrete.get_concrete_function())
-    with tempfile.TemporaryDirectory(prefix="truthnet-mtcnn-") as folder:
-        path = os.path.join(folder, f"{name}.pb")
-        with open(path, "wb") as fh:
-            fh.write(frozen.graph.as_graph_def().SerializeToString())
-        return core.read_model(path)
+    return ovcache.frozen_graph(core, keras_net, [tf.TensorSpec([None, side, side, 3], tf.float32)], name)
 
 
 def _compare(name: str, want: list, got) -> None:

@@ -28,8 +28,10 @@ at ~1/16 of the time on 2 CPU cores.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import sys
+import threading
 
 import numpy as np
 
@@ -212,13 +214,47 @@ def _proposals(reg: np.ndarray, cls: np.ndarray, threshold: float, cells: np.nda
 
 def _ops_for(frames: list[np.ndarray]):
     """The pyramid and patches of ``frames`` by TensorFlow's kernels where TensorFlow is
-    already imported (a scan imports it for the model meanwhile), else by their NumPy copies:
-    the same bits either way (:mod:`.mtcnn_ops`), so a detection never waits for TensorFlow
-    and, once it is there, uses its faster kernels (a full pyramid in NumPy costs ~1.5x)."""
+    already imported, else by their NumPy copies: the same bits either way (:mod:`.mtcnn_ops`),
+    so a detection never waits for TensorFlow and, once it is there, uses its faster kernels
+    (a 1080p frame's full pyramid: ~60 ms of one core against ~150 ms).  A process that has no
+    other use for TensorFlow (a scan whose model runs on OpenVINO) imports it for the kernels
+    alone once they pay for the import (:data:`TENSORFLOW_KERNELS_AFTER`)."""
     tf = sys.modules.get("tensorflow")
     if tf is not None and not getattr(getattr(tf, "__spec__", None), "_initializing", True):
         return _TensorFlowOps(tf, frames)
+    _count_numpy_pixels(sum(int(f.shape[0]) * int(f.shape[1]) for f in frames))
     return _NumpyOps(frames)
+
+
+#: pixels of frames detected with the NumPy copies after which the process imports TensorFlow
+#: in the background for its image kernels: the import costs ~5 s of one core, and the kernels
+#: save ~40 ms of one core per million pixels of a full pyramid, so it pays back after ~130
+#: Mpixel (~65 1080p frames); a 10-file scan stays without it (docs/scan.md: the lever)
+TENSORFLOW_KERNELS_AFTER = 150e6
+
+_numpy_pixels = 0
+_kernels_wanted = False
+_count_lock = threading.Lock()
+
+
+def _count_numpy_pixels(pixels: int) -> None:
+    global _numpy_pixels, _kernels_wanted
+    with _count_lock:
+        _numpy_pixels += pixels
+        if _kernels_wanted or _numpy_pixels < TENSORFLOW_KERNELS_AFTER:
+            return
+        _kernels_wanted = True
+    if importlib.util.find_spec("tensorflow") is not None:
+        threading.Thread(target=_import_tensorflow, name="truthnet-import-tensorflow", daemon=True).start()
+
+
+def _import_tensorflow() -> None:
+    from .._lazy import import_tensorflow
+
+    try:
+        import_tensorflow()
+    except Exception:  # (detection goes on with the NumPy copies)
+        pass
 
 
 class _NumpyOps:

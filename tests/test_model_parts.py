@@ -1,0 +1,134 @@
+"""A model file's frame encoder and head on OpenVINO (truthnet.runtime.parts): converted once,
+cached, checked on every load; scores Keras's within 1e-6; from the cache no TensorFlow at all;
+a video's score independent of what it is batched with."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import textwrap
+
+import numpy as np
+import pytest
+
+import truthnet
+from truthnet.runtime import ovcache
+from truthnet.runtime import parts as model_parts
+from truthnet.errors import ConfigError, ModelError
+from truthnet.settings import default_cache_dir
+
+pytestmark = [pytest.mark.skipif(not ovcache.available(), reason="OpenVINO is not installed"),
+              pytest.mark.allow_untrained]
+
+
+def _inputs(clf, videos) -> np.ndarray:
+    """Model inputs ``(N, T, S, S, 3)`` of real decoded videos."""
+    with clf.face_pipelines().take() as pipe:
+        return np.stack([clf.pipeline.inputs(pipe.prepare(str(v))) for v in videos])
+
+
+@pytest.fixture
+def model_copy(none_model, tmp_path):
+    """The tiny model under a path of this test's own (its cache entry is this test's too)."""
+    return str(shutil.copy(none_model, tmp_path / "model.keras"))
+
+
+def test_a_model_file_scores_on_openvino_as_keras_does(model_copy, media):
+    ov = truthnet.load_classifier(model_copy)
+    tf = truthnet.load_classifier(model_copy, runtime="tensorflow")
+    assert (ov.runtime, tf.runtime) == ("openvino", "tensorflow")
+    x = _inputs(ov, [media["face"], media["face_avi"], media["short"]])
+    got, want = ov.predict_inputs(x), tf.predict_inputs(x)
+    assert got.shape == want.shape == (3,) and float(np.max(np.abs(got - want))) <= model_parts.SCORE_TOLERANCE
+    assert len(set(np.round(want, 4))) == 3  # (three different scores: the comparison can fail)
+    entries = list((default_cache_dir() / "model-openvino").iterdir())
+    assert len(entries) == 1 and sorted(p.name for p in entries[0].iterdir()) == [
+        "check.npz", "encoder.bin", "encoder.xml", "head.bin", "head.xml"]
+
+
+def test_from_the_cache_a_fresh_process_scores_without_tensorflow(model_copy, media, python):
+    first = truthnet.load_classifier(model_copy)  # converts and caches
+    want = first.score_video(media["face"])
+    code = textwrap.dedent(
+        f"""
+        import json, sys
+        import truthnet
+        clf = truthnet.load_classifier({model_copy!r})
+        r = clf.score_video({str(media["face"])!r})
+        print(json.dumps({{"score": r.score, "status": r.status, "runtime": clf.runtime,
+                          "tensorflow": "tensorflow" in sys.modules, "keras": "keras" in sys.modules}}))
+        """
+    )
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"score": want.score, "status": "ok", "runtime": "openvino", "tensorflow": False, "keras": False}
+
+
+def test_a_videos_score_does_not_depend_on_its_batch(model_copy, media):
+    clf = truthnet.load_classifier(model_copy)
+    x = _inputs(clf, [media["face"], media["face_avi"], media["short"]])
+    together = clf.predict_inputs(x)
+    alone = np.concatenate([clf.predict_inputs(x[i : i + 1]) for i in range(3)])
+    assert np.array_equal(together, alone)  # bit for bit
+    frames = x.reshape((-1,) + x.shape[2:])
+    parts = clf._split()
+    assert np.array_equal(parts.embed(frames)[5], parts.embed(frames[5:6])[0])
+
+
+def test_a_damaged_or_forged_cache_entry_is_converted_again(model_copy, media, caplog):
+    first = truthnet.load_classifier(model_copy).score_video(media["face"]).score
+    entry = next((default_cache_dir() / "model-openvino").iterdir())
+    size = (entry / "encoder.bin").stat().st_size
+    (entry / "encoder.bin").write_bytes((entry / "encoder.bin").read_bytes()[: size // 2])
+    with caplog.at_level(logging.WARNING, logger="truthnet.runtime.parts"):
+        clf = truthnet.load_classifier(model_copy)
+    assert "converting the model's parts again" in caplog.text and (entry / "encoder.bin").stat().st_size == size
+    assert clf.runtime == "openvino" and clf.score_video(media["face"]).score == first
+    with np.load(entry / "check.npz") as stored:
+        forged = {k: stored[k] + (0.01 if k == "scores" else 0.0) for k in stored.files}
+    np.savez(entry / "check.npz", **forged)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="truthnet.runtime.parts"):
+        truthnet.load_classifier(model_copy)
+    assert "the head on OpenVINO differs from Keras" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="truthnet.runtime.parts"):
+        clf = truthnet.load_classifier(model_copy)  # repaired: read as it is
+    assert caplog.text == "" and clf._model is None  # (and without Keras)
+
+
+def test_parts_that_differ_from_keras_are_not_used(model_copy, media, monkeypatch, caplog):
+    monkeypatch.setattr(model_parts, "SCORE_TOLERANCE", -1.0)  # any difference, even none, is too much
+    with caplog.at_level(logging.WARNING, logger="truthnet.runtime.parts"):
+        clf = truthnet.load_classifier(model_copy)
+    assert clf.runtime == "tensorflow" and "stays on TensorFlow" in caplog.text
+    assert clf.score_video(media["face"]).ok
+    with pytest.raises(ModelError, match="cannot run on OpenVINO"):
+        truthnet.load_classifier(model_copy, runtime="openvino")
+
+
+def test_the_runtime_is_chosen_by_name_environment_and_device(model_copy, monkeypatch):
+    monkeypatch.setenv("TRUTHNET_MODEL_RUNTIME", "tensorflow")
+    assert truthnet.load_classifier(model_copy).runtime == "tensorflow"
+    monkeypatch.setenv("TRUTHNET_MODEL_RUNTIME", "onnx")
+    with pytest.raises(ConfigError, match="unknown model runtime 'onnx'"):
+        truthnet.load_classifier(model_copy)
+    monkeypatch.delenv("TRUTHNET_MODEL_RUNTIME")
+    assert model_parts.resolve_runtime(None, "gpu:0") == "tensorflow"  # (TensorFlow can use the GPU)
+    assert model_parts.resolve_runtime(None, "cpu") == "openvino"
+    with pytest.raises(ConfigError, match="runs on the CPU"):
+        model_parts.resolve_runtime("openvino", "gpu:1")
+
+
+def test_keras_loads_on_demand_and_only_from_the_bytes_that_were_scored(model_copy, tiny_model, media):
+    truthnet.load_classifier(model_copy)  # (converts and caches)
+    clf = truthnet.load_classifier(model_copy)
+    assert clf._model is None and clf.runtime == "openvino"  # from the cache: no Keras model
+    assert clf.model.get_layer("cnn") is not None  # Keras on demand (an explanation, a save)
+    again = truthnet.load_classifier(model_copy)
+    shutil.copy(tiny_model, model_copy)  # another model under the same name
+    with pytest.raises(ModelError, match="changed since this classifier scored"):
+        again.model  # noqa: B018

@@ -1,0 +1,135 @@
+"""OpenVINO for TruthNet: imported without its telemetry, and networks converted from
+TensorFlow once and cached on disk, checked on every load.
+
+Two users: MTCNN's three networks (:mod:`truthnet.plugins.mtcnn_openvino`) and a model file's
+frame encoder and temporal head (:mod:`truthnet.runtime.parts`).  An entry is a folder holding
+the networks in OpenVINO's own format and, in ``check.npz``, TensorFlow's outputs on a fixed
+input.  Loading an entry runs the networks on that input and compares; an entry that is
+missing, damaged or no longer matches (another CPU, another OpenVINO) is converted again from
+TensorFlow, which stays the judge, and replaced.  Caching is best effort: a read-only or full
+cache folder means converting every time, never a failed scan.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+_log = logging.getLogger(__name__)
+
+
+def available() -> bool:
+    """Whether OpenVINO is installed (found without importing it)."""
+    return importlib.util.find_spec("openvino") is not None
+
+
+def import_openvino():
+    """``openvino``, without its telemetry package, which its import would otherwise load (it
+    writes an id under ``~/intel`` and its converter reports usage over the network): evidence
+    tooling does not phone home."""
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)  # its import then falls back to a stub
+    import openvino
+
+    return openvino
+
+
+def frozen_graph(core, fn, signature, name: str):
+    """``fn`` (a Keras model or any callable TensorFlow can trace) read by OpenVINO from
+    TensorFlow's frozen graph of it.  Reading the frozen graph takes ~0.1 s a network where
+    ``ov.convert_model`` takes 1.5-2 s.  The graph goes through a temporary file, deleted once
+    read (OpenVINO's TensorFlow reader takes a path)."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    concrete = tf.function(fn, input_signature=list(signature))
+    frozen = convert_variables_to_constants_v2(concrete.get_concrete_function())
+    with tempfile.TemporaryDirectory(prefix="truthnet-ov-") as folder:
+        path = os.path.join(folder, f"{name}.pb")
+        with open(path, "wb") as fh:
+            fh.write(frozen.graph.as_graph_def().SerializeToString())
+        return core.read_model(path)
+
+
+def cached(folder: Path | None, load: Callable[[Path], T], convert: Callable[[], tuple[T, dict, dict]],
+           what: str, log: logging.Logger | None = None) -> T:
+    """What ``load(folder)`` gives from the cache entry ``folder``; where there is none or it
+    fails (any exception: damaged, forged, another CPU), what ``convert()`` gives, whose
+    ``(result, {name: ov.Model}, {name: reference array})`` is then saved as the entry
+    (:func:`save`).  ``folder`` None: no cache."""
+    log = log or _log
+    replace = False
+    if folder is not None:
+        try:
+            present = folder.exists()
+        except OSError:  # an unsearchable cache folder: no cache
+            present, folder = False, None
+        if present:
+            try:
+                return load(folder)
+            except Exception as exc:  # damaged or not matching: TensorFlow is the judge
+                log.warning("converting %s again: the cached ones in %s could not be used (%s: %s)",
+                            what, folder, type(exc).__name__, exc)
+                replace = True
+    result, models, reference = convert()
+    if folder is not None:
+        save(folder, models, reference, replace=replace, usable=lambda f: _loads(load, f), what=what, log=log)
+    return result
+
+
+def _loads(load: Callable[[Path], object], folder: Path) -> bool:
+    try:
+        load(folder)
+        return True
+    except Exception:
+        return False
+
+
+def save(folder: Path, models: dict, reference: dict, *, replace: bool = False,
+         usable: Callable[[Path], bool] = lambda f: True, what: str = "networks",
+         log: logging.Logger | None = None) -> None:
+    """The converted networks and TensorFlow's check outputs, written to a fresh folder and
+    moved into place whole.  An entry that is there already is kept (another process wrote it
+    meanwhile), unless ``replace`` (it failed its check) and it still is not ``usable``: then it
+    is set aside and removed.  Nothing here raises: caching never stops the work."""
+    ov = import_openvino()
+    tmp = old = None
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".partial-", dir=folder.parent)
+        for name, model in models.items():
+            ov.save_model(model, os.path.join(tmp, f"{name}.xml"), compress_to_fp16=False)
+        np.savez(os.path.join(tmp, "check.npz"), **reference)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # (mkdtemp's 0700 would hide it from a shared cache's other users)
+        if folder.exists():
+            if not replace or usable(folder):
+                return
+            old = tempfile.mkdtemp(prefix=".stale-", dir=folder.parent)
+            os.replace(folder, os.path.join(old, "entry"))
+        os.replace(tmp, folder)
+        tmp = None
+    except Exception as exc:  # read-only or full cache folder, another process in the way: not cached
+        (log or _log).debug("%s not cached in %s: %s: %s", what, folder, type(exc).__name__, exc)
+    finally:
+        for leftover in (tmp, old):
+            if leftover is not None:
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+def read_reference(folder: Path) -> dict:
+    """The check outputs stored in an entry."""
+    with np.load(folder / "check.npz") as stored:
+        return {key: stored[key] for key in stored.files}
