@@ -7,8 +7,8 @@
 The floor: each stage alone, one after the other, in one fresh process, on the same files and
 the same model file as the scan: decoding just the sampled frames (``FacePipeline.decode``, as a
 decode worker does), detecting and cropping on those frames (``FacePipeline.build``: the paper's
-MTCNN, per frame), and embedding + classifying the crops (``Classifier.predict_sequences``, all
-sequences in one call).  Each stage's CPU-seconds (all threads of the process) are summed and
+MTCNN, per frame, the pyramid by TensorFlow's kernels), and embedding + classifying the crops
+(``Classifier.predict_sequences``, all sequences in one call, on the runtime a scan chooses).  Each stage's CPU-seconds (all threads of the process) are summed and
 divided by the cores: a scan that kept every core busy with nothing but this work, and paid no
 set-up, would take that long.  Graphs are built on one clip before the clock starts.
 
@@ -59,8 +59,13 @@ def _barrier(folder: str | None, name: str) -> None:
 def role_floor(model: str, warm: str, paths: list[str]) -> dict:
     """Each stage alone over all files, CPU-seconds and wall seconds per stage."""
     import truthnet
+    from truthnet._lazy import import_tensorflow
     from truthnet.pipeline import FacePipeline
 
+    # each stage at its best: MTCNN's pyramid by TensorFlow's kernels (the scan's NumPy copies
+    # give the same bits for more CPU; a scan imports TensorFlow for them once they pay), the
+    # model on the runtime a scan chooses (OpenVINO on a CPU)
+    import_tensorflow()
     clf = truthnet.load_classifier(model)
     pipe = FacePipeline(clf.config)
     seq = pipe.prepare(warm)  # graphs built before the clock: the floor has no set-up

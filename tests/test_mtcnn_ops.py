@@ -43,6 +43,8 @@ def test_the_pyramid_is_tensorflows_to_the_bit(frames):
             oh, ow = want.shape[:2]
             win = (oh // 3, ow // 5, oh // 3 + max(oh // 4, 1), ow // 5 + max(ow // 3, 1))
             assert np.array_equal(ops.resize_area(cols[0], oh, ow, win), want[win[0] : win[2], win[1] : win[3]])
+            for thin in ((oh // 2, 0, oh // 2 + 1, ow), (0, ow // 2, oh, ow // 2 + 1)):  # one row, one column
+                assert np.array_equal(ops.resize_area(cols[0], oh, ow, thin), want[thin[0] : thin[2], thin[1] : thin[3]])
 
 
 def test_patches_are_tensorflows_to_the_bit_inside_and_past_the_frame(frames):

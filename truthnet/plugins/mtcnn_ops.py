@@ -57,19 +57,51 @@ def resize_area(columns: np.ndarray, out_h: int, out_w: int, window: tuple[int, 
     xi, xw, sx = _area_table(in_w, out_w, x0, x1)
     yi, yw, sy = _area_table(in_h, out_h, y0, y1)
     r0, c0 = int(yi.min()), int(xi.min())
-    region = columns[c0 : int(xi.max()) + 1, r0 : int(yi.max()) + 1]  # what the window reads (a view)
-    xi, yi = xi - c0, yi - r0
-    # per input row, the sum over each output pixel's run of columns (the kernel's sum_y): the
-    # first column times its weight, then the others added in order (zero weights past a run)
-    sums = region[xi[0]] * xw[0][:, None, None]
-    for j in range(1, len(xi)):
-        sums += region[xi[j]] * xw[j][:, None, None]
-    sums = np.ascontiguousarray(sums.transpose(1, 0, 2))  # (input rows, output columns, channels)
-    out = sums[yi[0]] * yw[0][:, None, None]
-    for j in range(1, len(yi)):
-        out += sums[yi[j]] * yw[j][:, None, None]
+    region = np.ascontiguousarray(columns[c0 : int(xi.max()) + 1, r0 : int(yi.max()) + 1])  # what the window reads
+    # per input row, the sum over each output pixel's run of columns (the kernel's sum_y), then
+    # per output row the weighted sum of those over its run of rows
+    sums = _weighted_runs(region, xi - c0, xw)  # (output columns, input rows, channels)
+    rows = _transpose(sums)  # (input rows, output columns, channels)
+    out = _weighted_runs(rows, yi - r0, yw)
     out *= _f32(1.0 / float(_f32(sy * sx)))  # float 1.0 / (float * float), as in the kernel
     return out
+
+
+#: floats gathered at once by :func:`_weighted_runs`: a block that stays in a core's L2 cache
+#: (a 1080p pyramid: ~2x faster than whole-level passes, measured)
+_BLOCK = 1 << 17
+
+
+def _weighted_runs(src: np.ndarray, idx: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``out[o] = src[idx[0, o]] * w[0, o] + src[idx[1, o]] * w[1, o] + ...`` for each ``o``,
+    added in that order in float32 (zero weights pad the shorter runs: adding 0 changes
+    nothing).  Output entries are done in blocks: each block's ``(o, j)`` products gathered in
+    one array, then summed over ``j`` by ``np.add.reduce`` along a middle axis, which numpy adds
+    element by element in order (no pairwise summation: that is only along the innermost axis)."""
+    k, m = idx.shape
+    inner = int(np.prod(src.shape[1:]))
+    flat = src.reshape(src.shape[0], inner)
+    out = np.empty((m, inner), _f32)
+    idx_t = np.ascontiguousarray(idx.T)
+    w_t = np.ascontiguousarray(w.T)[:, :, None]
+    step = max(1, _BLOCK // max(1, k * inner))
+    for a in range(0, m, step):
+        b = min(m, a + step)
+        block = np.take(flat, idx_t[a:b].ravel(), axis=0).reshape(b - a, k, inner)
+        block *= w_t[a:b]
+        np.add.reduce(block, axis=1, out=out[a:b])
+    return out.reshape((m,) + src.shape[1:])
+
+
+def _transpose(a: np.ndarray) -> np.ndarray:
+    """``a.transpose(1, 0, 2)`` as a contiguous array (OpenCV's blocked transpose: ~7x faster
+    than NumPy's copy for 3-channel float32)."""
+    if a.ndim == 3 and 1 <= a.shape[2] <= 4 and a.shape[0] and a.shape[1]:
+        import cv2
+
+        t = cv2.transpose(a)
+        return t.reshape(a.shape[1], a.shape[0], a.shape[2])
+    return np.ascontiguousarray(a.transpose(1, 0, 2))
 
 
 def scaled_size(h: int, w: int, scale: float) -> tuple[int, int]:
