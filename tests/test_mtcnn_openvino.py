@@ -64,18 +64,30 @@ _DETECT = textwrap.dedent(
     frame = np.full((240, 320, 3), 90, np.uint8)
     face = astronaut_face(120)
     frame[60 : 60 + face.shape[0], 100 : 100 + face.shape[1]] = face
-    faces = MTCNNDetector(runtime=sys.argv[1]).detect([frame])[0]
-    print(json.dumps({"faces": [[f.box, f.confidence] for f in faces],
-                      "tensorflow": "tensorflow" in sys.modules}))
+    detector = MTCNNDetector(runtime=sys.argv[1])
+    if len(sys.argv) > 2:  # imports TensorFlow for its kernels after that many pixels
+        import truthnet.plugins.mtcnn_pyramid as pyramid
+        pyramid.TENSORFLOW_KERNELS_AFTER = float(sys.argv[2])
+    faces = detector.detect([frame])[0]
+    out = {"faces": [[f.box, f.confidence] for f in faces], "tensorflow": "tensorflow" in sys.modules}
+    if len(sys.argv) > 2:
+        import threading
+        for t in threading.enumerate():
+            if t.name == "truthnet-import-tensorflow":
+                t.join(300)
+        out["kernels"] = type(pyramid._ops_for([frame])).__name__
+        out["again"] = [[f.box, f.confidence] for f in detector.detect([frame])[0]]
+    print(json.dumps(out))
     """
 )
 
 
-def _detect_in_a_fresh_process(runtime: str, cache) -> dict:
+def _detect_in_a_fresh_process(runtime: str, cache, *more: str) -> dict:
     import json
 
     env = {**os.environ, "TRUTHNET_CACHE": str(cache)}
-    r = subprocess.run([sys.executable, "-c", _DETECT, runtime], capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run([sys.executable, "-c", _DETECT, runtime, *more], capture_output=True, text=True, env=env,
+                       timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -91,6 +103,13 @@ def test_once_cached_a_detection_needs_no_tensorflow(tmp_path, caplog):
         [f"{n}.{ext}" for n in ("pnet", "rnet", "onet") for ext in ("xml", "bin")] + ["check.npz"])
     second = _detect_in_a_fresh_process("openvino", cache)
     assert second == {"faces": first["faces"], "tensorflow": False}
+    # a process that has detected enough pixels imports TensorFlow for its kernels in the
+    # background, and from then on uses them, with the same faces
+    third = _detect_in_a_fresh_process("openvino", cache, "1000")
+    assert {k: third[k] for k in ("faces", "kernels", "again")} == {
+        "faces": first["faces"], "kernels": "_TensorFlowOps", "again": first["faces"]}
+    fourth = _detect_in_a_fresh_process("openvino", cache, "1e12")
+    assert fourth["kernels"] == "_NumpyOps"
 
 
 def test_a_damaged_or_forged_cache_entry_is_converted_again(caplog):

@@ -216,7 +216,7 @@ def _ops_for(frames: list[np.ndarray]):
     """The pyramid and patches of ``frames`` by TensorFlow's kernels where TensorFlow is
     already imported, else by their NumPy copies: the same bits either way (:mod:`.mtcnn_ops`),
     so a detection never waits for TensorFlow and, once it is there, uses its faster kernels
-    (a 1080p frame's full pyramid: ~60 ms of one core against ~150 ms).  A process that has no
+    (a full pyramid: ~24 ms of one core per Mpixel against ~33 ms).  A process that has no
     other use for TensorFlow (a scan whose model runs on OpenVINO) imports it for the kernels
     alone once they pay for the import (:data:`TENSORFLOW_KERNELS_AFTER`)."""
     tf = sys.modules.get("tensorflow")
@@ -227,10 +227,11 @@ def _ops_for(frames: list[np.ndarray]):
 
 
 #: pixels of frames detected with the NumPy copies after which the process imports TensorFlow
-#: in the background for its image kernels: the import costs ~5 s of one core, and the kernels
-#: save ~40 ms of one core per million pixels of a full pyramid, so it pays back after ~130
-#: Mpixel (~65 1080p frames); a 10-file scan stays without it (docs/scan.md: the lever)
-TENSORFLOW_KERNELS_AFTER = 150e6
+#: in the background for its image kernels.  Measured on the realistic corpus's frames (one
+#: core): a full pyramid costs 33 ms per Mpixel with the copies and 24 ms with TensorFlow's
+#: kernels, whose import costs ~4 s of one core and ~0.6 GB: it pays back ~450 Mpixel later.
+#: So a scan of up to ~100 files never imports it, and a long watch does (docs/scan.md)
+TENSORFLOW_KERNELS_AFTER = 1000e6
 
 _numpy_pixels = 0
 _kernels_wanted = False
@@ -353,7 +354,7 @@ def normalised(frames: list[np.ndarray], columns: bool = False) -> np.ndarray:
     import cv2
 
     if columns:
-        frames = [np.ascontiguousarray(np.asarray(f, np.uint8).transpose(1, 0, 2)) for f in frames]
+        frames = [cv2.transpose(np.ascontiguousarray(f, dtype=np.uint8)) for f in frames]  # (~5x NumPy's copy)
     out = _aligned_empty((len(frames), *frames[0].shape))
     for i, f in enumerate(frames):
         cv2.LUT(np.ascontiguousarray(f, dtype=np.uint8), _NORMALISE, dst=out[i])
