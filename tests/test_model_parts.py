@@ -20,7 +20,14 @@ from truthnet.errors import ConfigError, ModelError
 from truthnet.settings import default_cache_dir
 
 pytestmark = [pytest.mark.skipif(not ovcache.available(), reason="OpenVINO is not installed"),
-              pytest.mark.allow_untrained]
+              pytest.mark.allow_untrained, pytest.mark.private_cache]
+
+
+@pytest.fixture(autouse=True)
+def _no_gpu(monkeypatch):
+    """On a machine with a GPU, ``auto`` keeps the model on TensorFlow (which can use it): these
+    tests are about the CPU, where it runs on OpenVINO."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
 
 
 def _inputs(clf, videos) -> np.ndarray:
@@ -67,7 +74,7 @@ def test_from_the_cache_a_fresh_process_scores_without_tensorflow(model_copy, me
     assert got == {"score": want.score, "status": "ok", "runtime": "openvino", "tensorflow": False, "keras": False}
 
 
-def test_a_videos_score_does_not_depend_on_its_batch(model_copy, media):
+def test_a_videos_score_does_not_depend_on_its_batch(model_copy, media, monkeypatch):
     clf = truthnet.load_classifier(model_copy)
     x = _inputs(clf, [media["face"], media["face_avi"], media["short"]])
     together = clf.predict_inputs(x)
@@ -76,6 +83,8 @@ def test_a_videos_score_does_not_depend_on_its_batch(model_copy, media):
     frames = x.reshape((-1,) + x.shape[2:])
     parts = clf._split()
     assert np.array_equal(parts.embed(frames)[5], parts.embed(frames[5:6])[0])
+    monkeypatch.setattr(model_parts, "FRAME_CHUNK", 4)  # chunk boundaries in other places
+    assert np.array_equal(parts.embed(frames[1:]), parts.embed(frames)[1:])
 
 
 def test_a_damaged_or_forged_cache_entry_is_converted_again(model_copy, media, caplog):
@@ -98,6 +107,14 @@ def test_a_damaged_or_forged_cache_entry_is_converted_again(model_copy, media, c
     with caplog.at_level(logging.WARNING, logger="truthnet.runtime.parts"):
         clf = truthnet.load_classifier(model_copy)  # repaired: read as it is
     assert caplog.text == "" and clf._model is None  # (and without Keras)
+    # an entry others could have written is not trusted, however well it checks out
+    for path in (entry, entry / "encoder.bin"):
+        path.chmod(path.stat().st_mode | 0o020)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="truthnet.runtime.parts"):
+            assert truthnet.load_classifier(model_copy).score_video(media["face"]).score == first
+        assert "alone can write" in caplog.text
+        assert not any(p.stat().st_mode & 0o022 for p in (entry, *entry.iterdir()))  # replaced
 
 
 def test_parts_that_differ_from_keras_are_not_used(model_copy, media, monkeypatch, caplog):
@@ -110,6 +127,22 @@ def test_parts_that_differ_from_keras_are_not_used(model_copy, media, monkeypatc
         truthnet.load_classifier(model_copy, runtime="openvino")
 
 
+def test_a_model_file_replaced_before_it_loaded_gives_no_verdict(model_copy, tiny_model, media, tmp_path):
+    """The scan cites the model file's SHA-256 taken when it starts; the classifier hashes the
+    bytes it loads.  A file replaced in between ends the scan with a ModelError, no verdict."""
+    from truthnet.scanning import Scanner
+    from truthnet.store import Store
+
+    clf = truthnet.load_classifier(model_copy)
+    shutil.copy(tiny_model, model_copy)  # another model under the same name
+    store = Store(tmp_path / "db.sqlite")
+    with pytest.raises(ModelError, match="changed while the scan was starting"):
+        Scanner(clf, store, model_path=model_copy).scan([str(media["face"])])
+    assert [r.status for r in store.results(store.scans()[0]["id"])] == []
+    ok = Scanner(truthnet.load_classifier(model_copy), store, model_path=model_copy).scan([str(media["face"])])
+    assert ok.counts["ok"] == 1
+
+
 def test_the_runtime_is_chosen_by_name_environment_and_device(model_copy, monkeypatch):
     monkeypatch.setenv("TRUTHNET_MODEL_RUNTIME", "tensorflow")
     assert truthnet.load_classifier(model_copy).runtime == "tensorflow"
@@ -119,6 +152,9 @@ def test_the_runtime_is_chosen_by_name_environment_and_device(model_copy, monkey
     monkeypatch.delenv("TRUTHNET_MODEL_RUNTIME")
     assert model_parts.resolve_runtime(None, "gpu:0") == "tensorflow"  # (TensorFlow can use the GPU)
     assert model_parts.resolve_runtime(None, "cpu") == "openvino"
+    from truthnet.api import load
+
+    assert load(model_copy, device="cpu").runtime == "openvino"  # (the device reaches the choice)
     with pytest.raises(ConfigError, match="runs on the CPU"):
         model_parts.resolve_runtime("openvino", "gpu:1")
 

@@ -64,7 +64,7 @@ def load(model: str | os.PathLike | None = None, *, preset: str | None = None, t
     from .resolve import inference_config
 
     cfg = inference_config(path, preset=preset, sampler=sampler, detector=detector, options=parts)
-    return load_classifier(path, cfg, threshold=threshold, background=background)
+    return load_classifier(path, cfg, threshold=threshold, device=device, background=background)
 
 
 def plan(paths: Sequence[str | os.PathLike], *, recursive: bool = False, include: list[str] | None = None,

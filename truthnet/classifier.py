@@ -39,7 +39,7 @@ class Classifier:
         self._parts: Any = False
         self._keras_parts: Any = None  # Keras's own parts, for explanations, when scoring is on OpenVINO
         self._sha256: str | None = None  # of the file the parts were loaded from
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         #: score even though the metadata says ``trained: False`` (experiments, benchmarks)
         self.allow_untrained = False
         #: the model file it was loaded from (absolute), None for one built in memory
@@ -50,15 +50,19 @@ class Classifier:
         return self.config.threshold
 
     def _resolve(self) -> None:
-        """Wait for a background load; take what it gave."""
-        loading = self._model
-        if isinstance(loading, Future):
-            got = loading.result()
-            if isinstance(got, _Loaded):
-                self._parts, self._sha256 = got.parts, got.sha256
-                self._model = got.model
-            else:
-                self._model = got
+        """Wait for a background load; take what it gave (once: threads that ask together wait
+        for the same load)."""
+        if not isinstance(self._model, Future):
+            return
+        with self._lock:
+            loading = self._model
+            if isinstance(loading, Future):
+                got = loading.result()
+                if isinstance(got, _Loaded):
+                    self._parts, self._sha256 = got.parts, got.sha256
+                    self._model = got.model
+                else:
+                    self._model = got
 
     @property
     def model(self):
@@ -75,8 +79,9 @@ class Classifier:
 
     @model.setter
     def model(self, model) -> None:
+        """Another Keras model: no longer the file's (if it came from one)."""
         self._model = model
-        self._parts, self._keras_parts = False, None
+        self._parts, self._keras_parts, self._sha256, self.source = False, None, None, None
 
     def _load_keras(self):
         from .errors import ModelError
@@ -138,9 +143,11 @@ class Classifier:
         """The parts scoring runs (see :attr:`_parts`)."""
         self._resolve()
         if self._parts is False:
-            from .runtime.parts import KerasParts
+            with self._lock:  # (split and traced once, whichever thread asks first)
+                if self._parts is False:
+                    from .runtime.parts import KerasParts
 
-            self._parts = KerasParts.split(self.model, self.config)
+                    self._parts = KerasParts.split(self.model, self.config)
         return self._parts
 
     def keras_parts(self):
@@ -149,11 +156,19 @@ class Classifier:
         parts = self._split()
         if parts is None or parts.runtime == "tensorflow":
             return parts
-        if self._keras_parts is None:
-            from .runtime.parts import KerasParts
+        with self._lock:
+            if self._keras_parts is None:
+                from .runtime.parts import KerasParts
 
-            self._keras_parts = KerasParts.split(self.model, self.config)
+                self._keras_parts = KerasParts.split(self.model, self.config)
         return self._keras_parts
+
+    @property
+    def source_sha256(self) -> str | None:
+        """The SHA-256 of the model file's bytes that scores are computed with (waits for a
+        background load); None for a model built in memory."""
+        self._resolve()
+        return self._sha256
 
     def face_pipelines(self):
         """The pool of :class:`FacePipeline` objects for this classifier's configuration and
@@ -211,10 +226,11 @@ class Classifier:
     def with_threshold(self, threshold: float) -> Classifier:
         from .model import config_with_threshold
 
-        self._resolve()
+        # the same model, parts and compiled graphs (no second trace); a load still running in
+        # the background is shared: each takes what it gives
         other = Classifier(self._model, config_with_threshold(self.config, threshold), metadata=self.metadata,
                          device=self.device)
-        other._parts, other._keras_parts, other._sha256 = self._parts, self._keras_parts, self._sha256  # (no second trace)
+        other._parts, other._keras_parts, other._sha256 = self._parts, self._keras_parts, self._sha256
         other.allow_untrained = self.allow_untrained
         other.source = self.source
         return other

@@ -87,7 +87,7 @@ def _model_identity(model, clf) -> dict:
     from .scanning import model_sha256, weights_sha256
 
     path = None if hasattr(model, "score_videos") else os.path.abspath(os.fspath(model))
-    sha = model_sha256(path) if path else None
+    sha = model_sha256(path) if path else getattr(clf, "source_sha256", None)  # (a classifier from a file: its bytes)
     return {"path": path, "sha256": sha or f"weights:{weights_sha256(clf)}", "threshold": clf.threshold}
 
 

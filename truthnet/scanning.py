@@ -125,6 +125,8 @@ class Scanner:
         self.windows = self.engine.windows
         # the model file's hash; a model with no file is known by its weights, never by a constant
         self.model_sha256 = model_sha256(model_path)
+        if not self.model_sha256 and model_path is None:  # a classifier loaded from a file: that file's bytes
+            self.model_sha256 = getattr(classifier, "source_sha256", None)
         self.weights_sha = None if self.model_sha256 else weights_sha256(classifier)
         self.key = model_key(self.model_sha256 or f"weights:{self.weights_sha}", classifier.config,
                              self.windows)
@@ -269,7 +271,20 @@ class Scanner:
     def execute(self, rows: list[Result], emit, cancel=None) -> None:
         """Score ``rows`` on this machine (the Ray engine overrides this)."""
         for row in self.engine.run(rows, cancel=cancel):
+            self._check_model_bytes()
             emit(row)
+
+    def _check_model_bytes(self) -> None:
+        """The model file hashed when the scan started (what its results cite) must be the bytes
+        the classifier scores with, which it hashed when it loaded them: a file replaced in
+        between would give verdicts of one model under the name of another."""
+        loaded = getattr(self.classifier, "source_sha256", None)
+        if self.model_sha256 and loaded and loaded != self.model_sha256:
+            from .errors import ModelError
+
+            raise ModelError(f"{self.model_path}: the model file changed while the scan was starting (SHA-256 "
+                             f"{self.model_sha256[:12]} when it started, {loaded[:12]} when the model loaded); "
+                             "no result was stored with it", hint="run the scan again")
 
 
 class ScanSession:

@@ -254,8 +254,10 @@ def _import_tensorflow() -> None:
 
     try:
         import_tensorflow()
-    except Exception:  # (detection goes on with the NumPy copies)
-        pass
+    except Exception as exc:  # (detection goes on with the NumPy copies)
+        import logging
+
+        logging.getLogger(__name__).debug("TensorFlow's kernels not imported: %s: %s", type(exc).__name__, exc)
 
 
 class _NumpyOps:

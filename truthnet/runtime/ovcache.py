@@ -6,7 +6,8 @@ frame encoder and temporal head (:mod:`truthnet.runtime.parts`).  An entry is a 
 the networks in OpenVINO's own format and, in ``check.npz``, TensorFlow's outputs on a fixed
 input.  Loading an entry runs the networks on that input and compares; an entry that is
 missing, damaged or no longer matches (another CPU, another OpenVINO) is converted again from
-TensorFlow, which stays the judge, and replaced.  Caching is best effort: a read-only or full
+TensorFlow, which stays the judge, and replaced.  Since an entry's check outputs vouch for its
+networks, only entries this user owns and alone can write are used (:func:`check_owner`).  Caching is best effort: a read-only or full
 cache folder means converting every time, never a failed scan.
 """
 
@@ -69,6 +70,11 @@ def cached(folder: Path | None, load: Callable[[Path], T], convert: Callable[[],
     ``(result, {name: ov.Model}, {name: reference array})`` is then saved as the entry
     (:func:`save`).  ``folder`` None: no cache."""
     log = log or _log
+
+    def trusted_load(entry: Path) -> T:
+        check_owner(entry)
+        return load(entry)
+
     replace = False
     if folder is not None:
         try:
@@ -77,15 +83,36 @@ def cached(folder: Path | None, load: Callable[[Path], T], convert: Callable[[],
             present, folder = False, None
         if present:
             try:
-                return load(folder)
-            except Exception as exc:  # damaged or not matching: TensorFlow is the judge
+                return trusted_load(folder)
+            except Exception as exc:  # damaged, not matching or not ours: TensorFlow is the judge
                 log.warning("converting %s again: the cached ones in %s could not be used (%s: %s)",
                             what, folder, type(exc).__name__, exc)
                 replace = True
     result, models, reference = convert()
     if folder is not None:
-        save(folder, models, reference, replace=replace, usable=lambda f: _loads(load, f), what=what, log=log)
+        save(folder, models, reference, replace=replace, usable=lambda f: _loads(trusted_load, f), what=what, log=log)
     return result
+
+
+class UntrustedEntry(RuntimeError):
+    """A cache entry that another user owns or could have written."""
+
+
+def check_owner(entry: Path) -> None:
+    """An entry is used only when this user owns it and no one else can write to it (the folder
+    and each file in it, none a link): its check outputs vouch for its networks, so networks and
+    outputs planted together by someone else would pass that check.  (Not checked where the OS
+    has no user ids.)"""
+    import stat
+
+    if not hasattr(os, "geteuid"):
+        return
+    uid = os.geteuid()
+    for path in (entry, *entry.iterdir()):
+        st = path.lstat()
+        if st.st_uid != uid or st.st_mode & 0o022 or stat.S_ISLNK(st.st_mode):
+            raise UntrustedEntry(f"{path.name} is owned by uid {st.st_uid} with mode {stat.filemode(st.st_mode)}: "
+                                 "only entries this user owns and alone can write are used")
 
 
 def _loads(load: Callable[[Path], object], folder: Path) -> bool:
@@ -113,7 +140,11 @@ def save(folder: Path, models: dict, reference: dict, *, replace: bool = False,
         np.savez(os.path.join(tmp, "check.npz"), **reference)
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # (mkdtemp's 0700 would hide it from a shared cache's other users)
+        # readable as the umask allows (mkdtemp's 0700 would be stricter than the user's other
+        # files), writable by this user alone whatever the umask (see check_owner)
+        for name in os.listdir(tmp):
+            os.chmod(os.path.join(tmp, name), 0o644 & ~umask)
+        os.chmod(tmp, 0o755 & ~umask)
         if folder.exists():
             if not replace or usable(folder):
                 return

@@ -148,12 +148,16 @@ def resolve_runtime(runtime: str | None, device: str | None) -> str:
 
 
 def _gpu_device(device: str | None) -> bool:
-    """Whether the model should run on a GPU: one is named, or none is named and an NVIDIA
-    driver shows one (where TensorFlow would use it by itself)."""
-    if device:
-        from ..device import parse_device
+    """Whether the model should run on a GPU: one is named (or was chosen for this process,
+    :func:`truthnet.device.use_device`), or none is and an NVIDIA driver shows one that
+    ``CUDA_VISIBLE_DEVICES`` does not hide (where TensorFlow would use it by itself)."""
+    from .. import device as devices
 
-        return parse_device(str(device))[0] == "gpu"
+    chosen = device or devices._chosen
+    if chosen:
+        return devices.parse_device(str(chosen))[0] == "gpu"
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1"):
+        return False
     try:
         return bool(os.listdir("/proc/driver/nvidia/gpus"))
     except OSError:
@@ -162,18 +166,40 @@ def _gpu_device(device: str | None) -> bool:
 
 def cache_dir(model_sha256: str, config: PipelineConfig) -> Path:
     """The cache entry for a model file's parts: keyed by the file's bytes, the input shape and
-    the OpenVINO version."""
+    the versions of the code that turns them into networks (:func:`_code_versions`)."""
     from ..settings import default_cache_dir
 
-    ov = ovcache.import_openvino()
-    key = hashlib.sha256(f"{CACHE_FORMAT}|{ov.get_version()}|{model_sha256}|{config.num_frames}|"
-                         f"{config.image_size}".encode()).hexdigest()[:24]
+    key = hashlib.sha256(f"{CACHE_FORMAT}|{model_sha256}|{config.num_frames}|{config.image_size}|"
+                         f"{_code_versions(config)}".encode()).hexdigest()[:24]
     return default_cache_dir() / "model-openvino" / key
 
 
+def _code_versions(config: PipelineConfig) -> str:
+    """OpenVINO's, TensorFlow's, Keras's and TruthNet's versions and the backbone's plugin
+    distribution and version: a backbone's own layers are code outside the model file, so an
+    upgrade of any of these converts again (read without importing them, except OpenVINO)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .. import __version__, plugins
+
+    parts = [ovcache.import_openvino().get_version(), __version__]
+    for dist in ("tensorflow", "keras"):
+        try:
+            parts.append(version(dist))
+        except PackageNotFoundError:
+            parts.append("-")
+    try:
+        entry = plugins.get_entry("backbone", config.backbone)
+        parts += [str(entry.distribution), str(entry.version)]
+    except Exception:  # (an unknown backbone fails later, where it is loaded)
+        parts.append("?")
+    return "|".join(parts)
+
+
 def _check_frames(config: PipelineConfig) -> np.ndarray:
+    """Four frames over [-1, 1]: both normalisations' ranges ([0, 1] and a backbone's own)."""
     s = config.image_size
-    return np.random.default_rng(0).uniform(0, 1, (2, s, s, 3)).astype(np.float32)
+    return np.random.default_rng(0).uniform(-1, 1, (4, s, s, 3)).astype(np.float32)
 
 
 def _compile(core, model):
@@ -270,6 +296,11 @@ def load(path: str, config: PipelineConfig, runtime: str = "openvino", *, strict
             return loaded["model"], None, sha
         _log.warning("the model stays on TensorFlow: OpenVINO could not take its parts (%s: %s)",
                      type(exc).__name__, exc)
-        model = loaded.get("model") or load_keras_model(path, config)
-        return model, loaded.get("keras") or KerasParts.split(model, config), sha
+        model = loaded.get("model")
+        if model is None:  # (the cache failed before Keras was needed)
+            model = load_keras_model(path, config)
+            if file_sha256(path) != sha:
+                raise ModelError(f"{path}: the model file changed while it was being loaded; load it again")
+        keras_parts = loaded.get("keras")
+        return model, keras_parts if keras_parts is not None else KerasParts.split(model, config), sha
     return loaded.get("model"), parts, sha
