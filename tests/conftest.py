@@ -39,8 +39,9 @@ _DEVICES: dict[str, str] = {}
 
 @pytest.fixture(autouse=True)
 def _isolate_user_files(request, tmp_path_factory, monkeypatch):
-    """The store, settings, caches, Keras home and HOME in a folder of this test's own;
-    no default model from the environment; the untrained guard off only where marked."""
+    """The store, settings, caches, Keras home and HOME in a folder of this test's own (the
+    converted networks' caches shared, see below); no default model from the environment; the
+    untrained guard off only where marked."""
     base = tmp_path_factory.mktemp("user")
     for var, name in USER_FILES.items():
         monkeypatch.setenv(var, str(base / name))
@@ -50,6 +51,8 @@ def _isolate_user_files(request, tmp_path_factory, monkeypatch):
         monkeypatch.setenv("TRUTHNET_ALLOW_UNTRAINED", "1")
     else:
         monkeypatch.delenv("TRUTHNET_ALLOW_UNTRAINED", raising=False)
+    if request.node.get_closest_marker("private_cache") is None:
+        _share_converted_networks(base / "cache", tmp_path_factory)
     devices = base / "cache" / "devices.json"
     fresh = request.node.get_closest_marker("fresh_device_cache") is not None
     if "json" in _DEVICES and not fresh:
@@ -58,6 +61,27 @@ def _isolate_user_files(request, tmp_path_factory, monkeypatch):
     yield base
     if "json" not in _DEVICES and devices.is_file():
         _DEVICES["json"] = devices.read_text()
+
+
+#: the cache folders of networks converted for OpenVINO (content-addressed: keyed by the weights'
+#: or model file's bytes and the versions), shared by every test of a session
+SHARED_CACHES = ("mtcnn-openvino", "model-openvino")
+
+
+def _share_converted_networks(cache: Path, tmp_path_factory) -> None:
+    """Link this test's cache folders of converted networks to the session's, so that MTCNN and
+    each model file are converted once per session (the conversion imports TensorFlow: ~5 s of
+    a CLI child that otherwise needs none).  Safe to share: entries are keyed by content, written
+    whole, checked on every load and converted again when they fail.  A test that damages or
+    counts entries is marked ``private_cache``."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # an xdist worker's base is inside the session's
+        base = base.parent
+    shared = base / "truthnet-shared-cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    for name in SHARED_CACHES:
+        (shared / name).mkdir(parents=True, exist_ok=True)
+        (cache / name).symlink_to(shared / name, target_is_directory=True)
 
 
 @pytest.fixture(scope="session")

@@ -112,6 +112,7 @@ def test_once_cached_a_detection_needs_no_tensorflow(tmp_path, caplog):
     assert fourth["kernels"] == "_NumpyOps"
 
 
+@pytest.mark.private_cache
 def test_a_damaged_or_forged_cache_entry_is_converted_again(caplog):
     """TensorFlow judges: an entry that cannot be read, or whose stored outputs the networks no
     longer give, is converted again from TensorFlow and replaced."""
