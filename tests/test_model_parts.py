@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import textwrap
@@ -51,7 +52,8 @@ def test_a_model_file_scores_on_openvino_as_keras_does(model_copy, media):
     assert got.shape == want.shape == (3,) and float(np.max(np.abs(got - want))) <= model_parts.SCORE_TOLERANCE
     assert len(set(np.round(want, 4))) == 3  # (three different scores: the comparison can fail)
     entries = list((default_cache_dir() / "model-openvino").iterdir())
-    assert len(entries) == 1 and sorted(p.name for p in entries[0].iterdir()) == [
+    assert len(entries) == 1 and entries[0].name.endswith(f"-u{os.geteuid()}")  # (this user's own)
+    assert sorted(p.name for p in entries[0].iterdir()) == [
         "check.npz", "encoder.bin", "encoder.xml", "head.bin", "head.xml"]
 
 
@@ -143,6 +145,17 @@ def test_a_model_file_replaced_before_it_loaded_gives_no_verdict(model_copy, tin
     assert ok.counts["ok"] == 1
 
 
+def test_the_ray_engine_ships_only_the_bytes_the_scan_cites(model_copy, tiny_model, tmp_path):
+    from truthnet.engine.ray import RayScanner
+    from truthnet.store import Store
+
+    scanner = RayScanner(truthnet.load_classifier(model_copy), Store(tmp_path / "db.sqlite"), model_path=model_copy)
+    assert scanner._model_bytes()[0] == open(model_copy, "rb").read()
+    shutil.copy(tiny_model, model_copy)
+    with pytest.raises(ModelError, match="changed while the scan was starting"):
+        scanner._model_bytes()
+
+
 def test_the_runtime_is_chosen_by_name_environment_and_device(model_copy, monkeypatch):
     monkeypatch.setenv("TRUTHNET_MODEL_RUNTIME", "tensorflow")
     assert truthnet.load_classifier(model_copy).runtime == "tensorflow"
@@ -152,8 +165,10 @@ def test_the_runtime_is_chosen_by_name_environment_and_device(model_copy, monkey
     monkeypatch.delenv("TRUTHNET_MODEL_RUNTIME")
     assert model_parts.resolve_runtime(None, "gpu:0") == "tensorflow"  # (TensorFlow can use the GPU)
     assert model_parts.resolve_runtime(None, "cpu") == "openvino"
+    from truthnet import device
     from truthnet.api import load
 
+    monkeypatch.setattr(device, "_chosen", None)  # (restored after: the device choice is per process)
     assert load(model_copy, device="cpu").runtime == "openvino"  # (the device reaches the choice)
     with pytest.raises(ConfigError, match="runs on the CPU"):
         model_parts.resolve_runtime("openvino", "gpu:1")

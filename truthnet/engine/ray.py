@@ -155,9 +155,19 @@ class RayScanner(Scanner):
         self.on_actor_started = None  # test hook: called with the actor handles once they are up
 
     def _model_bytes(self) -> tuple[bytes, str]:
+        """The model file's bytes to ship, which must be those whose SHA-256 the results cite
+        (hashed when the scan started): a file replaced in between gives no verdict."""
+        import hashlib
+
         if not self.model_path or not os.path.exists(self.model_path):
             raise ConfigError("--engine ray needs the model as a file (it is shipped to the workers)")
-        return Path(self.model_path).read_bytes(), Path(self.model_path).suffix
+        data = Path(self.model_path).read_bytes()
+        if self.model_sha256 and hashlib.sha256(data).hexdigest() != self.model_sha256:
+            from ..errors import ModelError
+
+            raise ModelError(f"{self.model_path}: the model file changed while the scan was starting; no result "
+                             "was stored with it", hint="run the scan again")
+        return data, Path(self.model_path).suffix
 
     def execute(self, rows: list, emit, cancel=None) -> None:
         if not rows:

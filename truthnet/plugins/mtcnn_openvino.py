@@ -94,7 +94,7 @@ def cache_dir():
     (``$TRUTHNET_CACHE``), one folder per weights and versions."""
     from ..settings import default_cache_dir
 
-    return default_cache_dir() / "mtcnn-openvino" / _cache_key()
+    return ovcache.user_entry(default_cache_dir() / "mtcnn-openvino" / _cache_key())
 
 
 def _cache_key() -> str:
@@ -176,8 +176,10 @@ def _save(folder, models: dict, reference: dict, *, replace: bool = False) -> No
 
 
 def _usable(folder) -> bool:
-    """Whether a cache entry loads and passes its check now (another process may have repaired it)."""
+    """Whether a cache entry is trusted, loads and passes its check now (another process may
+    have repaired it)."""
     try:
+        ovcache.check_owner(folder)
         _from_cache(folder)
         return True
     except Exception:

@@ -91,6 +91,10 @@ def cached(folder: Path | None, load: Callable[[Path], T], convert: Callable[[],
     result, models, reference = convert()
     if folder is not None:
         save(folder, models, reference, replace=replace, usable=lambda f: _loads(trusted_load, f), what=what, log=log)
+        try:
+            check_owner(folder)
+        except Exception as exc:  # e.g. a file system that keeps no permissions: every run converts
+            log.info("%s are not cached in %s: %s", what, folder.parent, exc)
     return result
 
 
@@ -138,8 +142,7 @@ def save(folder: Path, models: dict, reference: dict, *, replace: bool = False,
         for name, model in models.items():
             ov.save_model(model, os.path.join(tmp, f"{name}.xml"), compress_to_fp16=False)
         np.savez(os.path.join(tmp, "check.npz"), **reference)
-        umask = os.umask(0)
-        os.umask(umask)
+        umask = _umask()
         # readable as the umask allows (mkdtemp's 0700 would be stricter than the user's other
         # files), writable by this user alone whatever the umask (see check_owner)
         for name in os.listdir(tmp):
@@ -158,6 +161,25 @@ def save(folder: Path, models: dict, reference: dict, *, replace: bool = False,
         for leftover in (tmp, old):
             if leftover is not None:
                 shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _umask() -> int:
+    """This process's umask, read without setting it (``os.umask`` would change it for every
+    thread meanwhile: a file another thread creates then could come out world-writable)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+def user_entry(folder: Path) -> Path:
+    """The entry for ``folder``'s key that belongs to this user (its uid in the name): in a cache
+    folder several users share, each converts and trusts their own (:func:`check_owner`)."""
+    return folder.with_name(f"{folder.name}-u{os.geteuid()}") if hasattr(os, "geteuid") else folder
 
 
 def read_reference(folder: Path) -> dict:

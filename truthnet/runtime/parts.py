@@ -166,12 +166,13 @@ def _gpu_device(device: str | None) -> bool:
 
 def cache_dir(model_sha256: str, config: PipelineConfig) -> Path:
     """The cache entry for a model file's parts: keyed by the file's bytes, the input shape and
-    the versions of the code that turns them into networks (:func:`_code_versions`)."""
+    the versions of the code that turns them into networks (:func:`_code_versions`); this
+    user's own (:func:`.ovcache.user_entry`)."""
     from ..settings import default_cache_dir
 
     key = hashlib.sha256(f"{CACHE_FORMAT}|{model_sha256}|{config.num_frames}|{config.image_size}|"
                          f"{_code_versions(config)}".encode()).hexdigest()[:24]
-    return default_cache_dir() / "model-openvino" / key
+    return ovcache.user_entry(default_cache_dir() / "model-openvino" / key)
 
 
 def _code_versions(config: PipelineConfig) -> str:
@@ -183,10 +184,14 @@ def _code_versions(config: PipelineConfig) -> str:
     from .. import __version__, plugins
 
     parts = [ovcache.import_openvino().get_version(), __version__]
-    for dist in ("tensorflow", "keras"):
-        try:
-            parts.append(version(dist))
-        except PackageNotFoundError:
+    for dists in (("tensorflow", "tensorflow-cpu", "tensorflow-intel", "tf-nightly"), ("keras", "keras-nightly")):
+        for dist in dists:
+            try:
+                parts.append(f"{dist}={version(dist)}")
+                break
+            except PackageNotFoundError:
+                continue
+        else:
             parts.append("-")
     try:
         entry = plugins.get_entry("backbone", config.backbone)
