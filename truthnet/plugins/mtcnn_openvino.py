@@ -139,11 +139,10 @@ def _check_input(name: str) -> np.ndarray:
 
 
 def _from_cache(folder) -> dict:
-    core = import_openvino().Core()
     reference = ovcache.read_reference(folder)
     compiled = {}
     for name in NAMES:
-        compiled[name] = core.compile_model(core.read_model(str(folder / f"{name}.xml")), "CPU", _compile_options())
+        compiled[name] = ovcache.compile(ovcache.read(folder / f"{name}.xml"), _compile_options())
         want = [reference[f"{name}_{i}"] for i in range(sum(k.startswith(f"{name}_") for k in reference))]
         _compare(name, want, OpenVINONetwork(compiled[name])(_check_input(name)))
     return compiled
@@ -157,12 +156,10 @@ def _convert():
     import_tensorflow()
     from mtcnn.stages import StageONet, StagePNet, StageRNet
 
-    ov = import_openvino()
-    core = ov.Core()
     compiled, models, reference = {}, {}, {}
     for name, stage in zip(NAMES, (StagePNet(), StageRNet(), StageONet())):
-        models[name] = _read(core, name, stage._model)
-        compiled[name] = core.compile_model(models[name], "CPU", _compile_options())
+        models[name] = _read(name, stage._model)
+        compiled[name] = ovcache.compile(models[name], _compile_options())
         x = _check_input(name)
         want = [np.asarray(t) for t in stage._model(x)]
         _compare(name, want, OpenVINONetwork(compiled[name])(x))
@@ -186,12 +183,12 @@ def _usable(folder) -> bool:
         return False
 
 
-def _read(core, name: str, keras_net):
+def _read(name: str, keras_net):
     """The network read by OpenVINO from the frozen TensorFlow graph of it."""
     import tensorflow as tf
 
     side = INPUT_SIDES[name]
-    return ovcache.frozen_graph(core, keras_net, [tf.TensorSpec([None, side, side, 3], tf.float32)], name)
+    return ovcache.frozen_graph(keras_net, [tf.TensorSpec([None, side, side, 3], tf.float32)], name)
 
 
 def _compare(name: str, want: list, got) -> None:

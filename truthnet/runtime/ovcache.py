@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -46,7 +47,36 @@ def import_openvino():
     return openvino
 
 
-def frozen_graph(core, fn, signature, name: str):
+_core = None
+_core_lock = threading.RLock()
+
+
+def core():
+    """The process's one ``ov.Core``, kept for the process's life, every read and compile under
+    one lock.  A new Core per load crashed a test worker with a segfault in ``compile_model``
+    after many loads in one process (once in a full test run under load); ultralytics met the same
+    with repeated Cores (ultralytics/ultralytics#25864: "Reuse one OpenVINO Core to fix segfault
+    on repeated model loads")."""
+    global _core
+    with _core_lock:
+        if _core is None:
+            _core = import_openvino().Core()
+        return _core
+
+
+def read(path) -> object:
+    """``core().read_model(path)``, under the process's OpenVINO lock."""
+    with _core_lock:
+        return core().read_model(str(path))
+
+
+def compile(model, config: dict):
+    """``core().compile_model(model, "CPU", config)``, under the process's OpenVINO lock."""
+    with _core_lock:
+        return core().compile_model(model, "CPU", config)
+
+
+def frozen_graph(fn, signature, name: str):
     """``fn`` (a Keras model or any callable TensorFlow can trace) read by OpenVINO from
     TensorFlow's frozen graph of it.  Reading the frozen graph takes ~0.1 s a network where
     ``ov.convert_model`` takes 1.5-2 s.  The graph goes through a temporary file, deleted once
@@ -60,7 +90,7 @@ def frozen_graph(core, fn, signature, name: str):
         path = os.path.join(folder, f"{name}.pb")
         with open(path, "wb") as fh:
             fh.write(frozen.graph.as_graph_def().SerializeToString())
-        return core.read_model(path)
+        return read(path)
 
 
 def cached(folder: Path | None, load: Callable[[Path], T], convert: Callable[[], tuple[T, dict, dict]],

@@ -207,8 +207,8 @@ def _check_frames(config: PipelineConfig) -> np.ndarray:
     return np.random.default_rng(0).uniform(-1, 1, (4, s, s, 3)).astype(np.float32)
 
 
-def _compile(core, model):
-    return core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False})
+def _compile(model):
+    return ovcache.compile(model, {"INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False})
 
 
 def _check(parts: OpenVINOParts, reference: dict, config: PipelineConfig) -> None:
@@ -231,8 +231,7 @@ class NotExact(RuntimeError):
 
 
 def _from_cache(folder: Path, config: PipelineConfig) -> OpenVINOParts:
-    core = ovcache.import_openvino().Core()
-    parts = OpenVINOParts(*(_compile(core, core.read_model(str(folder / f"{n}.xml"))) for n in ("encoder", "head")))
+    parts = OpenVINOParts(*(_compile(ovcache.read(folder / f"{n}.xml")) for n in ("encoder", "head")))
     _check(parts, ovcache.read_reference(folder), config)
     return parts
 
@@ -242,16 +241,15 @@ def _convert(keras_parts: KerasParts, config: PipelineConfig):
     ``(parts, models, reference)``."""
     import tensorflow as tf
 
-    core = ovcache.import_openvino().Core()
     s, t = config.image_size, config.num_frames
     dim = int(keras_parts.encoder.output_shape[-1])
     models = {
-        "encoder": ovcache.frozen_graph(core, lambda x: keras_parts.encoder(x, training=False),
+        "encoder": ovcache.frozen_graph(lambda x: keras_parts.encoder(x, training=False),
                                         [tf.TensorSpec([None, s, s, 3], tf.float32)], "encoder"),
-        "head": ovcache.frozen_graph(core, lambda x: keras_parts.head_model(x, training=False),
+        "head": ovcache.frozen_graph(lambda x: keras_parts.head_model(x, training=False),
                                      [tf.TensorSpec([None, t, dim], tf.float32)], "head"),
     }
-    parts = OpenVINOParts(_compile(core, models["encoder"]), _compile(core, models["head"]))
+    parts = OpenVINOParts(_compile(models["encoder"]), _compile(models["head"]))
     frames = _check_frames(config)
     emb = keras_parts.embed(frames)
     # the head's check input: the check frames' embeddings, each sequence a different mix
