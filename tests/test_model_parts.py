@@ -119,6 +119,22 @@ def test_a_damaged_or_forged_cache_entry_is_converted_again(model_copy, media, c
         assert not any(p.stat().st_mode & 0o022 for p in (entry, *entry.iterdir()))  # replaced
 
 
+def test_a_killed_writers_leftovers_are_removed_by_the_next_writer(model_copy):
+    """A process killed while writing an entry leaves a ``.partial-*`` folder: the next process
+    that writes an entry there removes it once it is an hour old (a fresh one may be a live
+    writer's and is left alone)."""
+    folder = default_cache_dir() / "model-openvino"
+    folder.mkdir(parents=True)
+    old, fresh = folder / ".partial-killed", folder / ".partial-live"
+    for leftover in (old, fresh):
+        leftover.mkdir()
+        (leftover / "encoder.bin").write_bytes(b"half")
+    os.utime(old, (0, 0))
+    truthnet.load_classifier(model_copy)  # converts and writes the entry
+    assert not old.exists() and fresh.exists()
+    assert len([p for p in folder.iterdir() if not p.name.startswith(".")]) == 1  # (and the entry written)
+
+
 def test_parts_that_differ_from_keras_are_not_used(model_copy, media, monkeypatch, caplog):
     monkeypatch.setattr(model_parts, "SCORE_TOLERANCE", -1.0)  # any difference, even none, is too much
     with caplog.at_level(logging.WARNING, logger="truthnet.runtime.parts"):

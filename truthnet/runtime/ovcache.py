@@ -168,6 +168,7 @@ def save(folder: Path, models: dict, reference: dict, *, replace: bool = False,
     tmp = old = None
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(folder.parent)
         tmp = tempfile.mkdtemp(prefix=".partial-", dir=folder.parent)
         for name, model in models.items():
             ov.save_model(model, os.path.join(tmp, f"{name}.xml"), compress_to_fp16=False)
@@ -191,6 +192,32 @@ def save(folder: Path, models: dict, reference: dict, *, replace: bool = False,
         for leftover in (tmp, old):
             if leftover is not None:
                 shutil.rmtree(leftover, ignore_errors=True)
+
+
+#: a ``.partial-*`` or ``.stale-*`` folder older than this is a killed process's, never read again
+LEFTOVER_AGE_S = 3600.0
+
+
+def _remove_leftovers(parent: Path) -> None:
+    """Remove this user's ``.partial-*``/``.stale-*`` folders older than :data:`LEFTOVER_AGE_S`
+    (a process killed while writing an entry leaves one; a live writer's is minutes old at most)."""
+    import time
+
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    now = time.time()
+    for name in names:
+        if not name.startswith((".partial-", ".stale-")):
+            continue
+        path = os.path.join(parent, name)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if now - st.st_mtime > LEFTOVER_AGE_S and (not hasattr(os, "geteuid") or st.st_uid == os.geteuid()):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _umask() -> int:
