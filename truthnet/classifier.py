@@ -257,17 +257,17 @@ def load_classifier(
     thread while the caller goes on: a scan decodes its first files meanwhile.  The first score
     waits for it and raises what loading raised."""
     from .model import config_with_threshold, inspect_model
-    from .runtime.parts import resolve_runtime
+    from .runtime.parts import requested_runtime, resolve_runtime
 
     cfg, meta = inspect_model(path, config)
-    wanted = (runtime or os.environ.get("TRUTHNET_MODEL_RUNTIME") or "auto").strip().lower()
+    strict = requested_runtime(runtime) == "openvino"
     resolved = resolve_runtime(runtime, device)
     source = os.path.abspath(os.fspath(path))
     loaded = None
     if background:
-        model = _in_thread(_load_parts, source, cfg, resolved, wanted == "openvino")
+        model = _in_thread(_load_parts, source, cfg, resolved, strict)
     else:
-        loaded = _load_parts(source, cfg, resolved, wanted == "openvino")
+        loaded = _load_parts(source, cfg, resolved, strict)
         model = loaded.model
     clf = Classifier(model, config_with_threshold(cfg, threshold), metadata=meta, device=device)
     clf.source = source

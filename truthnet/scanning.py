@@ -280,11 +280,16 @@ class Scanner:
         between would give verdicts of one model under the name of another."""
         loaded = getattr(self.classifier, "source_sha256", None)
         if self.model_sha256 and loaded and loaded != self.model_sha256:
-            from .errors import ModelError
+            raise self.model_changed(loaded)
 
-            raise ModelError(f"{self.model_path}: the model file changed while the scan was starting (SHA-256 "
-                             f"{self.model_sha256[:12]} when it started, {loaded[:12]} when the model loaded); "
-                             "no result was stored with it", hint="run the scan again")
+    def model_changed(self, loaded: str):
+        """The error for a model file whose bytes (SHA-256 ``loaded``) are not those the scan's
+        results cite."""
+        from .errors import ModelError
+
+        return ModelError(f"{self.model_path}: the model file changed while the scan was starting (SHA-256 "
+                          f"{self.model_sha256[:12]} when it started, {loaded[:12]} when the model loaded); "
+                          "no result was stored with it", hint="run the scan again")
 
 
 class ScanSession:

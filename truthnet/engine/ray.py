@@ -162,11 +162,9 @@ class RayScanner(Scanner):
         if not self.model_path or not os.path.exists(self.model_path):
             raise ConfigError("--engine ray needs the model as a file (it is shipped to the workers)")
         data = Path(self.model_path).read_bytes()
-        if self.model_sha256 and hashlib.sha256(data).hexdigest() != self.model_sha256:
-            from ..errors import ModelError
-
-            raise ModelError(f"{self.model_path}: the model file changed while the scan was starting; no result "
-                             "was stored with it", hint="run the scan again")
+        sha = hashlib.sha256(data).hexdigest()
+        if self.model_sha256 and sha != self.model_sha256:
+            raise self.model_changed(sha)
         return data, Path(self.model_path).suffix
 
     def execute(self, rows: list, emit, cancel=None) -> None:

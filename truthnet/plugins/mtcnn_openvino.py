@@ -169,18 +169,8 @@ def _convert():
 
 def _save(folder, models: dict, reference: dict, *, replace: bool = False) -> None:
     """An entry for the converted networks (:func:`truthnet.runtime.ovcache.save`)."""
-    ovcache.save(folder, models, reference, replace=replace, usable=_usable, what="MTCNN's networks", log=_log)
-
-
-def _usable(folder) -> bool:
-    """Whether a cache entry is trusted, loads and passes its check now (another process may
-    have repaired it)."""
-    try:
-        ovcache.check_owner(folder)
-        _from_cache(folder)
-        return True
-    except Exception:
-        return False
+    ovcache.save(folder, models, reference, replace=replace, usable=lambda f: ovcache.usable(f, _from_cache),
+                 what="MTCNN's networks", log=_log)
 
 
 def _read(name: str, keras_net):

@@ -120,7 +120,7 @@ def cached(folder: Path | None, load: Callable[[Path], T], convert: Callable[[],
                 replace = True
     result, models, reference = convert()
     if folder is not None:
-        save(folder, models, reference, replace=replace, usable=lambda f: _loads(trusted_load, f), what=what, log=log)
+        save(folder, models, reference, replace=replace, usable=lambda f: usable(f, load), what=what, log=log)
         try:
             check_owner(folder)
         except Exception as exc:  # e.g. a file system that keeps no permissions: every run converts
@@ -149,8 +149,11 @@ def check_owner(entry: Path) -> None:
                                  "only entries this user owns and alone can write are used")
 
 
-def _loads(load: Callable[[Path], object], folder: Path) -> bool:
+def usable(folder: Path, load: Callable[[Path], object]) -> bool:
+    """Whether an entry is trusted (:func:`check_owner`), loads and passes its check now
+    (another process may have repaired it)."""
     try:
+        check_owner(folder)
         load(folder)
         return True
     except Exception:

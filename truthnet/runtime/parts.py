@@ -127,13 +127,20 @@ class OpenVINOParts:
         return self._run(1, emb).reshape(-1)
 
 
-def resolve_runtime(runtime: str | None, device: str | None) -> str:
-    """``"openvino"`` or ``"tensorflow"`` for a model's parts.  ``None``: the environment's
-    ``TRUTHNET_MODEL_RUNTIME``, else ``auto``: OpenVINO on a CPU where it is installed."""
+def requested_runtime(runtime: str | None) -> str:
+    """The runtime asked for: ``runtime``, else the environment's ``TRUTHNET_MODEL_RUNTIME``,
+    else ``"auto"``; one of :data:`RUNTIMES` or a :class:`ConfigError`."""
     runtime = (runtime or os.environ.get("TRUTHNET_MODEL_RUNTIME") or "auto").strip().lower()
     if runtime not in RUNTIMES:
         raise ConfigError(f"unknown model runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}",
                           hint="TRUTHNET_MODEL_RUNTIME=openvino|tensorflow|auto")
+    return runtime
+
+
+def resolve_runtime(runtime: str | None, device: str | None) -> str:
+    """``"openvino"`` or ``"tensorflow"`` for a model's parts (:func:`requested_runtime`;
+    ``auto``: OpenVINO on a CPU where it is installed)."""
+    runtime = requested_runtime(runtime)
     on_gpu = _gpu_device(device)
     if runtime == "openvino":
         if on_gpu:
@@ -279,10 +286,14 @@ def load(path: str, config: PipelineConfig, runtime: str = "openvino", *, strict
         folder = None
     loaded: dict = {}
 
-    def convert():
-        model = loaded["model"] = load_keras_model(path, config)
-        if file_sha256(path) != sha:  # (never cache one file's networks under another's bytes)
+    def keras_model():
+        model = load_keras_model(path, config)
+        if file_sha256(path) != sha:  # (never one file's networks under another's bytes)
             raise ModelError(f"{path}: the model file changed while it was being loaded; load it again")
+        return model
+
+    def convert():
+        model = loaded["model"] = keras_model()
         keras_parts = loaded["keras"] = KerasParts.split(model, config)
         if keras_parts is None:
             raise NotExact("the model has no TruthNet layer names (cnn, pool, lstm, ...) to split it by")
@@ -301,9 +312,7 @@ def load(path: str, config: PipelineConfig, runtime: str = "openvino", *, strict
                      type(exc).__name__, exc)
         model = loaded.get("model")
         if model is None:  # (the cache failed before Keras was needed)
-            model = load_keras_model(path, config)
-            if file_sha256(path) != sha:
-                raise ModelError(f"{path}: the model file changed while it was being loaded; load it again")
+            model = keras_model()
         keras_parts = loaded.get("keras")
         return model, keras_parts if keras_parts is not None else KerasParts.split(model, config), sha
     return loaded.get("model"), parts, sha
