@@ -131,5 +131,6 @@ def more_files_than_in_flight(batch_size: int) -> int:
     and two more: a scan stopped after its second verdict cannot have finished them all."""
     from truthnet.engine import plan_threads
 
-    workers, detect = plan_threads(False)
-    return workers + 2 * detect + (batch_size - 1) + batch_size + 4
+    # (detecting in the decode workers or in threads here: the larger of the two)
+    held = max(workers + 2 * detect for workers, detect in (plan_threads(False), plan_threads(True)))
+    return held + (batch_size - 1) + batch_size + 4

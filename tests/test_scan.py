@@ -248,6 +248,43 @@ def test_opencv_detectors_detect_in_the_decode_workers(tmp_path, media):
     assert noface.status == "no_face" and noface.faces_found == [0] * 10 and "no face" in noface.reason
 
 
+def test_mtcnn_on_openvino_detects_in_the_decode_workers(model, tmp_path, media, monkeypatch):
+    """MTCNN on OpenVINO needs no TensorFlow: the decode workers detect and send back only the
+    crops, and the scanning process builds no detector.  The same files detected in this
+    process instead (the engine's decision travels with each task: the workers, which do not
+    see this test's patch, obey it) give the very same faces, scores and frames."""
+    import truthnet
+    import truthnet.engine
+    from truthnet.engine import Engine
+    from truthnet.plugins.face_detectors import MTCNNDetector
+
+    files = [str(media["face"]), str(media["noface"]), str(media["short"])]
+    built_here = []  # windows detected in this process
+    build = truthnet.engine.build_window
+    monkeypatch.setattr(truthnet.engine, "build_window", lambda *a: built_here.append(a[1]) or build(*a))
+
+    def scan(db):
+        built_here.clear()
+        clf = truthnet.load_classifier(model)
+        s = Scanner(clf, Store(tmp_path / db), model_path=str(model)).scan(files)
+        return {Path(r.path).name: r for r in Store(tmp_path / db).results(s.scan_id)}, sorted(built_here)
+
+    assert Engine(truthnet.load_classifier(model)).in_worker
+    workers, here = scan("workers.sqlite")
+    monkeypatch.setattr(MTCNNDetector, "runs_in_decoder", staticmethod(lambda options, device=None: False))
+    assert not Engine(truthnet.load_classifier(model)).in_worker
+    main, here_after = scan("main.sqlite")
+    assert here == [] and here_after == sorted(files)  # ... and the patched side did detect here
+    assert {n: r.status for n, r in workers.items()} == {n: r.status for n, r in main.items()}
+    assert workers[media["face"].name].status == "ok" and workers[media["noface"].name].status == "no_face"
+    for name, r in workers.items():
+        other = main[name]
+        assert (r.score, r.faces_found, r.frame_indices, r.frames_sha256) == (
+            other.score, other.faces_found, other.frame_indices, other.frames_sha256), name
+        if r.status == "ok":
+            assert r.timings["detect"] > 0 and other.timings["detect"] > 0
+
+
 def test_no_decode_worker_outlives_a_scan_killed_outright(model, tmp_path, media):
     """A scan killed with -9 while its worker is deep in a decode (here: one that would hang for
     ten minutes) leaves no decoder running."""

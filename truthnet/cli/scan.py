@@ -449,8 +449,9 @@ def register(sub) -> None:
     p.add_argument("--exclude", action="append", metavar="GLOB", help="skip files matching (repeatable)")
     p.add_argument("--threshold", type=threshold, help="override the model's decision threshold (0-1)")
     p.add_argument("--workers", type=positive_int,
-                   help="decoder processes (default: half the cores when faces are detected in the main "
-                        "process, all of them otherwise)")
+                   help="decoder processes (default: one per core when they also detect faces, as "
+                        "MTCNN on OpenVINO and the OpenCV detectors do; half the cores when the main "
+                        "process detects)")
     p.add_argument("--device", help="cpu or gpu[:N]")
     p.add_argument("--windows", type=positive_int, default=1,
                    help="score up to K sequences spread over each video (score = mean); a short clip gets "

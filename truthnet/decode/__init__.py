@@ -2,7 +2,8 @@
 
 This runs inside the decode worker processes of :mod:`truthnet.decode.isolation` (and in threads for
 the in-process strategy), so it imports OpenCV and the plugin registry only.  With a face
-detector that can run here (``runs_in_decoder``: ``none``, ``haar``) it also detects and crops,
+detector that can run here (``runs_in_decoder``: ``none``, ``haar``, ``mtcnn`` on OpenVINO on the
+CPU) it also detects and crops,
 so only the small crops cross the process boundary.
 """
 
@@ -74,23 +75,28 @@ def pipelines_for(config: dict, device: str | None = None) -> PipelinePool:
     return pool
 
 
-def default_decode(config: dict, path: str, windows: int):
+def default_decode(config: dict, path: str, windows: int, detect: bool | None = None):
     """Probe ``path`` and read the sampled frames of each window; with a detector that runs in
     the decoder, return :class:`~truthnet.pipeline.FaceSequence` / :class:`WindowFailure` per
-    window instead of the full-resolution frames."""
+    window instead of the full-resolution frames.  ``detect``: the engine's decision (it plans
+    its threads by it); None: decided here from ``config`` (:func:`detects_in_decoder`)."""
     with pipelines_for(config).take() as pipe:
         info, per_window, seconds = pipe.decode(path, windows=windows)
-        if not detects_in_decoder(pipe.config):
+        if not (detects_in_decoder(pipe.config) if detect is None else detect):
             return info, per_window, seconds
         return info, [build_window(pipe, path, info, frames, got, seconds) for frames, got in per_window], seconds
 
 
-def detects_in_decoder(config: PipelineConfig) -> bool:
+def detects_in_decoder(config: PipelineConfig, device: str | None = None) -> bool:
     """Whether ``config``'s face detector declares it can run in the decode workers (no
-    TensorFlow, cheap to create in each process)."""
+    TensorFlow, cheap to create in each process): its factory's ``runs_in_decoder``, a flag or
+    a function of the detector's options and the classifier's ``device``."""
     from .. import plugins
 
-    return bool(getattr(plugins.get_entry("face_detector", config.detector).factory, "runs_in_decoder", False))
+    flag = getattr(plugins.get_entry("face_detector", config.detector).factory, "runs_in_decoder", False)
+    if callable(flag):
+        flag = flag(dict(config.detector_options), device)
+    return bool(flag)
 
 
 def build_window(pipe, path, info, frames, got, seconds):

@@ -31,12 +31,14 @@ ISOLATIONS = ("auto", "process", "thread")
 
 @dataclass
 class DecodeTask:
-    """Decode ``path`` with pipeline ``config`` into ``windows`` windows."""
+    """Decode ``path`` with pipeline ``config`` into ``windows`` windows; ``detect``: whether
+    the decoder also detects and crops (the engine's decision; None: the decode function's)."""
 
     key: int
     config: dict
     path: str
     windows: int
+    detect: bool | None = None
 
 
 @dataclass
@@ -76,7 +78,10 @@ Message = Decoded | DecodeFailed | SetupFailed
 def decode_one(decode_fn: DecodeFn, task: DecodeTask) -> Message:
     """Run ``decode_fn`` on one task and turn the outcome into a message (both strategies)."""
     try:
-        info, per_window, seconds = decode_fn(task.config, task.path, task.windows)
+        if decode_fn is default_decode and task.detect is not None:  # (other decode functions decide alone)
+            info, per_window, seconds = decode_fn(task.config, task.path, task.windows, detect=task.detect)
+        else:
+            info, per_window, seconds = decode_fn(task.config, task.path, task.windows)
         return Decoded(task.key, info, per_window, seconds)
     except VideoError as exc:
         return DecodeFailed(task.key, exc.status, exc.reason)

@@ -62,6 +62,12 @@ def main() -> None:
     import cv2
 
     cv2.setNumThreads(1)
+    # MTCNN detecting here keeps its NumPy pyramid: TensorFlow's faster kernels would cost each
+    # worker ~0.6 GB and ~4 s of a core to import, the memory once per core, and a worker sees
+    # only its share of a scan's pixels (mtcnn_pyramid.TENSORFLOW_KERNELS_AFTER)
+    from truthnet.plugins import mtcnn_pyramid
+
+    mtcnn_pyramid.TENSORFLOW_KERNELS_AFTER = float("inf")
     conn.send(READY)
     while True:
         try:

@@ -1,7 +1,7 @@
 """The engine: every verdict TruthNet gives, from any entry point, takes this road.
 
 files -> decode (an isolation strategy, :mod:`truthnet.decode.isolation`) -> face detection and crops
-(in the worker for OpenCV-only detectors, here otherwise) -> backbone + temporal head in batches
+(in the worker for detectors that need no TensorFlow: MTCNN on OpenVINO, OpenCV's; here otherwise) -> backbone + temporal head in batches
 across videos -> :class:`~truthnet.record.Result`.  The Python API (``score_video(s)``),
 ``evaluate``, ``calibrate``, ``truthnet scan``, the job queue and the Ray actors all call
 :meth:`Engine.run`, so a file and a model give the same status and score everywhere.
@@ -129,7 +129,7 @@ class Engine:
             check_worker_safe(classifier.config)  # the decode workers load installed plugins only
             fn_spec(decode_fn)  # ... and import the decode function by name
         self.isolation = isolation
-        self.in_worker = detects_in_decoder(classifier.config)
+        self.in_worker = detects_in_decoder(classifier.config, getattr(classifier, "device", None))
         auto_workers, auto_detect = plan_threads(self.in_worker)
         self.workers = auto_workers if workers is None else max(1, int(workers))
         self.detect_threads = auto_detect if detect_threads is None else max(1, int(detect_threads))
@@ -147,10 +147,13 @@ class Engine:
             self._decoders = None
 
     @contextmanager
-    def _decoding(self):
-        """This run's decoders: the kept ones (opened on first use), or a pool for this run."""
+    def _decoding(self, files: int):
+        """This run's decoders: the kept ones (opened on first use), or a pool for this run's
+        ``files`` (no more workers than files: each one started costs its imports and, when
+        it detects, its detector's set-up)."""
         if not self.keep_decoders:
-            with open_decoder(self.isolation, self.workers, self.timeout, self.decode_fn) as decoders:
+            with open_decoder(self.isolation, min(self.workers, max(1, files)), self.timeout,
+                              self.decode_fn) as decoders:
                 yield decoders
             return
         if self._decoders is None:
@@ -180,12 +183,12 @@ class Engine:
             r.threshold = self.clf.threshold if r.threshold is None else r.threshold
         config = self.clf.config.to_dict()
         pool = self.clf.face_pipelines()  # the classifier's: detectors built once, reused by every run
-        tasks = [DecodeTask(i, config, r.path, self.windows) for i, r in enumerate(rows)]
+        tasks = [DecodeTask(i, config, r.path, self.windows, self.in_worker) for i, r in enumerate(rows)]
         batch = _Batch()  # this run's sequences waiting for the model (run state: never on self)
         faces: deque = deque()  # futures of _faces, in decode order
         finished = False
         try:
-            with self._decoding() as decoders, \
+            with self._decoding(len(tasks)) as decoders, \
                     ThreadPoolExecutor(self.detect_threads, thread_name_prefix="truthnet-faces") as detect, \
                     ThreadPoolExecutor(1, thread_name_prefix="truthnet-score") as score:
                 batch.pool = score if self.score_in_thread else None
@@ -252,27 +255,26 @@ class Engine:
             from ..filecheck import file_sha256
 
             row.sha256 = file_sha256(row.path)
-        in_worker = self.in_worker
         seqs: list[FaceSequence] = []
         errors: list[WindowFailure] = []
         faces: list[int] = []
-        detect = 0.0
-        if not in_worker:
-            pipe.ready()  # set-up once per detector (and waiting for TensorFlow): not this file's time
-        t = time.perf_counter()
+        detect = 0.0  # the decoder's detection time for windows it built, this thread's for the rest
         for item in msg.per_window:
             if not isinstance(item, (FaceSequence, WindowFailure)):  # frames: detect here
+                pipe.ready()  # set-up once per detector (and waiting for TensorFlow): not this file's time
+                t = time.perf_counter()
                 item = build_window(pipe, row.path, msg.info, *item, msg.seconds)
+                detect += time.perf_counter() - t
+            elif isinstance(item, FaceSequence):
+                detect += item.timings.get("detect", 0.0) + item.timings.get("crop", 0.0)
             if isinstance(item, FaceSequence):
                 seqs.append(item)
-                detect += item.timings.get("detect", 0.0) + item.timings.get("crop", 0.0)
             else:
                 errors.append(item)
             faces.extend(item.faces_found or [])
         row.frames_sampled = sum(s.frames_used for s in seqs) + sum(e.frames for e in errors)
         row.faces_found = faces if getattr(pipe.detector, "finds_faces", True) else None
-        row.timings = {"decode": round(msg.seconds, 4),
-                       "detect": round(detect if in_worker else time.perf_counter() - t, 4)}
+        row.timings = {"decode": round(msg.seconds, 4), "detect": round(detect, 4)}
         if not seqs:
             row.status, row.reason = errors[0].status, errors[0].reason
             return None
@@ -364,7 +366,9 @@ def plan_threads(detect_in_worker: bool, cores: int | None = None) -> tuple[int,
     small ops gain little from a second intra-op thread but nearly 2x from a second frame
     detected at once.  So with detection here, half the cores decode and detection runs in one
     thread per core, at most 4 (TensorFlow's shared pool keeps them from oversubscribing; more
-    threads were not measured to pay); with detection in the workers, every core decodes."""
+    threads were not measured to pay); with detection in the workers (MTCNN on OpenVINO, the
+    OpenCV detectors), every core decodes and detects: no frames cross between processes and no
+    two detections share an interpreter (``bench_levers.py --lever mtcnn-in-decoder``)."""
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     n = max(1, int(cores))

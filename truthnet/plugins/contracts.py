@@ -52,7 +52,8 @@ class FaceDetector(Protocol):
 
     Optional attributes: ``finds_faces = False`` (the detector does not look for faces: whole
     frames are used) and, on the factory, ``runs_in_decoder = True`` (cheap to create, no
-    TensorFlow: ``truthnet scan`` detects in its decode worker processes).
+    TensorFlow: ``truthnet scan`` detects in its decode worker processes), or a function
+    ``runs_in_decoder(options, device) -> bool`` saying so for some options and devices.
     """
 
     def detect(self, frames: list[np.ndarray]) -> list[list[Face]]: ...

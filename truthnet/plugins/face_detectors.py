@@ -50,6 +50,21 @@ class MTCNNDetector:
     name = "mtcnn"
     finds_faces = True
 
+    @staticmethod
+    def runs_in_decoder(options: dict, device: str | None = None) -> bool:
+        """Whether a scan detects in its decode worker processes: where the networks run on
+        OpenVINO on the CPU (no TensorFlow; built from their cache in a fraction of a second),
+        so each worker decodes and detects its own files and only the crops travel back: no
+        frames pickled between processes, no detection threads sharing one interpreter.  On a
+        GPU, or with ``runtime=tensorflow``, the scanning process detects, in its threads."""
+        runtime = options.get("runtime", "auto")
+        where = str(options.get("device") or device or "CPU").upper()
+        if runtime == "tensorflow" or not where.startswith("CPU"):
+            return False
+        from . import mtcnn_openvino
+
+        return mtcnn_openvino.available()
+
     def __init__(
         self,
         max_side: int | None = None,

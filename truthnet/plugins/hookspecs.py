@@ -50,6 +50,8 @@ def truthnet_register_face_detectors(register: Register) -> None:
     pipeline then uses whole frames and reports faces as not applicable.  A factory (class)
     with ``runs_in_decoder = True`` is cheap to create and needs no TensorFlow: the scanner
     then detects and crops in its decode worker processes, in parallel (``haar``, ``none``).
+    ``runs_in_decoder`` may also be a function ``(options, device) -> bool`` of the detector's
+    options and the classifier's device (``mtcnn``: on OpenVINO on the CPU).
     """
 
 
