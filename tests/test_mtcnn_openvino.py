@@ -162,6 +162,21 @@ def test_an_unknown_runtime_is_refused_and_openvino_is_for_the_cpu():
         MTCNNDetector(runtime="openvino", device="GPU:0").ready()
 
 
+def test_mtcnn_detects_in_the_decode_workers_only_on_openvino_on_the_cpu():
+    """Where its networks need TensorFlow (a GPU device, from the options or the classifier;
+    ``runtime=tensorflow``) the scanning process detects; on OpenVINO on the CPU the workers do."""
+    from truthnet.config import PipelineConfig
+    from truthnet.decode import detects_in_decoder
+
+    paper = PipelineConfig.preset("paper")
+    assert detects_in_decoder(paper) and detects_in_decoder(paper, "cpu")
+    assert not detects_in_decoder(paper, "gpu:0")
+    assert not detects_in_decoder(paper.replace(detector_options={"device": "GPU:1"}), "cpu")
+    assert not detects_in_decoder(paper.replace(detector_options={"runtime": "tensorflow"}))
+    assert detects_in_decoder(paper.replace(detector_options={"runtime": "openvino"}))
+    assert detects_in_decoder(paper.replace(detector="haar"), "gpu:0")  # OpenCV's: anywhere
+
+
 def test_openvinos_telemetry_stays_out(tmp_path):
     """Its import would write an id under ~/intel and its converter reports usage online: the
     way TruthNet imports OpenVINO leaves the telemetry package out (a fresh process: this one

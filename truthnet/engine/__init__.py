@@ -1,10 +1,11 @@
 """The engine: every verdict TruthNet gives, from any entry point, takes this road.
 
 files -> decode (an isolation strategy, :mod:`truthnet.decode.isolation`) -> face detection and crops
-(in the worker for detectors that need no TensorFlow: MTCNN on OpenVINO, OpenCV's; here otherwise) -> backbone + temporal head in batches
-across videos -> :class:`~truthnet.record.Result`.  The Python API (``score_video(s)``),
-``evaluate``, ``calibrate``, ``truthnet scan``, the job queue and the Ray actors all call
-:meth:`Engine.run`, so a file and a model give the same status and score everywhere.
+(in the worker for detectors that need no TensorFlow: MTCNN on OpenVINO, OpenCV's; here
+otherwise) -> backbone + temporal head in batches across videos -> :class:`~truthnet.record.Result`.
+The Python API (``score_video(s)``), ``evaluate``, ``calibrate``, ``truthnet scan``, the job queue
+and the Ray actors all call :meth:`Engine.run`, so a file and a model give the same status and
+score everywhere.
 """
 
 from __future__ import annotations
