@@ -259,11 +259,13 @@ def test_mtcnn_on_openvino_detects_in_the_decode_workers(model, tmp_path, media,
     from truthnet.plugins.face_detectors import MTCNNDetector
 
     files = [str(media["face"]), str(media["noface"]), str(media["short"])]
+    per_worker, decides = truthnet.engine.FILES_PER_DETECTING_WORKER, MTCNNDetector.__dict__["runs_in_decoder"]
+    monkeypatch.setattr(truthnet.engine, "FILES_PER_DETECTING_WORKER", 0)  # however many cores this has
     built_here = []  # windows detected in this process
     build = truthnet.engine.build_window
     monkeypatch.setattr(truthnet.engine, "build_window", lambda *a: built_here.append(a[1]) or build(*a))
 
-    def scan(db):
+    def scan(db, files=files):
         built_here.clear()
         clf = truthnet.load_classifier(model)
         s = Scanner(clf, Store(tmp_path / db), model_path=str(model)).scan(files)
@@ -275,6 +277,11 @@ def test_mtcnn_on_openvino_detects_in_the_decode_workers(model, tmp_path, media,
     assert not Engine(truthnet.load_classifier(model)).in_worker
     main, here_after = scan("main.sqlite")
     assert here == [] and here_after == sorted(files)  # ... and the patched side did detect here
+    # a run too short to pay for each worker's detector set-up detects here, where it is kept
+    monkeypatch.setattr(MTCNNDetector, "runs_in_decoder", decides)
+    monkeypatch.setattr(truthnet.engine, "FILES_PER_DETECTING_WORKER", per_worker)
+    one, here_short = scan("one.sqlite", files[:1])
+    assert here_short == files[:1] and one[media["face"].name].score == workers[media["face"].name].score
     assert {n: r.status for n, r in workers.items()} == {n: r.status for n, r in main.items()}
     assert workers[media["face"].name].status == "ok" and workers[media["noface"].name].status == "no_face"
     for name, r in workers.items():

@@ -130,16 +130,38 @@ class Engine:
             check_worker_safe(classifier.config)  # the decode workers load installed plugins only
             fn_spec(decode_fn)  # ... and import the decode function by name
         self.isolation = isolation
+        #: the detector can run in the decode workers (a run with few files still detects here)
         self.in_worker = detects_in_decoder(classifier.config, getattr(classifier, "device", None))
-        auto_workers, auto_detect = plan_threads(self.in_worker)
-        self.workers = auto_workers if workers is None else max(1, int(workers))
-        self.detect_threads = auto_detect if detect_threads is None else max(1, int(detect_threads))
+        from ..plugins import get_entry
+
+        # a detector with a set-up step (``ready``: MTCNN's networks) is worth building in the
+        # workers only for runs long enough to pay for it (:meth:`_plan`); OpenCV's always are
+        self._setup_cost = hasattr(get_entry("face_detector", classifier.config.detector).factory, "ready")
+        self._asked = (workers, detect_threads)
+        self.workers, self.detect_threads = self._threads(self.in_worker)
         self.timeout = timeout
         self.batch_size = max(1, int(batch_size))
         self.thumbs = thumbs
         self.decode_fn = decode_fn
         self.keep_decoders = keep_decoders
         self._decoders = None  # the decoders kept open between runs (keep_decoders)
+
+    def _threads(self, in_worker: bool) -> tuple[int, int]:
+        """(decode workers, detection threads): the ones asked for, else :func:`plan_threads`'s."""
+        auto_workers, auto_detect = plan_threads(in_worker)
+        workers, detect = self._asked
+        return (auto_workers if workers is None else max(1, int(workers)),
+                auto_detect if detect is None else max(1, int(detect)))
+
+    def _plan(self, files: int) -> tuple[bool, int, int]:
+        """(detect in the workers, workers, detection threads) for a run of ``files``: a
+        detector with a set-up step detects in the workers only with at least
+        :data:`FILES_PER_DETECTING_WORKER` files per worker (or decoders kept between runs),
+        since each worker builds its own where this process's are built once and kept."""
+        if self.in_worker and (self.keep_decoders or not self._setup_cost
+                               or files >= FILES_PER_DETECTING_WORKER * self.workers):
+            return True, self.workers, self.detect_threads
+        return (False, *self._threads(False)) if self.in_worker else (False, self.workers, self.detect_threads)
 
     def close(self) -> None:
         """Stop the decoders kept between runs (``keep_decoders``); a no-op otherwise."""
@@ -148,12 +170,11 @@ class Engine:
             self._decoders = None
 
     @contextmanager
-    def _decoding(self, files: int):
-        """This run's decoders: the kept ones (opened on first use), or a pool for this run's
-        ``files`` (no more workers than files: each one started costs its imports and, when
-        it detects, its detector's set-up)."""
+    def _decoding(self, files: int, workers: int):
+        """This run's decoders: the kept ones (opened on first use), or ``workers`` for this
+        run's ``files`` (no more workers than files: each one started costs its imports)."""
         if not self.keep_decoders:
-            with open_decoder(self.isolation, min(self.workers, max(1, files)), self.timeout,
+            with open_decoder(self.isolation, min(workers, max(1, files)), self.timeout,
                               self.decode_fn) as decoders:
                 yield decoders
             return
@@ -184,17 +205,18 @@ class Engine:
             r.threshold = self.clf.threshold if r.threshold is None else r.threshold
         config = self.clf.config.to_dict()
         pool = self.clf.face_pipelines()  # the classifier's: detectors built once, reused by every run
-        tasks = [DecodeTask(i, config, r.path, self.windows, self.in_worker) for i, r in enumerate(rows)]
+        in_worker, workers, detect_threads = self._plan(len(rows))
+        tasks = [DecodeTask(i, config, r.path, self.windows, in_worker) for i, r in enumerate(rows)]
         batch = _Batch()  # this run's sequences waiting for the model (run state: never on self)
         faces: deque = deque()  # futures of _faces, in decode order
         finished = False
         try:
-            with self._decoding(len(tasks)) as decoders, \
-                    ThreadPoolExecutor(self.detect_threads, thread_name_prefix="truthnet-faces") as detect, \
+            with self._decoding(len(tasks), workers) as decoders, \
+                    ThreadPoolExecutor(detect_threads, thread_name_prefix="truthnet-faces") as detect, \
                     ThreadPoolExecutor(1, thread_name_prefix="truthnet-score") as score:
                 batch.pool = score if self.score_in_thread else None
                 try:
-                    yield from self._read(decoders, tasks, rows, pool, detect, faces, batch, cancel)
+                    yield from self._read(decoders, tasks, rows, pool, detect, detect_threads, faces, batch, cancel)
                     finished = not (cancel is not None and cancel.is_set())
                     while faces:
                         yield from self._collect(faces.popleft(), batch)
@@ -207,7 +229,8 @@ class Engine:
             if not finished:  # stopped early: work may be left in kept decoders, the next run starts afresh
                 self.close()
 
-    def _read(self, decoders, tasks, rows, pool, detect, faces: deque, batch: _Batch, cancel) -> Iterator[Result]:
+    def _read(self, decoders, tasks, rows, pool, detect, detect_threads: int, faces: deque, batch: _Batch,
+              cancel) -> Iterator[Result]:
         """Read the decoders until every task is answered (or ``cancel``): failures yielded,
         decoded files given to detection, detected ones batched and scored."""
         # the decoders yield None every 0.2 s nothing finished: the loop acts on time too
@@ -222,7 +245,7 @@ class Engine:
                 row = rows[msg.key]
                 faces.append((row, detect.submit(self._faces, pool, row, msg)))
             # collect finished detections; at most two per thread wait, so memory stays flat
-            while faces and (faces[0][1].done() or len(faces) > 2 * self.detect_threads):
+            while faces and (faces[0][1].done() or len(faces) > 2 * detect_threads):
                 yield from self._collect(faces.popleft(), batch)
             if batch.items and self.max_wait is not None and time.monotonic() - batch.oldest >= self.max_wait:
                 yield from self._flush(batch)
@@ -336,6 +359,14 @@ class Engine:
             for stage, seconds in stages.items():  # the batch's time, shared out per sequence
                 row.timings[stage] = round(seconds / n * len(p.seqs), 4)
             yield row
+
+
+#: a run detects in its decode workers (where the detector can) only with at least this many
+#: files per worker: each worker builds its own detector (MTCNN on OpenVINO: ~0.5 CPU-s), while
+#: this process builds its detectors once and keeps them between runs.  A run of a few files
+#: detects here (the test suite, mostly 2-5 file scans in long-lived processes, ran 273 s with
+#: every run detecting here, 319 s with every run in the workers)
+FILES_PER_DETECTING_WORKER = 2
 
 
 def _setup_failed(msg: SetupFailed) -> ConfigError:
