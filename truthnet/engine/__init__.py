@@ -161,7 +161,7 @@ class Engine:
         if self.in_worker and (self.keep_decoders or not self._setup_cost
                                or files >= FILES_PER_DETECTING_WORKER * self.workers):
             return True, self.workers, self.detect_threads
-        return (False, *self._threads(False)) if self.in_worker else (False, self.workers, self.detect_threads)
+        return (False, *self._threads(False))
 
     def close(self) -> None:
         """Stop the decoders kept between runs (``keep_decoders``); a no-op otherwise."""
