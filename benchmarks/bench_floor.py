@@ -7,7 +7,8 @@
 The floor: each stage alone, one after the other, in one fresh process, on the same files and
 the same model file as the scan: decoding just the sampled frames (``FacePipeline.decode``, as a
 decode worker does), detecting and cropping on those frames (``FacePipeline.build``: the paper's
-MTCNN, per frame, the pyramid by TensorFlow's kernels), and embedding + classifying the crops
+MTCNN, per frame, the pyramid and patches by the fastest kernels this process has: the
+Numba-compiled ones, else TensorFlow's), and embedding + classifying the crops
 (``Classifier.predict_sequences``, all sequences in one call, on the runtime a scan chooses).  Each stage's CPU-seconds (all threads of the process) are summed and
 divided by the cores: a scan that kept every core busy with nothing but this work, and paid no
 set-up, would take that long.  Graphs are built on one clip before the clock starts.
@@ -62,10 +63,14 @@ def role_floor(model: str, warm: str, paths: list[str]) -> dict:
     from truthnet._lazy import import_tensorflow
     from truthnet.pipeline import FacePipeline
 
-    # each stage at its best: MTCNN's pyramid by TensorFlow's kernels (the scan's NumPy copies
-    # give the same bits for more CPU; a scan imports TensorFlow for them once they pay), the
-    # model on the runtime a scan chooses (OpenVINO on a CPU)
-    import_tensorflow()
+    # each stage at its best: MTCNN's pyramid and patches by the compiled kernels, or where
+    # Numba is missing by TensorFlow's (the NumPy passes give the same bits for more CPU; a scan
+    # imports TensorFlow for them once they pay), the model on the runtime a scan chooses
+    # (OpenVINO on a CPU)
+    from truthnet.plugins.mtcnn_ops import native_kernels
+
+    if native_kernels() is None:
+        import_tensorflow()
     clf = truthnet.load_classifier(model)
     pipe = FacePipeline(clf.config)
     seq = pipe.prepare(warm)  # graphs built before the clock: the floor has no set-up

@@ -33,6 +33,10 @@ option exists for it); levers:
   core), which send back only the crops (``MTCNNDetector.runs_in_decoder``); off: the workers
   (half the cores) send the frames and threads of the scanning process detect.
 
+* ``native-kernels``: MTCNN's pyramid and patches by the Numba-compiled kernels
+  (``mtcnn_kernels``: one pass each, the same bits); off: ``TRUTHNET_NATIVE_KERNELS=0``, the
+  NumPy passes (and TensorFlow's kernels once they pay).
+
 ``--off-tree DIR`` compares two versions of the code instead: the off side runs the source
 tree ``DIR`` (e.g. ``git worktree add /tmp/before HEAD~1``), the on side this one.  That is
 how a lever whose old way no longer exists in the code is measured (``tf-free-detection``:
@@ -76,6 +80,7 @@ OFF = {
     "score-in-thread": ("from truthnet.engine import Engine\nEngine.score_in_thread = False\n", []),
     "openvino-model": ("import os\nos.environ['TRUTHNET_MODEL_RUNTIME'] = 'tensorflow'\n", []),
     "tensorflow-kernels": ("import truthnet.plugins.mtcnn_pyramid as m\nm.TENSORFLOW_KERNELS_AFTER = float('inf')\n", []),
+    "native-kernels": ("import os\nos.environ['TRUTHNET_NATIVE_KERNELS'] = '0'\n", []),
     "mtcnn-in-decoder": ("from truthnet.plugins.face_detectors import MTCNNDetector as M\n"
                          "M.runs_in_decoder = staticmethod(lambda options, device=None: False)\n", []),
 }

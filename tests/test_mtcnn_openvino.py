@@ -82,10 +82,10 @@ _DETECT = textwrap.dedent(
 )
 
 
-def _detect_in_a_fresh_process(runtime: str, cache, *more: str) -> dict:
+def _detect_in_a_fresh_process(runtime: str, cache, *more: str, native: bool = True) -> dict:
     import json
 
-    env = {**os.environ, "TRUTHNET_CACHE": str(cache)}
+    env = {**os.environ, "TRUTHNET_CACHE": str(cache), "TRUTHNET_NATIVE_KERNELS": "1" if native else "0"}
     r = subprocess.run([sys.executable, "-c", _DETECT, runtime, *more], capture_output=True, text=True, env=env,
                        timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -103,13 +103,17 @@ def test_once_cached_a_detection_needs_no_tensorflow(tmp_path, caplog):
         [f"{n}.{ext}" for n in ("pnet", "rnet", "onet") for ext in ("xml", "bin")] + ["check.npz"])
     second = _detect_in_a_fresh_process("openvino", cache)
     assert second == {"faces": first["faces"], "tensorflow": False}
-    # a process that has detected enough pixels imports TensorFlow for its kernels in the
-    # background, and from then on uses them, with the same faces
-    third = _detect_in_a_fresh_process("openvino", cache, "1000")
+    # with the compiled kernels (faster than TensorFlow's) it never imports TensorFlow for them
+    native = _detect_in_a_fresh_process("openvino", cache, "1000")
+    assert {k: native[k] for k in ("faces", "tensorflow", "kernels", "again")} == {
+        "faces": first["faces"], "tensorflow": False, "kernels": "_NumpyOps", "again": first["faces"]}
+    # without them, a process that has detected enough pixels with the NumPy passes imports
+    # TensorFlow for its kernels in the background, and from then on uses them, same faces
+    third = _detect_in_a_fresh_process("openvino", cache, "1000", native=False)
     assert {k: third[k] for k in ("faces", "kernels", "again")} == {
         "faces": first["faces"], "kernels": "_TensorFlowOps", "again": first["faces"]}
-    fourth = _detect_in_a_fresh_process("openvino", cache, "1e12")
-    assert fourth["kernels"] == "_NumpyOps"
+    fourth = _detect_in_a_fresh_process("openvino", cache, "1e12", native=False)
+    assert fourth["kernels"] == "_NumpyOps" and not fourth["tensorflow"]
 
 
 @pytest.mark.private_cache

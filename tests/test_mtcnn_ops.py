@@ -1,6 +1,7 @@
-"""TensorFlow's two image operations in MTCNN, in NumPy (:mod:`truthnet.plugins.mtcnn_ops`):
-the same bits as TensorFlow's CPU kernels on real decoded frames, every pyramid level, windows
-and patches that reach past the frame; and the package's box arithmetic loaded without it."""
+"""TensorFlow's two image operations in MTCNN, in NumPy (:mod:`truthnet.plugins.mtcnn_ops`),
+compiled by Numba and as NumPy passes: the same bits as TensorFlow's CPU kernels on real decoded
+frames, every pyramid level, windows and patches that reach past the frame; and the package's
+box arithmetic loaded without it."""
 
 import subprocess
 import sys
@@ -24,7 +25,19 @@ def frames(small_corpus):
     return out
 
 
-def test_the_pyramid_is_tensorflows_to_the_bit(frames):
+@pytest.fixture(params=["compiled", "numpy"])
+def kernels(request, monkeypatch):
+    """Each test once with the compiled kernels (Numba is a dependency: they must load) and
+    once with the NumPy passes."""
+    if request.param == "compiled":
+        assert ops.native_kernels() is not None, "Numba is a dependency: its kernels must compile"
+    else:
+        monkeypatch.setattr(ops, "NATIVE", False)
+        assert ops.native_kernels() is None
+    return request.param
+
+
+def test_the_pyramid_is_tensorflows_to_the_bit(frames, kernels):
     import tensorflow as tf
     from mtcnn.utils.images import build_scale_pyramid, scale_images
 
@@ -47,7 +60,7 @@ def test_the_pyramid_is_tensorflows_to_the_bit(frames):
                 assert np.array_equal(ops.resize_area(cols[0], oh, ow, thin), want[thin[0] : thin[2], thin[1] : thin[3]])
 
 
-def test_patches_are_tensorflows_to_the_bit_inside_and_past_the_frame(frames):
+def test_patches_are_tensorflows_to_the_bit_inside_and_past_the_frame(frames, kernels):
     import tensorflow as tf
 
     rng = np.random.default_rng(3)
@@ -94,26 +107,30 @@ def test_the_packages_box_arithmetic_loads_without_tensorflow():
     assert r.returncode == 0 and r.stdout.split() == ["True", "truthnet._mtcnn_bboxes", "True"], r.stdout + r.stderr[-2000:]
 
 
-def test_detection_is_the_same_with_numpys_or_tensorflows_kernels(frames, monkeypatch):
-    """A detection uses the NumPy copies until TensorFlow is imported, then TensorFlow's
-    kernels: every box, landmark and confidence is the same either way, whole pyramid or
-    windows (coarse to fine), one frame or several."""
+def test_detection_is_the_same_with_compiled_numpy_or_tensorflow_kernels(frames, monkeypatch):
+    """A detection uses the compiled kernels; without Numba, the NumPy passes until TensorFlow
+    is imported, then TensorFlow's kernels: every box, landmark and confidence is the same each
+    way, whole pyramid or windows (coarse to fine), one frame or several."""
     from truthnet.plugins import mtcnn_openvino, mtcnn_pyramid
 
     if not mtcnn_openvino.available():
         pytest.skip("OpenVINO is not installed")
     net = mtcnn_pyramid.PyramidMTCNN(runtime="openvino")
     got = {}
-    for name, chosen in (("numpy", mtcnn_pyramid._NumpyOps), ("tensorflow", None)):
-        if chosen is not None:
-            monkeypatch.setattr(mtcnn_pyramid, "_ops_for", chosen)
-        else:
-            monkeypatch.undo()
+    for name in ("compiled", "numpy", "tensorflow"):
+        monkeypatch.setattr(ops, "NATIVE", name == "compiled")
+        if name == "tensorflow":
             import tensorflow  # noqa: F401  (imported: its kernels are used)
-
-            assert isinstance(mtcnn_pyramid._ops_for(frames[:1]), mtcnn_pyramid._TensorFlowOps)
+        ops_class = {"compiled": mtcnn_pyramid._NumpyOps, "numpy": mtcnn_pyramid._NumpyOps,
+                     "tensorflow": mtcnn_pyramid._TensorFlowOps}[name]
+        if name == "numpy" and "tensorflow" in sys.modules:  # (imported by an earlier test)
+            monkeypatch.setattr(mtcnn_pyramid, "_ops_for", mtcnn_pyramid._NumpyOps)
+        else:
+            assert type(mtcnn_pyramid._ops_for(frames[:1])) is ops_class
         got[name] = [net.detect([f]) for f in frames] + [mtcnn_pyramid.coarse_to_fine(net, [f]) for f in frames]
         got[name].append(net.detect([frames[1], frames[1][:, ::-1].copy()]))
+        monkeypatch.undo()
     assert sum(len(r) for out in got["numpy"] for r in out) >= len(frames)  # (faces were found)
-    for a, b in zip(got["numpy"], got["tensorflow"]):
-        assert len(a) == len(b) and all(x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a, b))
+    for other in ("numpy", "tensorflow"):
+        for a, b in zip(got["compiled"], got[other]):
+            assert len(a) == len(b) and all(x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a, b))

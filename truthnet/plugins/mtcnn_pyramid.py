@@ -35,7 +35,7 @@ import threading
 
 import numpy as np
 
-from .mtcnn_ops import crop_and_resize, package_bboxes, resize_area, scale_pyramid, scaled_size
+from .mtcnn_ops import crop_and_resize, native_kernels, package_bboxes, resize_area, scale_pyramid, scaled_size
 
 
 class PyramidMTCNN:
@@ -213,12 +213,16 @@ def _proposals(reg: np.ndarray, cls: np.ndarray, threshold: float, cells: np.nda
 
 
 def _ops_for(frames: list[np.ndarray]):
-    """The pyramid and patches of ``frames`` by TensorFlow's kernels where TensorFlow is
-    already imported, else by their NumPy copies: the same bits either way (:mod:`.mtcnn_ops`),
-    so a detection never waits for TensorFlow and, once it is there, uses its faster kernels
-    (a full pyramid: ~24 ms of one core per Mpixel against ~33 ms).  A process that has no
-    other use for TensorFlow (a scan whose model runs on OpenVINO) imports it for the kernels
-    alone once they pay for the import (:data:`TENSORFLOW_KERNELS_AFTER`)."""
+    """The pyramid and patches of ``frames``: the same bits every way (:mod:`.mtcnn_ops`), so
+    the choice is speed alone.  With the compiled kernels (Numba) always :mod:`.mtcnn_ops`
+    (a 1080p frame's pyramid ~30 ms of one core, patches ~3 ms, against TensorFlow's ~40 and
+    ~4: ``native-pyramid`` in benchmarks/bench_levers.py).  Without them, TensorFlow's kernels
+    where TensorFlow is already imported, else the NumPy passes (~70 ms and ~22 ms), so a
+    detection never waits for TensorFlow; a process that has no other use for TensorFlow (a
+    scan whose model runs on OpenVINO) then imports it for the kernels alone once they pay for
+    the import (:data:`TENSORFLOW_KERNELS_AFTER`)."""
+    if native_kernels() is not None:
+        return _NumpyOps(frames)
     tf = sys.modules.get("tensorflow")
     if tf is not None and not getattr(getattr(tf, "__spec__", None), "_initializing", True):
         return _TensorFlowOps(tf, frames)
