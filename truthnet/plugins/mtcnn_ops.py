@@ -6,9 +6,11 @@ these two are all that needs TensorFlow in a detection, and importing TensorFlow
 5-6 s of one core before the first frame can be looked at.  Here they are in NumPy with the
 very float32 arithmetic of TensorFlow's CPU kernels (``resize_area_op.cc``,
 ``crop_and_resize_op.cc``): the same operations in the same order, so the same bits; the tests
-compare them with TensorFlow on real frames bit for bit.  OpenCV's ``INTER_AREA`` is not the
-same operation (it weighs in double precision where TensorFlow's weights carry float32
-rounding): up to 4e-5 apart on the pyramid of a 1080p frame.
+compare them with TensorFlow on real frames bit for bit.  Their inner loops run compiled by Numba
+where it is installed (:mod:`.mtcnn_kernels`, less CPU than TensorFlow's own kernels), else as
+NumPy passes.  OpenCV's ``INTER_AREA`` is not the same operation (it weighs in double precision
+where TensorFlow's weights carry float32 rounding): up to 1e-4 apart on the pyramid of a 1080p
+frame.
 
 :func:`package_bboxes` gives the package's own box arithmetic (``mtcnn.utils.bboxes``, NumPy
 only) without importing the package, whose ``__init__`` imports TensorFlow.
