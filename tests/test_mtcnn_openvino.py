@@ -68,8 +68,10 @@ _DETECT = textwrap.dedent(
     if len(sys.argv) > 2:  # imports TensorFlow for its kernels after that many pixels
         import truthnet.plugins.mtcnn_pyramid as pyramid
         pyramid.TENSORFLOW_KERNELS_AFTER = float(sys.argv[2])
+        pyramid.NATIVE_AFTER = float(sys.argv[3])  # ... and loads the compiled ones after that many
     faces = detector.detect([frame])[0]
-    out = {"faces": [[f.box, f.confidence] for f in faces], "tensorflow": "tensorflow" in sys.modules}
+    out = {"faces": [[f.box, f.confidence] for f in faces], "tensorflow": "tensorflow" in sys.modules,
+           "numba": "numba" in sys.modules}
     if len(sys.argv) > 2:
         import threading
         for t in threading.enumerate():
@@ -101,19 +103,21 @@ def test_once_cached_a_detection_needs_no_tensorflow(tmp_path, caplog):
     entry = next((cache / "mtcnn-openvino").iterdir())
     assert sorted(p.name for p in entry.iterdir()) == sorted(
         [f"{n}.{ext}" for n in ("pnet", "rnet", "onet") for ext in ("xml", "bin")] + ["check.npz"])
+    # (one small frame: fewer pixels than NATIVE_AFTER, so not even Numba is imported)
     second = _detect_in_a_fresh_process("openvino", cache)
-    assert second == {"faces": first["faces"], "tensorflow": False}
-    # with the compiled kernels (faster than TensorFlow's) it never imports TensorFlow for them
-    native = _detect_in_a_fresh_process("openvino", cache, "1000")
-    assert {k: native[k] for k in ("faces", "tensorflow", "kernels", "again")} == {
-        "faces": first["faces"], "tensorflow": False, "kernels": "_NumpyOps", "again": first["faces"]}
+    assert second == {"faces": first["faces"], "tensorflow": False, "numba": False}
+    # past NATIVE_AFTER pixels it loads the compiled kernels, the same faces; and since they are
+    # faster than TensorFlow's, it never imports TensorFlow for those
+    native = _detect_in_a_fresh_process("openvino", cache, "1000", "0")
+    assert {k: native[k] for k in ("faces", "tensorflow", "numba", "kernels", "again")} == {
+        "faces": first["faces"], "tensorflow": False, "numba": True, "kernels": "_NumpyOps", "again": first["faces"]}
     # without them, a process that has detected enough pixels with the NumPy passes imports
     # TensorFlow for its kernels in the background, and from then on uses them, same faces
-    third = _detect_in_a_fresh_process("openvino", cache, "1000", native=False)
-    assert {k: third[k] for k in ("faces", "kernels", "again")} == {
-        "faces": first["faces"], "kernels": "_TensorFlowOps", "again": first["faces"]}
-    fourth = _detect_in_a_fresh_process("openvino", cache, "1e12", native=False)
-    assert fourth["kernels"] == "_NumpyOps" and not fourth["tensorflow"]
+    third = _detect_in_a_fresh_process("openvino", cache, "1000", "0", native=False)
+    assert {k: third[k] for k in ("faces", "numba", "kernels", "again")} == {
+        "faces": first["faces"], "numba": False, "kernels": "_TensorFlowOps", "again": first["faces"]}
+    fourth = _detect_in_a_fresh_process("openvino", cache, "1e12", "0", native=False)
+    assert fourth["kernels"] == "_NumpyOps" and not fourth["tensorflow"] and not fourth["numba"]
 
 
 @pytest.mark.private_cache

@@ -85,7 +85,7 @@ def _weighted_runs(src: np.ndarray, idx: np.ndarray, w: np.ndarray) -> np.ndarra
     k, m = idx.shape
     inner = int(np.prod(src.shape[1:]))
     flat = src.reshape(src.shape[0], inner)
-    kernels = native_kernels()
+    kernels = loaded_kernels()
     if kernels is not None:
         out = kernels.weighted_runs(np.ascontiguousarray(flat, _f32), np.ascontiguousarray(idx, np.int64), np.ascontiguousarray(w, _f32))
         return out.reshape((m,) + src.shape[1:])
@@ -110,9 +110,10 @@ _native_lock = threading.Lock()
 
 
 def native_kernels():
-    """:mod:`.mtcnn_kernels` with its kernels compiled (or loaded from Numba's cache), or
-    ``None`` where :data:`NATIVE` is off or Numba is missing or cannot compile them (then the
-    NumPy passes run, and a debug log says why)."""
+    """:mod:`.mtcnn_kernels` with its kernels compiled (or loaded from Numba's cache: ~0.5 CPU-s
+    the first time in a process), or ``None`` where :data:`NATIVE` is off or Numba is missing or
+    cannot compile them (then the NumPy passes run, and a debug log says why).  From then on
+    :func:`resize_area` and :func:`crop_and_resize` use them."""
     global _native
     if not NATIVE:
         return None
@@ -121,6 +122,12 @@ def native_kernels():
             if _native is None:
                 _native = _compile_native()
     return _native or None
+
+
+def loaded_kernels():
+    """The compiled kernels where :func:`native_kernels` has loaded them (and :data:`NATIVE` is
+    on), else ``None``; never loads them."""
+    return (_native or None) if NATIVE else None
 
 
 def _compile_native():
@@ -174,7 +181,7 @@ def crop_and_resize(columns: np.ndarray, boxes: np.ndarray, box_index: np.ndarra
     left, right = np.floor(safe_x).astype(np.int64), np.ceil(safe_x).astype(np.int64)
     y_lerp = safe_y - top.astype(_f32)
     x_lerp = safe_x - left.astype(_f32)
-    kernels = native_kernels()
+    kernels = loaded_kernels()
     if kernels is not None:
         return kernels.bilinear_patches(np.ascontiguousarray(columns, _f32), np.asarray(box_index, np.int64),
                                         top, bottom, y_lerp, ok_y, left, right, x_lerp, ok_x)

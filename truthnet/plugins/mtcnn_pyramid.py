@@ -35,7 +35,8 @@ import threading
 
 import numpy as np
 
-from .mtcnn_ops import crop_and_resize, native_kernels, package_bboxes, resize_area, scale_pyramid, scaled_size
+from . import mtcnn_ops
+from .mtcnn_ops import crop_and_resize, loaded_kernels, native_kernels, package_bboxes, resize_area, scale_pyramid, scaled_size
 
 
 class PyramidMTCNN:
@@ -214,20 +215,46 @@ def _proposals(reg: np.ndarray, cls: np.ndarray, threshold: float, cells: np.nda
 
 def _ops_for(frames: list[np.ndarray]):
     """The pyramid and patches of ``frames``: the same bits every way (:mod:`.mtcnn_ops`), so
-    the choice is speed alone.  With the compiled kernels (Numba) always :mod:`.mtcnn_ops`
-    (a 1080p frame's pyramid ~30 ms of one core, patches ~3 ms, against TensorFlow's ~40 and
-    ~4: ``native-pyramid`` in benchmarks/bench_levers.py).  Without them, TensorFlow's kernels
-    where TensorFlow is already imported, else the NumPy passes (~70 ms and ~22 ms), so a
-    detection never waits for TensorFlow; a process that has no other use for TensorFlow (a
-    scan whose model runs on OpenVINO) then imports it for the kernels alone once they pay for
-    the import (:data:`TENSORFLOW_KERNELS_AFTER`)."""
-    if native_kernels() is not None:
+    the choice is speed alone.  With the compiled kernels (Numba) :mod:`.mtcnn_ops` (a 1080p
+    frame's pyramid ~30 ms of one core, patches ~4 ms, against TensorFlow's ~40 and ~4:
+    ``native-kernels`` in benchmarks/bench_levers.py); a process loads them once it has
+    detected :data:`NATIVE_AFTER` pixels, so one that only ever looks at a few small frames
+    does not pay for Numba's start.  Until then, or without them, TensorFlow's kernels where
+    TensorFlow is already imported, else the NumPy passes (~70 ms and ~22 ms), so a detection
+    never waits for TensorFlow; without the compiled kernels, a process that has no other use
+    for TensorFlow (a scan whose model runs on OpenVINO) imports it for its kernels alone once
+    they pay for the import (:data:`TENSORFLOW_KERNELS_AFTER`)."""
+    pixels = sum(int(f.shape[0]) * int(f.shape[1]) for f in frames)
+    wanted = _native_wanted(pixels)
+    if wanted and native_kernels() is not None:
         return _NumpyOps(frames)
     tf = sys.modules.get("tensorflow")
     if tf is not None and not getattr(getattr(tf, "__spec__", None), "_initializing", True):
         return _TensorFlowOps(tf, frames)
-    _count_numpy_pixels(sum(int(f.shape[0]) * int(f.shape[1]) for f in frames))
+    if wanted or not mtcnn_ops.NATIVE:  # (no compiled kernels to be had)
+        _count_numpy_pixels(pixels)
     return _NumpyOps(frames)
+
+
+#: pixels a process detects before it loads the compiled kernels (:func:`.mtcnn_ops.native_kernels`):
+#: their load costs ~0.5 CPU-s once (Numba's start), and the NumPy passes ~17 ms of one core per
+#: Mpixel more, so they pay from ~30 Mpixel on.  5 Mpixel is two or three 1080p frames: a scan of
+#: real footage loads them at once, a process that detects a few small frames (a short clip, a
+#: test) never does
+NATIVE_AFTER = 5e6
+
+_native_pixels = 0
+
+
+def _native_wanted(pixels: int) -> bool:
+    """Count ``pixels`` about to be detected; whether this process has now detected enough to
+    load the compiled kernels (or has them already)."""
+    global _native_pixels
+    if loaded_kernels() is not None:
+        return True
+    with _count_lock:
+        _native_pixels += pixels
+        return _native_pixels >= NATIVE_AFTER
 
 
 #: pixels of frames detected with the NumPy copies after which the process imports TensorFlow
