@@ -145,6 +145,60 @@ def test_parts_that_differ_from_keras_are_not_used(model_copy, media, monkeypatc
         truthnet.load_classifier(model_copy, runtime="openvino")
 
 
+def test_the_papers_encoder_on_openvino_scores_within_1e6_of_keras(tmp_path, imagenet_file, media):
+    """MobileNetV2 with ImageNet's weights, its 52 batch normalisations' scales kept apart from the
+    convolutions' weights (inputs of the compiled encoder, which OpenVINO never folds): scores of
+    real frames within 1e-6 of Keras's.  (On 10 realistic clips: 1.4e-6 with the scales folded
+    into the weights, 1.8e-7 apart.)"""
+    cfg = truthnet.PipelineConfig.preset("paper", backbone_weights=str(imagenet_file), detector="none")
+    path = str(truthnet.new_classifier(cfg, seed=0).save(tmp_path / "paper.keras"))
+    ov = truthnet.load_classifier(path)
+    tf = truthnet.load_classifier(path, runtime="tensorflow")
+    assert (ov.runtime, tf.runtime) == ("openvino", "tensorflow")
+    assert len(ov._split()._compiled[0].inputs) == 1 + 52
+    x = _inputs(ov, [media["face"], media["face_avi"], media["short"]])
+    got, want = ov.predict_inputs(x), tf.predict_inputs(x)
+    assert float(np.max(np.abs(got - want))) <= model_parts.SCORE_TOLERANCE
+
+
+def test_the_tiny_encoders_scales_stay_apart(model_copy):
+    clf = truthnet.load_classifier(model_copy)
+    assert clf.runtime == "openvino"
+    assert len(clf._split()._compiled[0].inputs) == 1 + 4  # (its four Conv-BN-ReLU blocks)
+
+
+def test_weights_only_values_are_computed_by_tensorflow(tmp_path):
+    """A batch normalisation's scale and shift, which depend on its weights only, are TensorFlow's
+    bits in the graph OpenVINO reads, not OpenVINO's own folding of ``rsqrt``."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    rng = np.random.default_rng(0)
+    inp = tf.keras.Input((8, 8, 3))
+    bn = tf.keras.layers.BatchNormalization()
+    model = tf.keras.Model(inp, bn(tf.keras.layers.Conv2D(16, 3, use_bias=False)(inp)))
+    bn.set_weights([rng.uniform(0.5, 2, 16).astype(np.float32), rng.normal(size=16).astype(np.float32),
+                    rng.normal(size=16).astype(np.float32), rng.uniform(1e-3, 3, 16).astype(np.float32)])
+    fn = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec([None, 8, 8, 3])])
+    frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
+    before = frozen.graph.as_graph_def()
+    after = ovcache.folded_by_tensorflow(before, [t.name for t in frozen.outputs])
+    assert "Rsqrt" in {n.op for n in before.node} and "Rsqrt" not in {n.op for n in after.node}
+    gamma, beta, mean, var = (tf.constant(w) for w in bn.get_weights())
+    scale = (tf.math.rsqrt(var + bn.epsilon) * gamma).numpy()
+    consts = [tf.make_ndarray(n.attr["value"].tensor) for n in after.node if n.op == "Const"]
+    assert any(c.shape == scale.shape and np.array_equal(c, scale) for c in consts)
+    x = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.graph_util.import_graph_def(after, name="")
+    config = tf.compat.v1.ConfigProto()
+    config.graph_options.rewrite_options.disable_meta_optimizer = True  # (no fusing by TensorFlow either)
+    with tf.compat.v1.Session(graph=graph, config=config) as session:
+        got = session.run(frozen.outputs[0].name, {frozen.inputs[0].name: x})
+    assert np.array_equal(got, model(x, training=False).numpy())  # (the same network, to the bit)
+
+
 def test_a_model_file_replaced_before_it_loaded_gives_no_verdict(model_copy, tiny_model, media, tmp_path):
     """The scan cites the model file's SHA-256 taken when it starts; the classifier hashes the
     bytes it loads.  A file replaced in between ends the scan with a ModelError, no verdict."""
