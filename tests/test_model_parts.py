@@ -159,6 +159,45 @@ def test_the_papers_encoder_on_openvino_scores_within_1e6_of_keras(tmp_path, ima
     x = _inputs(ov, [media["face"], media["face_avi"], media["short"]])
     got, want = ov.predict_inputs(x), tf.predict_inputs(x)
     assert float(np.max(np.abs(got - want))) <= model_parts.SCORE_TOLERANCE
+    # the scales OpenVINO reads are TensorFlow's bits (its own folding differs in ~a fifth of them)
+    import hashlib
+
+    import keras
+
+    with open(path, "rb") as fh:
+        folder = model_parts.cache_dir(hashlib.sha256(fh.read()).hexdigest(), ov.config)
+    scales = []
+    for node in ovcache.read(folder / "encoder.xml").get_ordered_ops():
+        if node.get_type_name() == "Multiply":
+            a, b = (node.input_value(i).get_node() for i in (0, 1))
+            if b.get_type_name() == "Constant" and a.get_type_name() in ("Convolution", "GroupConvolution"):
+                scales.append(b.get_data().reshape(-1))
+    norms = [layer for layer in tf.keras_parts().encoder._flatten_layers()
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(scales) == len(norms) == 52
+    import tensorflow
+
+    wants = []
+    for norm in norms:
+        var, gamma = (tensorflow.constant(keras.ops.convert_to_numpy(w)) for w in (norm.moving_variance, norm.gamma))
+        wants.append(np.asarray(tensorflow.math.rsqrt(var + norm.epsilon) * gamma))
+    # (each scale is one of the layers', bit for bit; the graph's order is not the layers')
+    assert all(any(np.array_equal(scale, want) for want in wants) for scale in scales)
+
+
+def test_an_encoder_whose_scores_drift_is_not_used(model_copy, monkeypatch, caplog):
+    """Embeddings within their own tolerance, but scores through the head further than 1e-6 from
+    Keras's: the encoder and head are checked together, and the model stays on TensorFlow."""
+    embed = model_parts.OpenVINOParts.embed
+
+    def drifting(self, frames):
+        emb = embed(self, frames)
+        return emb + np.float32(0.5 * model_parts.EMBEDDING_TOLERANCE) * np.abs(emb).max()
+
+    monkeypatch.setattr(model_parts.OpenVINOParts, "embed", drifting)
+    with caplog.at_level(logging.WARNING, logger="truthnet.runtime.parts"):
+        clf = truthnet.load_classifier(model_copy)
+    assert clf.runtime == "tensorflow" and "encoder and head on OpenVINO differ" in caplog.text
 
 
 def test_the_tiny_encoders_scales_stay_apart(model_copy):

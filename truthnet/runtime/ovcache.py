@@ -101,12 +101,17 @@ _CONTROL_FLOW = frozenset({"Enter", "Exit", "Merge", "Switch", "NextIteration", 
                            "RefExit", "RefMerge", "RefSwitch", "RefNextIteration"})
 
 
+_EXPANDING = frozenset({"Fill", "Tile", "BroadcastTo", "ZerosLike", "OnesLike"})
+
+
 def folded_by_tensorflow(graph_def, outputs: list[str]):
     """``graph_def`` with each value that depends on no input (a batch normalisation's
     ``gamma * rsqrt(variance + epsilon)`` and ``beta - mean * that``) computed by TensorFlow's
     kernels and stored as a constant.  OpenVINO would fold them itself, with its own arithmetic:
     for MobileNetV2 a fifth of the scales and shifts then differ from Keras's in the last bit.
-    ``outputs``: the graph's output tensors (what is kept)."""
+    Folded: single-output values of ops typed by a numeric ``T``, outside loops; the rest (and
+    everything, where TensorFlow cannot compute them here) is left to OpenVINO.  ``outputs``:
+    the graph's output tensors (what is kept)."""
     import tensorflow as tf
     from tensorflow.python.framework import op_def_registry, tensor_util
 
@@ -124,12 +129,13 @@ def folded_by_tensorflow(graph_def, outputs: list[str]):
                 stack.pop()
                 continue
             node = nodes[n]
-            if node.op == "Const":
-                memo[n] = True
+            if node.op == "Const":  # (one under a control edge lives in a loop's frame: not folded)
+                memo[n] = not node.input
                 stack.pop()
                 continue
             op_def = op_def_registry.get(node.op)
-            if not node.input or op_def is None or op_def.is_stateful or node.op in _CONTROL_FLOW:
+            if (not node.input or op_def is None or op_def.is_stateful or node.op in _CONTROL_FLOW
+                    or node.op.startswith("Placeholder")):
                 memo[n] = False
                 stack.pop()
                 continue
@@ -167,7 +173,12 @@ def folded_by_tensorflow(graph_def, outputs: list[str]):
         node = nodes[tensor[:-2]]
         return "T" in node.attr and node.attr["T"].type in numbers
 
-    fold = [t for t in wanted if t.endswith(":0") and numeric(t)]
+    # a node whose other outputs are read stays whole; so does one that makes a larger value
+    # than it reads (a constant broadcast: OpenVINO keeps it small)
+    read_beyond_0 = {source(i) for n in graph_def.node for i in n.input
+                     if not i.startswith("^") and ":" in i and not i.endswith(":0")}
+    fold = [t for t in wanted if t.endswith(":0") and numeric(t) and t[:-2] not in read_beyond_0
+            and nodes[t[:-2]].op not in _EXPANDING]
     if not fold:
         return graph_def
     graph = tf.Graph()
@@ -175,8 +186,12 @@ def folded_by_tensorflow(graph_def, outputs: list[str]):
         tf.graph_util.import_graph_def(graph_def, name="")
     config = tf.compat.v1.ConfigProto()
     config.graph_options.rewrite_options.disable_meta_optimizer = True  # (the graph's own ops, as written)
-    with tf.compat.v1.Session(graph=graph, config=config) as session:
-        values = session.run(fold)
+    try:
+        with tf.compat.v1.Session(graph=graph, config=config) as session:
+            values = session.run(fold)
+    except Exception as exc:  # (then OpenVINO folds them, as it would have)
+        _log.debug("TensorFlow could not compute the graph's weights-only values: %s: %s", type(exc).__name__, exc)
+        return graph_def
     out = type(graph_def)()
     out.CopyFrom(graph_def)
     by_name = {n.name: n for n in out.node}
