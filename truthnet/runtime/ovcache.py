@@ -112,90 +112,102 @@ def folded_by_tensorflow(graph_def, outputs: list[str]):
     Folded: single-output values of ops typed by a numeric ``T``, outside loops; the rest (and
     everything, where TensorFlow cannot compute them here) is left to OpenVINO.  ``outputs``:
     the graph's output tensors (what is kept)."""
-    import tensorflow as tf
-    from tensorflow.python.framework import op_def_registry, tensor_util
-
     nodes = {n.name: n for n in graph_def.node}
-    memo: dict[str, bool] = {}
+    fold = _to_fold(graph_def, nodes, _weights_only(nodes), outputs)
+    values = _computed(graph_def, fold) if fold else None
+    if values is None:
+        return graph_def
+    return _with_constants(graph_def, dict(zip(fold, values)), outputs)
 
-    def source(inp: str) -> str:
-        return inp.lstrip("^").split(":")[0]
+
+def _source(inp: str) -> str:
+    """The node an input names (``^control``, ``node:1`` -> ``node``)."""
+    return inp.lstrip("^").split(":")[0]
+
+
+def _weights_only(nodes: dict) -> Callable[[str], bool]:
+    """``constant(name)``: whether the node's value depends on no input of the graph."""
+    from tensorflow.python.framework import op_def_registry
+
+    memo: dict[str, bool] = {}
 
     def constant(name: str) -> bool:  # (iterative: a deep network would exhaust the recursion)
         stack, visiting = [name], set()
         while stack:
             n = stack[-1]
-            if n in memo:
-                stack.pop()
-                continue
             node = nodes[n]
-            if node.op == "Const":  # (one under a control edge lives in a loop's frame: not folded)
+            op_def = None if n in memo or node.op == "Const" else op_def_registry.get(node.op)
+            if n in memo:
+                pass
+            elif node.op == "Const":  # (one under a control edge lives in a loop's frame: not folded)
                 memo[n] = not node.input
-                stack.pop()
-                continue
-            op_def = op_def_registry.get(node.op)
-            if (not node.input or op_def is None or op_def.is_stateful or node.op in _CONTROL_FLOW
+            elif (not node.input or op_def is None or op_def.is_stateful or node.op in _CONTROL_FLOW
                     or node.op.startswith("Placeholder")):
                 memo[n] = False
-                stack.pop()
-                continue
-            pending = [source(i) for i in node.input if source(i) not in memo]
-            if pending:
-                if n in visiting:  # a loop (TensorFlow 1's control flow): never folded
-                    memo[n] = False
-                    stack.pop()
+            else:
+                pending = [_source(i) for i in node.input if _source(i) not in memo]
+                if pending and n not in visiting:
+                    visiting.add(n)
+                    stack.extend(pending)
                     continue
-                visiting.add(n)
-                stack.extend(pending)
-                continue
-            memo[n] = all(memo[source(i)] for i in node.input)
+                # (pending on a second visit: a loop, TensorFlow 1's control flow: never folded)
+                memo[n] = not pending and all(memo[_source(i)] for i in node.input)
             stack.pop()
         return memo[name]
 
-    # the constant values the rest of the graph reads: one output each, output 0
+    return constant
+
+
+def _to_fold(graph_def, nodes: dict, constant: Callable[[str], bool], outputs: list[str]) -> list[str]:
+    """The weights-only tensors the rest of the graph reads, that TensorFlow should compute."""
+    import tensorflow as tf
+
     wanted: dict[str, None] = {}
     for node in graph_def.node:
-        if constant(node.name):
-            continue
-        for inp in node.input:
-            if inp.startswith("^"):
-                continue
-            src = source(inp)
-            if constant(src) and nodes[src].op != "Const":
-                wanted[inp if ":" in inp else inp + ":0"] = None
-    for out in outputs:
-        if constant(source(out)) and nodes[source(out)].op != "Const":
-            wanted[out] = None
+        if not constant(node.name):
+            for inp in node.input:
+                if not inp.startswith("^") and constant(_source(inp)) and nodes[_source(inp)].op != "Const":
+                    wanted[inp if ":" in inp else inp + ":0"] = None
+    wanted.update((out, None) for out in outputs if constant(_source(out)) and nodes[_source(out)].op != "Const")
     numbers = {tf.float32.as_datatype_enum, tf.float64.as_datatype_enum, tf.float16.as_datatype_enum,
                tf.int32.as_datatype_enum, tf.int64.as_datatype_enum}
-
-    def numeric(tensor: str) -> bool:  # (an op typed by its "T" only: not a list, handle or variant)
-        node = nodes[tensor[:-2]]
-        return "T" in node.attr and node.attr["T"].type in numbers
-
     # a node whose other outputs are read stays whole; so does one that makes a larger value
-    # than it reads (a constant broadcast: OpenVINO keeps it small)
-    read_beyond_0 = {source(i) for n in graph_def.node for i in n.input
+    # than it reads (a constant broadcast: OpenVINO keeps it small); and one typed otherwise than
+    # by a numeric "T" (a list, handle or variant)
+    read_beyond_0 = {_source(i) for n in graph_def.node for i in n.input
                      if not i.startswith("^") and ":" in i and not i.endswith(":0")}
-    fold = [t for t in wanted if t.endswith(":0") and numeric(t) and t[:-2] not in read_beyond_0
-            and nodes[t[:-2]].op not in _EXPANDING]
-    if not fold:
-        return graph_def
+    return [t for t in wanted if t.endswith(":0") and t[:-2] not in read_beyond_0
+            and nodes[t[:-2]].op not in _EXPANDING
+            and "T" in nodes[t[:-2]].attr and nodes[t[:-2]].attr["T"].type in numbers]
+
+
+def _computed(graph_def, tensors: list[str]) -> list | None:
+    """The tensors' values by TensorFlow's kernels (the graph's own ops, as written: no grappler),
+    or None where TensorFlow cannot compute them (then OpenVINO folds them, as it would have)."""
+    import tensorflow as tf
+
     graph = tf.Graph()
     with graph.as_default():
         tf.graph_util.import_graph_def(graph_def, name="")
     config = tf.compat.v1.ConfigProto()
-    config.graph_options.rewrite_options.disable_meta_optimizer = True  # (the graph's own ops, as written)
+    config.graph_options.rewrite_options.disable_meta_optimizer = True
     try:
         with tf.compat.v1.Session(graph=graph, config=config) as session:
-            values = session.run(fold)
-    except Exception as exc:  # (then OpenVINO folds them, as it would have)
+            return session.run(tensors)
+    except Exception as exc:
         _log.debug("TensorFlow could not compute the graph's weights-only values: %s: %s", type(exc).__name__, exc)
-        return graph_def
+        return None
+
+
+def _with_constants(graph_def, values: dict, outputs: list[str]):
+    """``graph_def`` with each ``node:0`` of ``values`` a constant, pruned to what the outputs
+    still read (the folded values' own inputs are gone)."""
+    from tensorflow.python.framework import tensor_util
+
     out = type(graph_def)()
     out.CopyFrom(graph_def)
     by_name = {n.name: n for n in out.node}
-    for tensor, value in zip(fold, values):
+    for tensor, value in values.items():
         node = by_name[tensor[:-2]]
         proto = tensor_util.make_tensor_proto(value)
         node.Clear()
@@ -203,14 +215,12 @@ def folded_by_tensorflow(graph_def, outputs: list[str]):
         node.op = "Const"
         node.attr["value"].tensor.CopyFrom(proto)
         node.attr["dtype"].type = proto.dtype
-    # what the outputs still read (the folded values' own inputs are gone)
-    by_name = {n.name: n for n in out.node}
-    keep, todo = set(), [source(o) for o in outputs]
+    keep, todo = set(), [_source(o) for o in outputs]
     while todo:
         n = todo.pop()
         if n not in keep:
             keep.add(n)
-            todo.extend(source(i) for i in by_name[n].input)
+            todo.extend(_source(i) for i in by_name[n].input)
     pruned = type(graph_def)()
     pruned.versions.CopyFrom(out.versions)
     pruned.library.CopyFrom(out.library)
