@@ -248,7 +248,7 @@ def _scales_apart(model) -> list:
     for ~25 % more CPU in the encoder (~0.25 CPU-s per 100 frames on 2 threads).  Each such
     constant becomes an input of the model, in order; returns their values (fed once per
     request: OpenVINO never folds an input)."""
-    ov = ovcache.import_openvino()
+    ovcache.import_openvino()  # (without its telemetry)
     from openvino import opset13 as opset
 
     inputs, values = [], []
@@ -258,8 +258,8 @@ def _scales_apart(model) -> list:
         for i in (0, 1):
             const, other = node.input_value(i).get_node(), node.input_value(1 - i).get_node()
             if const.get_type_name() == "Constant" and other.get_type_name() in ("Convolution", "GroupConvolution"):
-                value = np.array(const.get_data(), dtype=np.float32, copy=True)
-                param = opset.parameter(list(value.shape), ov.Type.f32)
+                value = np.array(const.get_data(), copy=True)
+                param = opset.parameter(list(value.shape), const.get_output_element_type(0))
                 node.input(i).replace_source_output(param.output(0))
                 inputs.append(param)
                 values.append(value)
