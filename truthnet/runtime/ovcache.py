@@ -108,7 +108,7 @@ def folded_by_tensorflow(graph_def, outputs: list[str]):
     """``graph_def`` with each value that depends on no input (a batch normalisation's
     ``gamma * rsqrt(variance + epsilon)`` and ``beta - mean * that``) computed by TensorFlow's
     kernels and stored as a constant.  OpenVINO would fold them itself, with its own arithmetic:
-    for MobileNetV2 a fifth of the scales and shifts then differ from Keras's in the last bit.
+    for MobileNetV2 a fifth of the scales and 6 % of the shifts then differ from Keras's in the last bit.
     Folded: single-output values of ops typed by a numeric ``T``, outside loops; the rest (and
     everything, where TensorFlow cannot compute them here) is left to OpenVINO.  ``outputs``:
     the graph's output tensors (what is kept)."""
