@@ -70,6 +70,11 @@ def read(path) -> object:
         return core().read_model(str(path))
 
 
+def lock() -> threading.RLock:
+    """The process's OpenVINO lock (re-entrant): hold it to edit a model and compile it in one go."""
+    return _core_lock
+
+
 def compile(model, config: dict):
     """``core().compile_model(model, "CPU", config)``, under the process's OpenVINO lock."""
     with _core_lock:

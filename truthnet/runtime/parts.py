@@ -232,11 +232,14 @@ def _check_frames(config: PipelineConfig) -> np.ndarray:
 def _compile(model, *, scales_apart: bool = False):
     """``(compiled model, constant inputs)``.  ``scales_apart``: the model's per-channel scales
     after a convolution stay a multiplication of its output (:func:`_scales_apart`)."""
-    constants = ()
-    if scales_apart:
-        model = model.clone()  # (never the model a cache entry is written from)
-        constants = _scales_apart(model)
-    return ovcache.compile(model, {"INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False}), constants
+    constants, source = (), model  # (the source kept alive until its clone is compiled)
+    with ovcache.lock():  # (the edit too: no other OpenVINO work of this process meanwhile)
+        if scales_apart:
+            model = source.clone()  # (never the model a cache entry is written from)
+            constants = _scales_apart(model)
+        compiled = ovcache.compile(model, {"INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False})
+    del source
+    return compiled, constants
 
 
 def _scales_apart(model) -> list:
