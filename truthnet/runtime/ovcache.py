@@ -141,7 +141,7 @@ def _weights_only(nodes: dict) -> Callable[[str], bool]:
         while stack:
             n = stack[-1]
             node = nodes[n]
-            op_def = None if n in memo or node.op == "Const" else op_def_registry.get(node.op)
+            op_def = op_def_registry.get(node.op)
             if n in memo:
                 pass
             elif node.op == "Const":  # (one under a control edge lives in a loop's frame: not folded)

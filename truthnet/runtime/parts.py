@@ -117,12 +117,13 @@ class OpenVINOParts:
         fed to inputs 1, 2, ... (:func:`_compile`) once, for every call."""
         self._compiled = (encoder[0], head[0])
         self._requests = []
+        tensor = ovcache.import_openvino().Tensor
         for compiled, constants in (encoder, head):
             if len(compiled.inputs) != 1 + len(constants):
                 raise NotExact(f"a part on OpenVINO has {len(compiled.inputs)} inputs, {1 + len(constants)} expected")
             request = compiled.create_infer_request()
             for i, value in enumerate(constants, start=1):
-                request.set_input_tensor(i, ovcache.import_openvino().Tensor(value))
+                request.set_input_tensor(i, tensor(value))
             self._requests.append((request, compiled.outputs[0], threading.Lock()))
 
     def _run(self, which: int, x: np.ndarray) -> np.ndarray:
@@ -232,14 +233,10 @@ def _check_frames(config: PipelineConfig) -> np.ndarray:
 def _compile(model, *, scales_apart: bool = False):
     """``(compiled model, constant inputs)``.  ``scales_apart``: the model's per-channel scales
     after a convolution stay a multiplication of its output (:func:`_scales_apart`)."""
-    constants, source = (), model  # (the source kept alive until its clone is compiled)
     with ovcache.lock():  # (the edit too: no other OpenVINO work of this process meanwhile)
-        if scales_apart:
-            model = source.clone()  # (never the model a cache entry is written from)
-            constants = _scales_apart(model)
-        compiled = ovcache.compile(model, {"INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False})
-    del source
-    return compiled, constants
+        edited = model.clone() if scales_apart else model  # (never the model a cache entry is written from)
+        constants = _scales_apart(edited) if scales_apart else []
+        return ovcache.compile(edited, {"INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False}), constants
 
 
 def _scales_apart(model) -> list:
