@@ -37,6 +37,10 @@ option exists for it); levers:
   (``mtcnn_kernels``: one pass each, the same bits); off: ``TRUTHNET_NATIVE_KERNELS=0``, the
   NumPy passes (and TensorFlow's kernels once they pay).
 
+* ``worker-template``: a scan's decode workers are forks of one template process that
+  imported everything (and MTCNN's compiled kernels) once (``truthnet.decode.isolation.TEMPLATE``);
+  off: each worker a fresh interpreter that imports for itself.
+
 ``--off-tree DIR`` compares two versions of the code instead: the off side runs the source
 tree ``DIR`` (e.g. ``git worktree add /tmp/before HEAD~1``), the on side this one.  That is
 how a lever whose old way no longer exists in the code is measured (``tf-free-detection``:
@@ -81,6 +85,7 @@ OFF = {
     "openvino-model": ("import os\nos.environ['TRUTHNET_MODEL_RUNTIME'] = 'tensorflow'\n", []),
     "tensorflow-kernels": ("import truthnet.plugins.mtcnn_pyramid as m\nm.TENSORFLOW_KERNELS_AFTER = float('inf')\n", []),
     "native-kernels": ("import os\nos.environ['TRUTHNET_NATIVE_KERNELS'] = '0'\n", []),
+    "worker-template": ("import truthnet.decode.isolation as m\nm.TEMPLATE = False\n", []),
     "mtcnn-in-decoder": ("from truthnet.plugins.face_detectors import MTCNNDetector as M\n"
                          "M.runs_in_decoder = staticmethod(lambda options, device=None: False)\n", []),
 }

@@ -10,6 +10,7 @@ file gets the same frames, status and score whichever strategy reads it.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import deque
@@ -113,22 +114,24 @@ READY = "ready"
 
 
 class _Worker:
-    """One decode subprocess (``python -m truthnet.decode.worker``), over a socket pair."""
+    """One decode subprocess, over a socket pair: ``python -m truthnet.decode.worker``, or a
+    fork of the pool's :class:`_Template` (``proc`` then a :class:`_Forked`)."""
 
-    def __init__(self, spec: str) -> None:
+    def __init__(self, spec: str, template: _Template | None = None) -> None:
         import socket
         import subprocess
         from multiprocessing.connection import Connection
 
         parent, child = socket.socketpair()
-        from ..procs import python_env
-
-        env = python_env(whole_sys_path=True)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "truthnet.decode.worker", str(child.fileno()), spec],
-            pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, env=env,
-        )
+        self.forked = template is not None
+        if template is not None:
+            self.proc = template.fork(child)
+        else:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "truthnet.decode.worker", str(child.fileno()), spec],
+                pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, env=worker_env(),
+            )
         child.close()
         self.conn = Connection(parent.detach())
         self.task: DecodeTask | None = None
@@ -150,6 +153,168 @@ class _Worker:
         self.conn.close()
 
 
+def worker_env() -> dict[str, str]:
+    """The environment of a decode worker (or template): this process's, where Python finds
+    this truthnet and the decode function, and one OpenBLAS thread unless one is set (a worker
+    uses no BLAS worth a thread, and OpenBLAS starts one per core at NumPy's import: ~0.1 s of
+    CPU per process, measured)."""
+    from ..procs import python_env
+
+    env = python_env(whole_sys_path=True)
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    return env
+
+
+#: start a pool's workers as forks of one warmed-up template process (Linux): the imports
+#: (~0.5 s of a core) and, for MTCNN detecting on real footage, the compiled kernels (~0.65 s)
+#: are paid once per pool instead of once per worker.  ``TRUTHNET_DECODE_TEMPLATE=0``: each
+#: worker a fresh interpreter, as before (``benchmarks/bench_levers.py --lever worker-template``)
+TEMPLATE = os.environ.get("TRUTHNET_DECODE_TEMPLATE", "1").strip() != "0"
+
+
+def templates_possible() -> bool:
+    return TEMPLATE and sys.platform.startswith("linux") and hasattr(os, "fork")
+
+
+class _Template:
+    """The template process (``python -m truthnet.decode.worker --template``): imports and warms
+    up once, then forks a worker for each socket sent to it.  Requests are sent without waiting
+    (the first ones wait in the socket while it warms up); its answers are read when a worker's
+    pid or exit code is asked for.  Any failure of the template costs nothing but its speed:
+    the pool then starts plain workers (:attr:`IsolatedDecoder.template` None)."""
+
+    def __init__(self, spec: str, native: bool) -> None:
+        import socket
+        import subprocess
+        from multiprocessing.connection import Connection
+
+        parent, child = socket.socketpair()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "truthnet.decode.worker", "--template", str(child.fileno()), spec,
+             *(["--native"] if native else [])],
+            pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, env=worker_env(),
+        )
+        child.close()
+        self.conn = Connection(parent.detach())
+        self.spec = spec
+        self.keys = 0
+        self.pids: dict[int, int] = {}
+        self.codes: dict[int, int] = {}
+        self.refused: set[int] = set()
+        self.alive = True  # its socket is open
+        self.usable = True  # the pool forks its next workers from it
+
+    def load_kernels(self) -> None:
+        """Have it load MTCNN's compiled kernels before it forks the next worker."""
+        try:
+            self.conn.send(("native",))
+        except OSError:
+            self.alive = False
+
+    def fork(self, sock) -> _Forked:
+        from multiprocessing.reduction import send_handle
+
+        self.keys += 1
+        try:
+            self.conn.send(("fork", self.keys))
+            send_handle(self.conn, sock.fileno(), self.proc.pid)
+        except OSError:
+            self.alive = False  # the worker's socket closes unanswered: the pool starts a plain one
+        return _Forked(self, self.keys)
+
+    def _pump(self, until, timeout: float) -> bool:
+        """Read the template's answers until ``until()`` or ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while not until():
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.alive or not self.conn.poll(left):
+                return until()
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):
+                self.alive = False
+                return until()
+            if msg[0] == "forked":
+                self.pids[msg[1]] = msg[2]
+            elif msg[0] == "exited":
+                self.codes[msg[1]] = msg[2]
+            elif msg[0] == "refused":
+                self.refused.add(msg[1])
+        return True
+
+    def close(self, *, kill: bool = False) -> None:
+        """Stop it (and any worker of it still running); ``kill``: at once (it forked none)."""
+        try:
+            if kill:
+                raise ProcessLookupError
+            self.conn.send(None)
+            self.proc.wait(2)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+        self.conn.close()
+        self.alive = False
+
+
+_prestarted: _Template | None = None
+
+
+def prestart(decode_fn: DecodeFn = default_decode) -> None:
+    """Start the template of the next process pool now, so that its imports (~0.5 s of a core)
+    overlap with the caller's own start (``truthnet scan`` calls this before it lists files or
+    loads the model).  The next :class:`IsolatedDecoder` for ``decode_fn`` forks its workers
+    from it; one never used ends with this process."""
+    global _prestarted
+    if _prestarted is not None or not templates_possible():
+        return
+    try:
+        _prestarted = _Template(fn_spec(decode_fn), False)
+    except Exception:  # (the pool starts its own workers)
+        return
+    import atexit
+
+    atexit.register(_take_prestarted, None)  # unused: killed at exit
+
+
+def _take_prestarted(spec: str | None) -> _Template | None:
+    """The pre-started template, if it runs ``spec`` and is alive (then no longer pre-started);
+    one that does not fit is stopped."""
+    global _prestarted
+    t, _prestarted = _prestarted, None
+    if t is not None and (t.spec != spec or not t.alive or t.proc.poll() is not None):
+        t.close(kill=True)
+        return None
+    return t
+
+
+class _Forked:
+    """A forked worker as :class:`_Worker` uses a Popen: ``pid``, ``wait(timeout)``, ``kill()``."""
+
+    def __init__(self, template: _Template, key: int) -> None:
+        self.template, self.key = template, key
+
+    @property
+    def pid(self) -> int | None:
+        t = self.template
+        t._pump(lambda: self.key in t.pids or self.key in t.refused, 5.0)
+        return t.pids.get(self.key)
+
+    def wait(self, timeout: float) -> int:
+        import subprocess
+
+        t = self.template
+        if not t._pump(lambda: self.key in t.codes or self.key in t.refused, timeout):
+            raise subprocess.TimeoutExpired("decode worker", timeout)
+        return t.codes.get(self.key, 1)
+
+    def kill(self) -> None:
+        try:
+            self.template.conn.send(("kill", self.key))
+        except OSError:
+            pass
+
+
 #: attempts a file gets when its worker dies under it (a crash signal, an out-of-memory kill):
 #: a worker can die for reasons of its own, so only a file that kills a fresh one again is blamed
 ATTEMPTS = 2
@@ -163,18 +328,32 @@ class IsolatedDecoder:
     a fresh worker; only a second death makes it that file's ``decode_error``.
     """
 
-    def __init__(self, workers: int = 2, timeout: float = 120.0, decode_fn: DecodeFn = default_decode) -> None:
+    def __init__(self, workers: int = 2, timeout: float = 120.0, decode_fn: DecodeFn = default_decode,
+                 warm: bool = False) -> None:
+        """``warm``: the workers will detect faces on real footage, worth MTCNN's compiled
+        kernels from the first frame: a template loads them once for all the workers."""
         self.n = max(1, int(workers))
         self.timeout = float(timeout)
         self.spec = fn_spec(decode_fn)
+        self.warm = warm
         self.workers: list[_Worker] = []
+        self.template: _Template | None = None  # forks the workers (two or more, on Linux)
         self.restarts = 0
         self.deaths: dict[int, list[str]] = {}  # task key -> how each worker died on it
         self._todo: deque = deque()
 
     def __enter__(self) -> IsolatedDecoder:
-        self.workers = [_Worker(self.spec) for _ in range(self.n)]
+        self.template = _take_prestarted(self.spec)
+        if self.template is not None and self.warm:
+            self.template.load_kernels()
+        elif self.template is None and self.n >= 2 and templates_possible():
+            self.template = _Template(self.spec, self.warm)
+        self.workers = [self._new() for _ in range(self.n)]
         return self
+
+    def _new(self) -> _Worker:
+        t = self.template
+        return _Worker(self.spec, t if t is not None and t.usable and t.alive else None)
 
     def __exit__(self, *exc) -> None:
         self.close()
@@ -192,11 +371,14 @@ class IsolatedDecoder:
                 w.kill()
             w.conn.close()
         self.workers = []
+        if self.template is not None:
+            self.template.close()
+            self.template = None
 
     def _replace(self, w: _Worker) -> None:
         w.kill()
         self.restarts += 1
-        self.workers[self.workers.index(w)] = _Worker(self.spec)
+        self.workers[self.workers.index(w)] = self._new()
 
     def _dispatch(self, todo: deque) -> None:
         for w in self.workers:
@@ -248,6 +430,13 @@ class IsolatedDecoder:
             if isinstance(msg, SetupFailed):
                 w.task = None
                 return SetupFailed(task.key, msg.message)
+            if msg is None and not w.ready and w.forked:  # the template failed it: a plain one instead
+                w.task = None
+                self.template.usable = False
+                self._replace(w)
+                self.restarts -= 1
+                self._todo.appendleft(task)
+                return None
             if msg is None and not w.ready:  # it died before it could take any file
                 code = w.exitcode()
                 raise ConfigError(
@@ -333,11 +522,12 @@ class InProcessDecoder:
             yield msg
 
 
-def open_decoder(isolation: str, workers: int, timeout: float, decode_fn: DecodeFn = default_decode):
+def open_decoder(isolation: str, workers: int, timeout: float, decode_fn: DecodeFn = default_decode,
+                 warm: bool = False):
     """The decoder pool for a resolved isolation strategy (``process`` or ``thread``; the
-    engine resolves ``auto`` and refuses unknown names)."""
+    engine resolves ``auto`` and refuses unknown names); ``warm``: :class:`IsolatedDecoder`'s."""
     if isolation == "process":
-        return IsolatedDecoder(workers, timeout, decode_fn)
+        return IsolatedDecoder(workers, timeout, decode_fn, warm)
     if isolation == "thread":
         return InProcessDecoder(workers, timeout, decode_fn)
     raise ConfigError(f"unknown decode isolation {isolation!r}; choose process or thread")

@@ -170,16 +170,18 @@ class Engine:
             self._decoders = None
 
     @contextmanager
-    def _decoding(self, files: int, workers: int):
+    def _decoding(self, files: int, workers: int, warm: bool = False):
         """This run's decoders: the kept ones (opened on first use), or ``workers`` for this
-        run's ``files`` (no more workers than files: each one started costs its imports)."""
+        run's ``files`` (no more workers than files: each one started costs its imports);
+        ``warm``: they detect on real footage (:class:`~truthnet.decode.isolation.IsolatedDecoder`)."""
         if not self.keep_decoders:
             with open_decoder(self.isolation, min(workers, max(1, files)), self.timeout,
-                              self.decode_fn) as decoders:
+                              self.decode_fn, warm) as decoders:
                 yield decoders
             return
         if self._decoders is None:
-            self._decoders = open_decoder(self.isolation, self.workers, self.timeout, self.decode_fn).__enter__()
+            self._decoders = open_decoder(self.isolation, self.workers, self.timeout, self.decode_fn,
+                                          self.in_worker).__enter__()
         yield self._decoders
 
     def run(self, rows: Iterable[Result], *, cancel=None) -> Iterator[Result]:
@@ -207,11 +209,12 @@ class Engine:
         pool = self.clf.face_pipelines()  # the classifier's: detectors built once, reused by every run
         in_worker, workers, detect_threads = self._plan(len(rows))
         tasks = [DecodeTask(i, config, r.path, self.windows, in_worker) for i, r in enumerate(rows)]
+        warm = in_worker and sum(r.size or 0 for r in rows) >= WARM_BYTES_PER_WORKER * workers
         batch = _Batch()  # this run's sequences waiting for the model (run state: never on self)
         faces: deque = deque()  # futures of _faces, in decode order
         finished = False
         try:
-            with self._decoding(len(tasks), workers) as decoders, \
+            with self._decoding(len(tasks), workers, warm) as decoders, \
                     ThreadPoolExecutor(detect_threads, thread_name_prefix="truthnet-faces") as detect, \
                     ThreadPoolExecutor(1, thread_name_prefix="truthnet-score") as score:
                 batch.pool = score if self.score_in_thread else None
@@ -367,6 +370,13 @@ class Engine:
 #: detects here (the test suite, mostly 2-5 file scans in long-lived processes, ran 273 s with
 #: every run detecting here, 319 s with every run in the workers)
 FILES_PER_DETECTING_WORKER = 2
+
+#: bytes of video per decode worker from which a run that detects in the workers has them load
+#: MTCNN's compiled kernels once, in their template, before the first frame (each worker
+#: loads them anyway once it has detected ``mtcnn_pyramid.NATIVE_AFTER`` pixels, ~5 Mpixel:
+#: two 480p clips).  Real footage is ~0.3-3 MB a clip; the test suite's clips are ~10-100 KB,
+#: and pay nothing for kernels they would never load
+WARM_BYTES_PER_WORKER = 1 << 20
 
 
 def _setup_failed(msg: SetupFailed) -> ConfigError:

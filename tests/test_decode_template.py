@@ -1,0 +1,182 @@
+"""The decode workers' template (Linux): a pool's workers are forks of one process that imported
+everything once.  They must decode exactly as fresh interpreters do, die, time out and be reported
+exactly as they do, and any trouble with the template must cost only its speed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import child_env, wait_until
+from truthnet.config import PRESETS
+from truthnet.decode import isolation
+from truthnet.decode.isolation import Decoded, DecodeTask, IsolatedDecoder
+
+pytestmark = pytest.mark.skipif(not isolation.templates_possible(), reason="forked decode workers: Linux only")
+
+PAPER = PRESETS["paper"].to_dict()
+
+
+def _ppid(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _decode(dec: IsolatedDecoder, paths, config=PAPER, detect=True) -> dict[str, Decoded]:
+    tasks = [DecodeTask(i, config, str(p), 1, detect) for i, p in enumerate(paths)]
+    out = {}
+    for msg in dec.run(tasks):
+        if msg is not None:
+            assert isinstance(msg, Decoded), msg
+            out[str(paths[msg.key])] = msg
+    assert len(out) == len(paths)
+    return out
+
+
+def _same(a: Decoded, b: Decoded) -> None:
+    """Everything but the timings, arrays bit for bit."""
+    assert a.info == b.info and len(a.per_window) == len(b.per_window)
+    for x, y in zip(a.per_window, b.per_window):
+        assert type(x) is type(y)
+        fx, fy = ({k: v for k, v in vars(o).items() if k != "timings"} for o in (x, y))
+        assert fx.keys() == fy.keys()
+        for k in fx:
+            if isinstance(fx[k], np.ndarray):
+                assert np.array_equal(fx[k], fy[k]), k
+            else:
+                assert fx[k] == fy[k], k
+
+
+@pytest.fixture
+def clips(small_corpus):
+    return [c.path for name, c in sorted(small_corpus.items())][:4]
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_forked_workers_decode_and_detect_exactly_as_fresh_interpreters(clips, monkeypatch, warm):
+    """Real footage (long GOPs, B-frames, portrait, rotated), MTCNN in the workers: the same
+    frames, faces, boxes and crops, bit for bit; ``warm``: the compiled kernels loaded in the
+    template before the first frame (else each worker loads them when it has seen enough pixels)."""
+    with IsolatedDecoder(2, timeout=120, warm=warm) as dec:
+        assert dec.template is not None and all(w.forked for w in dec.workers)
+        template = dec.template.proc.pid
+        assert _ppid(template) == os.getpid()
+        forked = _decode(dec, clips)
+        assert all(_ppid(w.proc.pid) == template for w in dec.workers)  # forks of the template
+        maps = Path(f"/proc/{template}/maps").read_text()
+        assert ("llvmlite" in maps) == warm  # the kernels (Numba's LLVM) loaded there only when asked
+        pids = [w.proc.pid for w in dec.workers]
+    wait_until(lambda: _gone(template) and all(_gone(p) for p in pids), timeout=10, what="the template and its workers to end")
+    monkeypatch.setattr(isolation, "TEMPLATE", False)
+    with IsolatedDecoder(2, timeout=120) as dec:
+        assert dec.template is None and not any(w.forked for w in dec.workers)
+        fresh = _decode(dec, clips)
+    for path in clips:
+        _same(forked[str(path)], fresh[str(path)])
+
+
+def test_a_template_that_dies_costs_only_its_speed(clips):
+    """Killed before it could fork: each worker's socket closes unanswered, and the pool starts
+    plain workers instead, without counting a death against any file."""
+    with IsolatedDecoder(2, timeout=120) as dec:
+        dec.template.proc.kill()
+        got = _decode(dec, clips[:3], detect=False)
+        assert not any(w.forked for w in dec.workers) and not dec.template.usable
+        assert dec.restarts == 0 and dec.deaths == {}
+    assert all(m.per_window for m in got.values())
+
+
+_THREAD_AT_IMPORT = '''
+import threading, time
+threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
+from truthnet.decode import default_decode
+
+
+def decode(config, path, windows):
+    return default_decode(config, path, windows)
+'''
+
+
+def test_a_template_with_a_thread_does_not_fork(clips, tmp_path, monkeypatch):
+    """A decode function whose import starts a thread: forking that process is unsafe (the
+    thread's locks), so the template refuses and the pool starts plain workers."""
+    (tmp_path / "threaded_decode.py").write_text(_THREAD_AT_IMPORT)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import threaded_decode
+
+    try:
+        with IsolatedDecoder(2, timeout=120, decode_fn=threaded_decode.decode) as dec:
+            got = _decode(dec, clips[:2], detect=None)
+            assert not any(w.forked for w in dec.workers)
+            t = dec.template
+            assert t._pump(lambda: len(t.refused) == 2, 10) and not t.pids  # it refused both, forked none
+        assert all(m.per_window for m in got.values())
+    finally:
+        sys.modules.pop("threaded_decode", None)
+
+
+def test_a_prestarted_template_serves_the_next_pool_or_ends_with_the_process(clips):
+    isolation.prestart()
+    t = isolation._prestarted
+    assert t is not None
+    with IsolatedDecoder(2, timeout=120) as dec:
+        assert dec.template is t and isolation._prestarted is None
+        _decode(dec, clips[:2], detect=False)
+    code = ("import sys, time; from truthnet.decode import isolation; isolation.prestart(); "
+            "print(isolation._prestarted.proc.pid, flush=True); time.sleep(0.1)")
+    out = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    pid = int(out.stdout.split()[0])
+    wait_until(lambda: _gone(pid), timeout=10, what="the unused template to end with its process")
+
+
+@pytest.mark.slow
+@pytest.mark.allow_untrained
+def test_no_forked_worker_outlives_a_scan_killed_outright(tiny_model, tmp_path, media):
+    """Two workers (a template and its forks) deep in endless decodes; the scan killed with -9:
+    the template sees its socket close, kills its workers and exits."""
+    folder = tmp_path / "v"
+    folder.mkdir()
+    for name in ("hang.mp4", "hang2.mp4"):
+        (folder / name).write_bytes(media["face"].read_bytes() + name.encode())
+    code = ("import sys; sys.path.insert(0, sys.argv[3]); import truthnet; from fault_decoders import faulty; "
+            "from truthnet.collect import collect_files; from truthnet.scanning import Scanner; from truthnet.store import Store; "
+            "Scanner(truthnet.load_classifier(sys.argv[1]), Store(sys.argv[2]), workers=2, timeout=600, "
+            "decode_fn=faulty).scan(collect_files([sys.argv[4]]).files)")
+    scan = subprocess.Popen([sys.executable, "-c", code, tiny_model, str(tmp_path / "r.sqlite"), str(Path(__file__).parent),
+                             str(folder)], env=child_env(), stderr=subprocess.DEVNULL)
+
+    def ours() -> list[int]:
+        found, parents = [], {scan.pid}
+        for _ in range(2):  # the template, then its forks
+            for d in Path("/proc").iterdir():
+                try:
+                    if d.name.isdigit() and b"truthnet.decode.worker" in (d / "cmdline").read_bytes() \
+                            and _ppid(int(d.name)) in parents and int(d.name) not in found:
+                        found.append(int(d.name))
+                except OSError:
+                    continue
+            parents |= set(found)
+        return found
+
+    try:
+        wait_until(lambda: all((folder / f"{n}.decoding").exists() for n in ("hang.mp4", "hang2.mp4")),
+                   what="both workers to be inside their endless decodes")
+        pids = ours()
+        assert len(pids) == 3  # the template and two workers
+    finally:
+        scan.send_signal(signal.SIGKILL)
+        scan.wait()
+    wait_until(lambda: all(_gone(p) for p in pids), timeout=60, what="the template and its workers to exit")
