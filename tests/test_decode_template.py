@@ -180,3 +180,28 @@ def test_no_forked_worker_outlives_a_scan_killed_outright(tiny_model, tmp_path, 
         scan.send_signal(signal.SIGKILL)
         scan.wait()
     wait_until(lambda: all(_gone(p) for p in pids), timeout=60, what="the template and its workers to exit")
+
+
+@pytest.mark.allow_untrained
+def test_a_scan_takes_the_template_it_started_and_leaves_none_behind(tiny_model, tmp_path, media):
+    """``api.scan`` starts the template first thing and its pool forks from it; a scan with
+    nothing to decode (every file reused) stops the one it started: no process left either way."""
+    from truthnet import api
+
+    folder = tmp_path / "v"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"clip{i}.mp4").write_bytes(media["face"].read_bytes() + bytes([i]))
+
+    def children() -> list[int]:
+        return [int(d.name) for d in Path("/proc").iterdir() if d.name.isdigit() and not _gone(int(d.name))
+                and _ppid(int(d.name)) == os.getpid()
+                and b"truthnet.decode.worker" in (d / "cmdline").read_bytes()]
+
+    db = tmp_path / "r.sqlite"
+    first = api.scan([folder], model=tiny_model, db=db, workers=2)
+    assert first.summary.counts.get("ok") == 3, first.summary.to_dict()
+    assert isolation._prestarted is None and children() == []
+    again = api.scan([folder], model=tiny_model, db=db, workers=2)
+    assert again.summary.to_dict()["reused"] == 3
+    assert isolation._prestarted is None and children() == []

@@ -156,11 +156,22 @@ def scan(paths: Sequence[str | os.PathLike], options: ScanOptions | None = None,
     result=...)`` per file."""
     from dataclasses import replace
 
-    from .paths import norm
-    from .store import Store
+    from .decode import isolation
 
     opts = replace(options or ScanOptions(), **overrides)
     opts.check()
+    if opts.engine == "local":  # the decode workers' template imports while the files are listed and the model loads
+        isolation.prestart()
+    try:
+        return _scan(paths, opts, db, asked, on_event, cancel)
+    finally:
+        isolation.discard_prestarted()  # (one no pool took: every file reused, or none to decode)
+
+
+def _scan(paths, opts: ScanOptions, db, asked, on_event, cancel) -> ScanOutcome:
+    from .paths import norm
+    from .store import Store
+
     collected = plan(paths, recursive=opts.recursive, include=opts.include, exclude=opts.exclude)
     total = len(collected.files) + len(collected.problems)
     if on_event is not None:  # before the model loads: a progress display can start now

@@ -150,10 +150,6 @@ def cmd_scan(args) -> int:
     from ..signals import stop_requests
 
     check_outputs(args)
-    if not args.watch:  # the decode workers' template imports while the files are listed and the model loads
-        from ..decode.isolation import prestart
-
-        prestart()
     roots = [norm(p) for p in args.paths]
     view = _ScanView(args, roots)
     t0 = time.perf_counter()

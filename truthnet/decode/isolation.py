@@ -274,7 +274,12 @@ def prestart(decode_fn: DecodeFn = default_decode) -> None:
         return
     import atexit
 
-    atexit.register(_take_prestarted, None)  # unused: killed at exit
+    atexit.register(discard_prestarted)
+
+
+def discard_prestarted() -> None:
+    """Stop the pre-started template if no pool took it (at once: it forked nothing)."""
+    _take_prestarted(None)
 
 
 def _take_prestarted(spec: str | None) -> _Template | None:
