@@ -427,6 +427,7 @@ class IsolatedDecoder:
                 msg = w.conn.recv()
                 if isinstance(msg, str) and msg == READY:
                     w.ready = True
+                    w.started = time.monotonic()  # a file's time limit is its own: not its worker's start-up
                     msg = w.conn.recv() if w.conn.poll() else READY
             except (EOFError, OSError):
                 msg = None  # the socket closed: the worker died
