@@ -186,6 +186,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(role_floor(rest[0], rest[1], rest[2:])))
         return
+    br.byte_compile()
     work, env, folder, paths, one, model = prepare(Path(args.work), args.quick)
     if args.prepare:
         return

@@ -111,6 +111,7 @@ def main() -> None:
     ap.add_argument("--work", default=os.path.join("/tmp", "truthnet-bench-realistic"))
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    br.byte_compile()
     if args.off_tree:
         tree = Path(args.off_tree).resolve()
         if not (tree / "truthnet" / "__init__.py").is_file():

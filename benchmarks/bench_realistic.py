@@ -48,6 +48,15 @@ def machine() -> dict:
     return {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
 
 
+def byte_compile() -> None:
+    """Byte-compile this truthnet, as ``pip install`` does: an edited checkout run with
+    ``PYTHONDONTWRITEBYTECODE=1`` (this machine's setting) otherwise compiles every changed module
+    from source in every child, ~0.1 s of each process's start-up that no installed copy pays."""
+    import compileall
+
+    compileall.compile_dir(str(HERE.parents[1] / "truthnet"), quiet=1)
+
+
 def emit(result: dict, out: str | os.PathLike | None) -> None:
     """Print a benchmark's result as JSON and write it to ``out`` when given."""
     text = json.dumps(result, indent=2)
@@ -345,6 +354,7 @@ def main() -> None:
               "boxes": lambda: role_boxes(rest)}
         print(json.dumps(fn[args.child]()))
         return
+    byte_compile()
     work = Path(args.work) / ("quick" if args.quick else "full")
     work.mkdir(parents=True, exist_ok=True)
     keras_home = work / "keras"

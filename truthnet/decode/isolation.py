@@ -370,10 +370,11 @@ class IsolatedDecoder:
             except Exception:
                 pass
         for w in self.workers:
-            try:
-                w.proc.wait(1)
-            except Exception:
-                w.kill()
+            if not w.forked:  # (the template's are told to end, and it kills any left when it ends, below)
+                try:
+                    w.proc.wait(1)
+                except Exception:
+                    w.kill()
             w.conn.close()
         self.workers = []
         if self.template is not None:
