@@ -16,6 +16,9 @@ def faulty(config, path, windows):
         if not os.path.exists(marker):
             open(marker, "w").close()
             os.kill(os.getpid(), 9)  # like an out-of-memory kill
+    if name.startswith("slow"):
+        open(path + ".decoding", "w").close()
+        time.sleep(3)
     if name.startswith("hang"):
         open(path + ".decoding", "w").close()  # a test can wait for the worker to be in here
         time.sleep(600)

@@ -69,8 +69,12 @@ def test_forked_workers_decode_and_detect_exactly_as_fresh_interpreters(clips, m
     """Real footage (long GOPs, B-frames, portrait, rotated), MTCNN in the workers: the same
     frames, faces, boxes and crops, bit for bit; ``warm``: the compiled kernels loaded in the
     template before the first frame (else each worker loads them when it has seen enough pixels)."""
+    from truthnet.plugins.mtcnn_ops import native_kernels
+
+    if warm and native_kernels() is None:
+        pytest.skip("no compiled kernels here (Numba missing, or TRUTHNET_NATIVE_KERNELS=0)")
     with IsolatedDecoder(2, timeout=120, warm=warm) as dec:
-        assert dec.template is not None and all(w.forked for w in dec.workers)
+        assert dec.template is not None
         template = dec.template.proc.pid
         assert _ppid(template) == os.getpid()
         forked = _decode(dec, clips)
@@ -98,6 +102,33 @@ def test_a_template_that_dies_costs_only_its_speed(clips):
     assert all(m.per_window for m in got.values())
 
 
+def test_a_template_that_dies_under_its_workers_costs_no_file_anything(clips, tmp_path):
+    """Killed while both its workers are inside a decode (an out-of-memory kill, say): its
+    workers end with it, and their files are decoded again by plain workers, no death counted."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fault_decoders import faulty
+
+    slow = []
+    for i, clip in enumerate(clips[:2]):
+        slow.append(tmp_path / f"slow{i}.mp4")
+        slow[-1].write_bytes(Path(clip).read_bytes())
+    with IsolatedDecoder(2, timeout=120, decode_fn=faulty) as dec:
+        tasks = [DecodeTask(i, PAPER, str(p), 1, False) for i, p in enumerate(slow)]
+        got, killed = {}, False
+        for msg in dec.run(tasks):
+            if not killed and all(Path(f"{p}.decoding").exists() for p in slow):
+                os.kill(dec.template.proc.pid, signal.SIGKILL)  # both workers are forks, mid-decode
+                killed = True
+                for p in slow:
+                    Path(f"{p}.decoding").unlink()
+            if msg is not None:
+                got[msg.key] = msg
+        assert killed and not dec.template.usable
+        assert dec.deaths == {} and dec.restarts == 0
+        assert not any(w.forked for w in dec.workers)
+    assert sorted(got) == [0, 1] and all(isinstance(m, Decoded) for m in got.values())
+
+
 _THREAD_AT_IMPORT = '''
 import threading, time
 threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
@@ -113,33 +144,33 @@ def test_a_template_with_a_thread_does_not_fork(clips, tmp_path, monkeypatch):
     """A decode function whose import starts a thread: forking that process is unsafe (the
     thread's locks), so the template refuses and the pool starts plain workers."""
     (tmp_path / "threaded_decode.py").write_text(_THREAD_AT_IMPORT)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    import threaded_decode
+    monkeypatch.syspath_prepend(str(tmp_path))  # (for the workers: not imported here, its thread not started here)
 
-    try:
-        with IsolatedDecoder(2, timeout=120, decode_fn=threaded_decode.decode) as dec:
-            got = _decode(dec, clips[:2], detect=None)
-            assert not any(w.forked for w in dec.workers)
-            t = dec.template
-            assert t._pump(lambda: len(t.refused) == 2, 10) and not t.pids  # it refused both, forked none
-        assert all(m.per_window for m in got.values())
-    finally:
-        sys.modules.pop("threaded_decode", None)
+    def decode(config, path, windows):
+        raise AssertionError("runs only in the workers")
+
+    decode.__module__, decode.__qualname__ = "threaded_decode", "decode"
+    with IsolatedDecoder(2, timeout=120, decode_fn=decode) as dec:
+        got = _decode(dec, clips[:2], detect=None)
+        assert not any(w.forked for w in dec.workers)
+        t = dec.template
+        assert t._pump(lambda: len(t.refused) == 2, 10) and not t.pids  # it refused both, forked none
+    assert all(m.per_window for m in got.values())
 
 
 def test_a_prestarted_template_serves_the_next_pool_or_ends_with_the_process(clips):
     isolation.prestart()
     t = isolation._prestarted
     assert t is not None
-    with IsolatedDecoder(2, timeout=120) as dec:
+    with IsolatedDecoder(1, timeout=120) as dec:  # (one worker: a pool of its own would start none)
         assert dec.template is t and isolation._prestarted is None
         _decode(dec, clips[:2], detect=False)
+        assert _ppid(dec.workers[0].proc.pid) == t.proc.pid
     code = ("import sys, time; from truthnet.decode import isolation; isolation.prestart(); "
             "print(isolation._prestarted.proc.pid, flush=True); time.sleep(0.1)")
     out = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    pid = int(out.stdout.split()[0])
-    wait_until(lambda: _gone(pid), timeout=10, what="the unused template to end with its process")
+    assert _gone(int(out.stdout.split()[0]))  # killed and reaped at exit, not left to end by itself
 
 
 @pytest.mark.slow
@@ -176,6 +207,8 @@ def test_no_forked_worker_outlives_a_scan_killed_outright(tiny_model, tmp_path, 
                    what="both workers to be inside their endless decodes")
         pids = ours()
         assert len(pids) == 3  # the template and two workers
+        (template,) = [p for p in pids if _ppid(p) == scan.pid]
+        assert sorted(_ppid(p) for p in pids if p != template) == [template, template]  # its forks
     finally:
         scan.send_signal(signal.SIGKILL)
         scan.wait()
@@ -193,14 +226,28 @@ def test_a_scan_takes_the_template_it_started_and_leaves_none_behind(tiny_model,
     for i in range(3):
         (folder / f"clip{i}.mp4").write_bytes(media["face"].read_bytes() + bytes([i]))
 
-    def children() -> list[int]:
-        return [int(d.name) for d in Path("/proc").iterdir() if d.name.isdigit() and not _gone(int(d.name))
-                and _ppid(int(d.name)) == os.getpid()
-                and b"truthnet.decode.worker" in (d / "cmdline").read_bytes()]
+    def children() -> list[bytes]:
+        """The command lines of this process's decode processes still running."""
+        out = []
+        for d in Path("/proc").iterdir():
+            try:
+                if d.name.isdigit() and not _gone(int(d.name)) and _ppid(int(d.name)) == os.getpid():
+                    cmd = (d / "cmdline").read_bytes()
+                    out += [cmd] if b"truthnet.decode.worker" in cmd else []
+            except OSError:
+                continue
+        return out
+
+    templates = []
+
+    def during(event) -> None:  # one template while files are scored: the pre-started one, taken by the pool
+        if event.result is not None:
+            templates.append(sum(b"--template" in cmd for cmd in children()))
 
     db = tmp_path / "r.sqlite"
-    first = api.scan([folder], model=tiny_model, db=db, workers=2)
+    first = api.scan([folder], model=tiny_model, db=db, workers=2, on_event=during)
     assert first.summary.counts.get("ok") == 3, first.summary.to_dict()
+    assert templates and set(templates) == {1}
     assert isolation._prestarted is None and children() == []
     again = api.scan([folder], model=tiny_model, db=db, workers=2)
     assert again.summary.to_dict()["reused"] == 3

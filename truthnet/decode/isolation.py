@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -139,8 +140,11 @@ class _Worker:
         self.ready = False  # it has said READY: it imported its decode function
 
     def exitcode(self) -> int | None:
+        """How it ended (negative: the signal), None where that cannot be told.  A forked worker's
+        comes from its template, which may need a moment on a loaded machine (the wait ends at
+        once if the template is gone)."""
         try:
-            return self.proc.wait(2)
+            return self.proc.wait(30 if self.forked else 2)
         except Exception:
             return None
 
@@ -153,15 +157,18 @@ class _Worker:
         self.conn.close()
 
 
-def worker_env() -> dict[str, str]:
-    """The environment of a decode worker (or template): this process's, where Python finds
+def worker_env(template: bool = False) -> dict[str, str]:
+    """The environment of a decode worker (or ``template``): this process's, where Python finds
     this truthnet and the decode function, and one OpenBLAS thread unless one is set (a worker
     uses no BLAS worth a thread, and OpenBLAS starts one per core at NumPy's import: ~0.1 s of
-    CPU per process, measured)."""
+    CPU per process, measured); always one in a template, which forks only while it is the only
+    thread of its process."""
     from ..procs import python_env
 
     env = python_env(whole_sys_path=True)
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    if template:
+        env["OPENBLAS_NUM_THREADS"] = "1"
     return env
 
 
@@ -193,7 +200,7 @@ class _Template:
             [sys.executable, "-m", "truthnet.decode.worker", "--template", str(child.fileno()), spec,
              *(["--native"] if native else [])],
             pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, env=worker_env(),
+            stderr=subprocess.DEVNULL, env=worker_env(template=True),
         )
         child.close()
         self.conn = Connection(parent.detach())
@@ -219,9 +226,18 @@ class _Template:
         try:
             self.conn.send(("fork", self.keys))
             send_handle(self.conn, sock.fileno(), self.proc.pid)
-        except OSError:
-            self.alive = False  # the worker's socket closes unanswered: the pool starts a plain one
+        except BaseException:
+            # the request may be half sent (the stream out of step): the template is closed, and
+            # the worker's socket closes unanswered, so the pool starts a plain one
+            self.usable = self.alive = False
+            self.conn.close()
+            if not isinstance(sys.exc_info()[1], Exception):
+                raise  # (a second Ctrl-C)
         return _Forked(self, self.keys)
+
+    def running(self) -> bool:
+        """Its socket open and its process alive (it ends when its socket closes)."""
+        return self.alive and self.proc.poll() is None
 
     def _pump(self, until, timeout: float) -> bool:
         """Read the template's answers until ``until()`` or ``timeout`` seconds."""
@@ -258,23 +274,31 @@ class _Template:
 
 
 _prestarted: _Template | None = None
+_prestart_lock = threading.Lock()
+_discard_at_exit = False
 
 
 def prestart(decode_fn: DecodeFn = default_decode) -> None:
     """Start the template of the next process pool now, so that its imports (~0.5 s of a core)
-    overlap with the caller's own start (``truthnet scan`` calls this before it lists files or
+    overlap with the caller's own start (``api.scan`` calls this before it lists files or
     loads the model).  The next :class:`IsolatedDecoder` for ``decode_fn`` forks its workers
-    from it; one never used ends with this process."""
-    global _prestarted
-    if _prestarted is not None or not templates_possible():
+    from it; one never used is stopped by :func:`discard_prestarted`, at the latest when this
+    process exits."""
+    global _prestarted, _discard_at_exit
+    if not templates_possible():
         return
-    try:
-        _prestarted = _Template(fn_spec(decode_fn), False)
-    except Exception:  # (the pool starts its own workers)
-        return
-    import atexit
+    with _prestart_lock:
+        if _prestarted is not None:
+            return
+        try:
+            _prestarted = _Template(fn_spec(decode_fn), False)
+        except Exception:  # (the pool starts its own workers)
+            return
+        if not _discard_at_exit:
+            import atexit
 
-    atexit.register(discard_prestarted)
+            atexit.register(discard_prestarted)
+            _discard_at_exit = True
 
 
 def discard_prestarted() -> None:
@@ -286,8 +310,9 @@ def _take_prestarted(spec: str | None) -> _Template | None:
     """The pre-started template, if it runs ``spec`` and is alive (then no longer pre-started);
     one that does not fit is stopped."""
     global _prestarted
-    t, _prestarted = _prestarted, None
-    if t is not None and (t.spec != spec or not t.alive or t.proc.poll() is not None):
+    with _prestart_lock:
+        t, _prestarted = _prestarted, None
+    if t is not None and (t.spec != spec or not t.running()):
         t.close(kill=True)
         return None
     return t
@@ -320,6 +345,10 @@ class _Forked:
             pass
 
 
+#: seconds a decode worker may take to start (imports; a template's first fork waits for its
+#: warm-up) before the pool gives up on it; not part of any file's ``timeout``
+STARTUP_LIMIT = 120.0
+
 #: attempts a file gets when its worker dies under it (a crash signal, an out-of-memory kill):
 #: a worker can die for reasons of its own, so only a file that kills a fresh one again is blamed
 ATTEMPTS = 2
@@ -349,11 +378,20 @@ class IsolatedDecoder:
 
     def __enter__(self) -> IsolatedDecoder:
         self.template = _take_prestarted(self.spec)
-        if self.template is not None and self.warm:
-            self.template.load_kernels()
-        elif self.template is None and self.n >= 2 and templates_possible():
-            self.template = _Template(self.spec, self.warm)
-        self.workers = [self._new() for _ in range(self.n)]
+        try:
+            if self.template is not None and self.warm:
+                self.template.load_kernels()
+            elif self.template is None and self.n >= 2 and templates_possible():
+                try:
+                    self.template = _Template(self.spec, self.warm)
+                except OSError:  # (plain workers: only slower)
+                    self.template = None
+            self.workers = []
+            for _ in range(self.n):
+                self.workers.append(self._new())
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def _new(self) -> _Worker:
@@ -386,6 +424,17 @@ class IsolatedDecoder:
         self.restarts += 1
         self.workers[self.workers.index(w)] = self._new()
 
+    def _fallback(self, w: _Worker, task: DecodeTask) -> None:
+        """A forked worker lost to its template (it died, refused to fork, or is stuck starting):
+        a plain worker instead and the task again, nothing counted against the file; the pool
+        forks no more."""
+        w.task = None
+        if self.template is not None:
+            self.template.usable = False
+        self._replace(w)
+        self.restarts -= 1
+        self._todo.appendleft(task)
+
     def _dispatch(self, todo: deque) -> None:
         for w in self.workers:
             if w.task is None and todo:
@@ -395,6 +444,9 @@ class IsolatedDecoder:
                     w.conn.send(w.task)
                 except (BrokenPipeError, OSError):
                     task = w.task
+                    if w.forked and not w.ready:
+                        self._fallback(w, task)
+                        continue
                     self._replace(w)
                     todo.appendleft(task)
 
@@ -438,12 +490,7 @@ class IsolatedDecoder:
                 w.task = None
                 return SetupFailed(task.key, msg.message)
             if msg is None and not w.ready and w.forked:  # the template failed it: a plain one instead
-                w.task = None
-                self.template.usable = False
-                self._replace(w)
-                self.restarts -= 1
-                self._todo.appendleft(task)
-                return None
+                return self._fallback(w, task)
             if msg is None and not w.ready:  # it died before it could take any file
                 code = w.exitcode()
                 raise ConfigError(
@@ -457,6 +504,12 @@ class IsolatedDecoder:
             w.task = None
             if msg is None:
                 code = w.exitcode()
+                if w.forked and code is None and not self.template.running():
+                    return self._fallback(w, task)  # the template died, its workers with it: not the file's doing
+                if w.forked and code is not None and code < 0:
+                    # a crash: the retry and every later worker a fresh interpreter, each with an
+                    # address-space layout of its own (forks share the template's)
+                    self.template.usable = False
                 how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
             else:
                 how = msg.reason
@@ -465,8 +518,19 @@ class IsolatedDecoder:
         return self._timed_out(w)
 
     def _timed_out(self, w: _Worker) -> DecodeFailed | None:
-        """The timeout message of a worker past its time limit (the worker is replaced)."""
-        if time.monotonic() - w.started <= self.timeout:
+        """The timeout message of a worker past its time limit (the worker is replaced).  Until
+        the worker is ready the file's clock has not started: a worker that takes longer than
+        :data:`STARTUP_LIMIT` to start is the pool's failure, not the file's."""
+        elapsed = time.monotonic() - w.started
+        if not w.ready:
+            if elapsed <= STARTUP_LIMIT:
+                return None
+            if w.forked:
+                return self._fallback(w, w.task)
+            raise ConfigError(f"a decode worker did not start within {STARTUP_LIMIT:g} s",
+                              hint="a heavily loaded machine, or an import that hangs; or decode in threads "
+                                   "(isolation='thread')")
+        if elapsed <= self.timeout:
             return None
         task, w.task = w.task, None
         self._replace(w)

@@ -132,10 +132,11 @@ def _threads() -> int:
 
 def template(fd: int, spec: str, *, native: bool) -> None:
     """Serve the scanner's requests on ``fd``: ``("fork", key)`` then a socket (SCM_RIGHTS):
-    fork a worker on it, answer ``("forked", key, pid)``; ``("kill", key)``: SIGKILL that worker
-    if it still runs; ``("native",)``: load MTCNN's compiled kernels now (for the workers forked
-    after); ``None`` or a closed socket: kill what is left and exit.  Each worker's
-    end is reported as ``("exited", key, returncode)`` (negative: the signal, as Popen's)."""
+    fork a worker on it, answer ``("forked", key, pid)`` (or ``("refused", key)``, the socket
+    closed unused); ``("kill", key)``: SIGKILL that worker if it still runs; ``("native",)``:
+    load MTCNN's compiled kernels now (for the workers forked after); ``None``, a closed socket
+    or anything unexpected: kill and reap what is left and exit.  Each worker's end is reported
+    as ``("exited", key, returncode)`` (negative: the signal, as Popen's)."""
     from multiprocessing.connection import wait
     from multiprocessing.reduction import recv_handle
 
@@ -147,6 +148,7 @@ def template(fd: int, spec: str, *, native: bool) -> None:
             _warm(native)
         except Exception:  # (a worker then imports what it needs itself, as a plain one does)
             pass
+    me = os.getpid()
     children: dict[int, int] = {}  # pid -> key
     try:
         while True:
@@ -162,45 +164,61 @@ def template(fd: int, spec: str, *, native: bool) -> None:
                         _warm(True)
                 except Exception:  # (each worker then loads them when they pay, as a plain one does)
                     pass
-                continue
-            if msg[0] == "kill":
+            elif msg[0] == "kill":
                 for pid, key in children.items():
                     if key == msg[1]:
                         os.kill(pid, signal.SIGKILL)
-                continue
-            key, handle = msg[1], recv_handle(conn)
-            if failed is not None or _threads() != 1:
-                # the import failed: the worker's socket gets what a plain worker would send; or
-                # a thread was started here after all: forking is unsafe, the scanner starts a
-                # plain worker instead (its socket closes before READY)
-                child = Connection(handle)
-                if failed is not None:
-                    child.send(failed)
-                child.close()
-                conn.send(("refused", key))
-                continue
-            pid = os.fork()
-            if pid == 0:
-                _forked(conn, handle, fn)
-            os.close(handle)
-            children[pid] = key
-            conn.send(("forked", key, pid))
-    except (EOFError, OSError):
-        pass  # the scanner is gone
-    for pid in children:
+            elif msg[0] == "fork":
+                key, handle = msg[1], recv_handle(conn)
+                pid = _fork(conn, key, handle, fn, failed, me)
+                if pid is not None:
+                    children[pid] = key
+    except BaseException:  # noqa: BLE001 - the scanner gone, or the stream out of step: end, never hang
+        pass
+    finally:
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        for pid in children:  # reaped: no zombie left, and their CPU time counted in this process's parent
+            try:
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+        os._exit(0)  # (no interpreter teardown: the scanner waits for this exit when it closes its pool)
+
+
+def _fork(conn: Connection, key: int, handle: int, fn, failed, me: int) -> int | None:
+    """A worker forked on ``handle``: its pid, or None where none was (the import failed: the
+    socket gets what a plain worker would send; a thread runs here after all, or the fork
+    itself failed: the scanner starts a plain worker instead, its socket closing before READY)."""
+    pid = None
+    if failed is None and _threads() == 1:
         try:
-            os.kill(pid, signal.SIGKILL)
+            pid = os.fork()
         except OSError:
-            pass
-    os._exit(0)  # (no interpreter teardown: the scanner waits for this exit when it closes its pool)
+            pid = None
+        if pid == 0:
+            _forked(conn, handle, fn, me)  # (never returns)
+    if pid is None:
+        child = Connection(handle)
+        if failed is not None:
+            child.send(failed)
+        child.close()
+        conn.send(("refused", key))
+        return None
+    os.close(handle)
+    conn.send(("forked", key, pid))
+    return pid
 
 
-def _forked(conn: Connection, handle: int, fn) -> None:
+def _forked(conn: Connection, handle: int, fn, template: int) -> None:
     """The worker, in the child of a fork: never returns into the template's loop."""
     code = 1
     try:
         conn.close()
-        _die_with(os.getppid())
+        _die_with(template)  # (the pid from before the fork: the template may be gone already)
         _serve(Connection(handle), fn)
         code = 0
     finally:

@@ -209,7 +209,7 @@ class Engine:
         pool = self.clf.face_pipelines()  # the classifier's: detectors built once, reused by every run
         in_worker, workers, detect_threads = self._plan(len(rows))
         tasks = [DecodeTask(i, config, r.path, self.windows, in_worker) for i, r in enumerate(rows)]
-        warm = in_worker and sum(r.size or 0 for r in rows) >= WARM_BYTES_PER_WORKER * workers
+        warm = in_worker and sum(r.size or 0 for r in rows) >= WARM_BYTES_PER_WORKER * min(workers, len(rows))
         batch = _Batch()  # this run's sequences waiting for the model (run state: never on self)
         faces: deque = deque()  # futures of _faces, in decode order
         finished = False
@@ -375,7 +375,8 @@ FILES_PER_DETECTING_WORKER = 2
 #: MTCNN's compiled kernels once, in their template, before the first frame (each worker
 #: loads them anyway once it has detected ``mtcnn_pyramid.NATIVE_AFTER`` pixels, ~5 Mpixel:
 #: two 480p clips).  Real footage is ~0.3-3 MB a clip; the test suite's clips are ~10-100 KB,
-#: and pay nothing for kernels they would never load
+#: and pay nothing for kernels they would never load.  Decoders kept between runs (a Ray actor's)
+#: that detect load them always: they serve batch after batch
 WARM_BYTES_PER_WORKER = 1 << 20
 
 

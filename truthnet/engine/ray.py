@@ -132,8 +132,12 @@ class _Scorer:
         return os.getpid()
 
     def decoder_pids(self) -> list[int]:
-        """The kept decode workers' process ids (empty before the first batch, or in threads)."""
-        return [w.proc.pid for w in getattr(self.engine._decoders, "workers", [])]
+        """The kept decode workers' process ids, and their template's where they are forks of one
+        (empty before the first batch, or in threads)."""
+        decoders = self.engine._decoders
+        template = getattr(decoders, "template", None)
+        pids = [w.proc.pid for w in getattr(decoders, "workers", [])]
+        return [p for p in ([template.proc.pid] if template is not None else []) + pids if p is not None]
 
     def score(self, rows: list) -> list:
         return list(self.engine.run(rows))
