@@ -134,3 +134,31 @@ def more_files_than_in_flight(batch_size: int) -> int:
     # (detecting in the decode workers or in threads here: the larger of the two)
     held = max(workers + 2 * detect for workers, detect in (plan_threads(False), plan_threads(True)))
     return held + (batch_size - 1) + batch_size + 4
+
+
+def parent_pid(pid: int) -> int:
+    """The parent of process ``pid`` (Linux ``/proc``)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        return int(fh.read().rsplit(")", 1)[1].split()[1])
+
+
+def process_gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (gone, or a zombie waiting to be reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def start_faulty_scan(model, db, folder, workers: int) -> subprocess.Popen:
+    """A scan of ``folder`` in a child process, decoding with ``fault_decoders.faulty`` in
+    ``workers`` decode workers (hour-long time limit: a "hang*" file stays in its decode)."""
+    from pathlib import Path
+
+    code = ("import sys; sys.path.insert(0, sys.argv[3]); import truthnet; from fault_decoders import faulty; "
+            "from truthnet.collect import collect_files; from truthnet.scanning import Scanner; from truthnet.store import Store; "
+            f"Scanner(truthnet.load_classifier(sys.argv[1]), Store(sys.argv[2]), workers={int(workers)}, timeout=600, "
+            "decode_fn=faulty).scan(collect_files([sys.argv[4]]).files)")
+    return subprocess.Popen([sys.executable, "-c", code, str(model), str(db), str(Path(__file__).parent), str(folder)],
+                            env=child_env(), stderr=subprocess.DEVNULL)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import child_env, wait_until
+from helpers import child_env, parent_pid, process_gone, start_faulty_scan, wait_until
 from truthnet.config import PRESETS
 from truthnet.decode import isolation
 from truthnet.decode.isolation import Decoded, DecodeTask, IsolatedDecoder
@@ -21,17 +21,6 @@ from truthnet.decode.isolation import Decoded, DecodeTask, IsolatedDecoder
 pytestmark = pytest.mark.skipif(not isolation.templates_possible(), reason="forked decode workers: Linux only")
 
 PAPER = PRESETS["paper"].to_dict()
-
-
-def _ppid(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
-def _gone(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 def _decode(dec: IsolatedDecoder, paths, config=PAPER, detect=True) -> dict[str, Decoded]:
@@ -76,13 +65,13 @@ def test_forked_workers_decode_and_detect_exactly_as_fresh_interpreters(clips, m
     with IsolatedDecoder(2, timeout=120, warm=warm) as dec:
         assert dec.template is not None
         template = dec.template.proc.pid
-        assert _ppid(template) == os.getpid()
+        assert parent_pid(template) == os.getpid()
         forked = _decode(dec, clips)
-        assert all(_ppid(w.proc.pid) == template for w in dec.workers)  # forks of the template
+        assert all(parent_pid(w.proc.pid) == template for w in dec.workers)  # forks of the template
         maps = Path(f"/proc/{template}/maps").read_text()
         assert ("llvmlite" in maps) == warm  # the kernels (Numba's LLVM) loaded there only when asked
         pids = [w.proc.pid for w in dec.workers]
-    wait_until(lambda: _gone(template) and all(_gone(p) for p in pids), timeout=10, what="the template and its workers to end")
+    wait_until(lambda: process_gone(template) and all(process_gone(p) for p in pids), timeout=10, what="the template and its workers to end")
     monkeypatch.setattr(isolation, "TEMPLATE", False)
     with IsolatedDecoder(2, timeout=120) as dec:
         assert dec.template is None and not any(w.forked for w in dec.workers)
@@ -165,12 +154,12 @@ def test_a_prestarted_template_serves_the_next_pool_or_ends_with_the_process(cli
     with IsolatedDecoder(1, timeout=120) as dec:  # (one worker: a pool of its own would start none)
         assert dec.template is t and isolation._prestarted is None
         _decode(dec, clips[:2], detect=False)
-        assert _ppid(dec.workers[0].proc.pid) == t.proc.pid
+        assert parent_pid(dec.workers[0].proc.pid) == t.proc.pid
     code = ("import sys, time; from truthnet.decode import isolation; isolation.prestart(); "
             "print(isolation._prestarted.proc.pid, flush=True); time.sleep(0.1)")
     out = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert _gone(int(out.stdout.split()[0]))  # killed and reaped at exit, not left to end by itself
+    assert process_gone(int(out.stdout.split()[0]))  # killed and reaped at exit, not left to end by itself
 
 
 @pytest.mark.slow
@@ -182,12 +171,7 @@ def test_no_forked_worker_outlives_a_scan_killed_outright(tiny_model, tmp_path, 
     folder.mkdir()
     for name in ("hang.mp4", "hang2.mp4"):
         (folder / name).write_bytes(media["face"].read_bytes() + name.encode())
-    code = ("import sys; sys.path.insert(0, sys.argv[3]); import truthnet; from fault_decoders import faulty; "
-            "from truthnet.collect import collect_files; from truthnet.scanning import Scanner; from truthnet.store import Store; "
-            "Scanner(truthnet.load_classifier(sys.argv[1]), Store(sys.argv[2]), workers=2, timeout=600, "
-            "decode_fn=faulty).scan(collect_files([sys.argv[4]]).files)")
-    scan = subprocess.Popen([sys.executable, "-c", code, tiny_model, str(tmp_path / "r.sqlite"), str(Path(__file__).parent),
-                             str(folder)], env=child_env(), stderr=subprocess.DEVNULL)
+    scan = start_faulty_scan(tiny_model, tmp_path / "r.sqlite", folder, workers=2)
 
     def ours() -> list[int]:
         found, parents = [], {scan.pid}
@@ -195,7 +179,7 @@ def test_no_forked_worker_outlives_a_scan_killed_outright(tiny_model, tmp_path, 
             for d in Path("/proc").iterdir():
                 try:
                     if d.name.isdigit() and b"truthnet.decode.worker" in (d / "cmdline").read_bytes() \
-                            and _ppid(int(d.name)) in parents and int(d.name) not in found:
+                            and parent_pid(int(d.name)) in parents and int(d.name) not in found:
                         found.append(int(d.name))
                 except OSError:
                     continue
@@ -207,12 +191,12 @@ def test_no_forked_worker_outlives_a_scan_killed_outright(tiny_model, tmp_path, 
                    what="both workers to be inside their endless decodes")
         pids = ours()
         assert len(pids) == 3  # the template and two workers
-        (template,) = [p for p in pids if _ppid(p) == scan.pid]
-        assert sorted(_ppid(p) for p in pids if p != template) == [template, template]  # its forks
+        (template,) = [p for p in pids if parent_pid(p) == scan.pid]
+        assert sorted(parent_pid(p) for p in pids if p != template) == [template, template]  # its forks
     finally:
         scan.send_signal(signal.SIGKILL)
         scan.wait()
-    wait_until(lambda: all(_gone(p) for p in pids), timeout=60, what="the template and its workers to exit")
+    wait_until(lambda: all(process_gone(p) for p in pids), timeout=60, what="the template and its workers to exit")
 
 
 @pytest.mark.allow_untrained
@@ -231,7 +215,7 @@ def test_a_scan_takes_the_template_it_started_and_leaves_none_behind(tiny_model,
         out = []
         for d in Path("/proc").iterdir():
             try:
-                if d.name.isdigit() and not _gone(int(d.name)) and _ppid(int(d.name)) == os.getpid():
+                if d.name.isdigit() and not process_gone(int(d.name)) and parent_pid(int(d.name)) == os.getpid():
                     cmd = (d / "cmdline").read_bytes()
                     out += [cmd] if b"truthnet.decode.worker" in cmd else []
             except OSError:

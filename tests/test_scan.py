@@ -11,7 +11,7 @@ from truthnet.collect import collect_files
 from truthnet.scanning import Scanner
 from truthnet.store import Store
 
-from helpers import child_env, cli, cli_cmd, wait_until
+from helpers import child_env, cli, cli_cmd, parent_pid, process_gone, start_faulty_scan, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.allow_untrained]
 ROOT = Path(__file__).resolve().parents[1]
@@ -298,19 +298,14 @@ def test_no_decode_worker_outlives_a_scan_killed_outright(model, tmp_path, media
     folder = tmp_path / "v"
     folder.mkdir()
     (folder / "hang.mp4").write_bytes(media["face"].read_bytes())
-    code = ("import sys; sys.path.insert(0, sys.argv[3]); import truthnet; from fault_decoders import faulty; "
-            "from truthnet.collect import collect_files; from truthnet.scanning import Scanner; from truthnet.store import Store; "
-            "Scanner(truthnet.load_classifier(sys.argv[1]), Store(sys.argv[2]), workers=1, timeout=600, "
-            "decode_fn=faulty).scan(collect_files([sys.argv[4]]).files)")
-    scan = subprocess.Popen([sys.executable, "-c", code, model, str(tmp_path / "r.sqlite"), str(Path(__file__).parent),
-                             str(folder)], env=child_env(), stderr=subprocess.DEVNULL)
+    scan = start_faulty_scan(model, tmp_path / "r.sqlite", folder, workers=1)
 
     def workers() -> list[int]:
         out = []
         for d in Path("/proc").iterdir():
             try:
                 if d.name.isdigit() and b"truthnet.decode.worker" in (d / "cmdline").read_bytes():
-                    if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == scan.pid:
+                    if parent_pid(int(d.name)) == scan.pid:
                         out.append(int(d.name))
             except OSError:
                 continue
@@ -324,10 +319,4 @@ def test_no_decode_worker_outlives_a_scan_killed_outright(model, tmp_path, media
         scan.kill()
         scan.wait()
 
-    def gone(pid: int) -> bool:
-        try:
-            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-        except OSError:
-            return True
-
-    wait_until(lambda: all(gone(p) for p in pids), timeout=60, what="the orphaned decode worker to exit")
+    wait_until(lambda: all(process_gone(p) for p in pids), timeout=60, what="the orphaned decode worker to exit")

@@ -261,12 +261,13 @@ class _Template:
 
     def close(self, *, kill: bool = False) -> None:
         """Stop it (and any worker of it still running); ``kill``: at once (it forked none)."""
-        try:
-            if kill:
-                raise ProcessLookupError
-            self.conn.send(None)
-            self.proc.wait(2)
-        except Exception:
+        if not kill:
+            try:
+                self.conn.send(None)
+                self.proc.wait(2)
+            except Exception:
+                kill = True
+        if kill:
             self.proc.kill()
             self.proc.wait()
         self.conn.close()
